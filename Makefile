@@ -1,0 +1,49 @@
+# Two commands for a fresh machine:
+#   make run   - set up and start the bench station (simulated hardware) on http://127.0.0.1:8080
+#   make test  - set up and run every check and test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check lint typecheck pytest bench bench-smoke system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/pev-charger run --sim
+
+# Debian's chromium (page tests) and zbar-tools (QR decoding), installed when missing and we are root.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v zbarimg >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools >/dev/null) \
+	      || echo "warning: could not install chromium/zbar-tools; browser tests will be skipped"; \
+	  else echo "warning: chromium or zbarimg missing and not root; browser tests will be skipped"; fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) system-deps
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest bench-smoke
+
+# Benchmarks: the full run (minutes) and the smoke run that tests include (seconds).
+bench: $(STAMP)
+	$(BIN)/python -m bench all
+
+bench-smoke: $(STAMP)
+	@if [ -f bench/__main__.py ]; then $(BIN)/python -m bench all --smoke; fi
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,240 @@
+"""PEV Link framing: lines, checksum, and a bounded line buffer.
+
+A line is ``$`` KIND SEQ SP NAME *(SP KEY=VALUE) ``*`` CRC ``\\r\\n``, printable ASCII only.
+The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
+XOR) over every character after ``$`` up to and excluding ``*``; it is written as four uppercase
+hexadecimal digits and accepted in either case. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass
+
+from firmware.pevlink.errors import ErrorCode, ProtocolError
+
+MAX_LINE_BYTES = 200
+"""Longest line including ``$`` and the ``\\r\\n`` terminator."""
+
+START = ord("$")
+CRC_MARK = ord("*")
+KINDS = ("Q", "R", "N")
+"""Request (expects a reply), Reply (echoes the request's sequence), Notice (no reply)."""
+
+_NAME = re.compile(r"[A-Z][A-Z0-9]{0,7}\Z")
+_KEY = re.compile(r"[a-z][a-z0-9_]{0,11}\Z")
+_HEX2 = re.compile(r"[0-9A-Fa-f]{2}\Z")
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}\Z")
+_SAFE_VALUE = re.compile(rb"[!#&'()+,\-./0-9:;<>?@A-Z\[\]^_`a-z{|}~]")
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE: ``crc16(b"123456789") == 0x29B1``."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A line split into its parts; values are still text (percent-decoded)."""
+
+    kind: str
+    seq: int
+    name: str
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def get(self, key: str) -> str | None:
+        for k, v in self.fields:
+            if k == key:
+                return v
+        return None
+
+
+def quote(value: str) -> str:
+    """Percent-encode everything that is not a safe printable character (UTF-8 first)."""
+    out: list[str] = []
+    for byte in value.encode("utf-8"):
+        if _SAFE_VALUE.fullmatch(bytes([byte])):
+            out.append(chr(byte))
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def unquote(value: str, key: str = "") -> str:
+    raw = bytearray()
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "%":
+            pair = value[i + 1 : i + 3]
+            if not _HEX2.match(pair):
+                raise ProtocolError(
+                    ErrorCode.WRONG_TYPE,
+                    f"bad percent escape in {key or 'value'}",
+                    field=key or None,
+                )
+            raw.append(int(pair, 16))
+            i += 3
+        else:
+            raw.append(ord(ch))
+            i += 1
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            ErrorCode.WRONG_TYPE, f"{key or 'value'} is not UTF-8", field=key or None
+        ) from exc
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Serialise a frame to a complete line with checksum and terminator."""
+    if frame.kind not in KINDS:
+        raise ValueError(f"unknown kind {frame.kind!r}")
+    if not 0 <= frame.seq <= 0xFF:
+        raise ValueError("sequence number must be 0..255")
+    if not _NAME.match(frame.name):
+        raise ValueError(f"bad message name {frame.name!r}")
+    parts = [f"{frame.kind}{frame.seq:02X}", frame.name]
+    for key, value in frame.fields:
+        if not _KEY.match(key):
+            raise ValueError(f"bad field key {key!r}")
+        parts.append(f"{key}={quote(value)}")
+    body = " ".join(parts).encode("ascii")
+    line = b"$" + body + b"*" + f"{crc16(body):04X}".encode("ascii") + b"\r\n"
+    if len(line) > MAX_LINE_BYTES:
+        raise ValueError(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+    return line
+
+
+def parse_frame(line: bytes) -> Frame:
+    """Split one line (with or without its terminator) into a :class:`Frame`.
+
+    Raises :class:`ProtocolError` with a 1xx code for framing errors; the ``seq`` is set only once
+    the checksum has been verified, because an unverified sequence number must not be answered.
+    """
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError(ErrorCode.TOO_LONG, f"{len(line)} bytes, limit {MAX_LINE_BYTES}")
+    text = line
+    if text.endswith(b"\n"):
+        text = text[:-1]
+        if text.endswith(b"\r"):
+            text = text[:-1]
+    if not text.startswith(b"$"):
+        raise ProtocolError(ErrorCode.MALFORMED, "line does not start with '$'")
+    for byte in text:
+        if byte < 0x20 or byte > 0x7E:
+            raise ProtocolError(ErrorCode.CHARSET, f"byte 0x{byte:02X} is not printable ASCII")
+    star = text.rfind(b"*")
+    if star < 0:
+        raise ProtocolError(ErrorCode.TRUNCATED, "no '*' checksum marker")
+    body, crc_text = text[1:star], text[star + 1 :].decode("ascii")
+    if len(crc_text) < 4 and all(c in "0123456789abcdefABCDEF" for c in crc_text):
+        raise ProtocolError(ErrorCode.TRUNCATED, "checksum is incomplete")
+    if not _HEX4.match(crc_text):
+        raise ProtocolError(ErrorCode.MALFORMED, "checksum must be four hexadecimal digits")
+    expected = crc16(body)
+    if int(crc_text, 16) != expected:
+        raise ProtocolError(ErrorCode.CHECKSUM, f"got {crc_text.upper()}, computed {expected:04X}")
+    return _split_body(body.decode("ascii"))
+
+
+def _split_body(body: str) -> Frame:
+    tokens = body.split(" ")
+    head = tokens[0]
+    if len(head) < 1 or head[0] not in KINDS:
+        raise ProtocolError(ErrorCode.UNKNOWN_KIND, f"kind {head[:1]!r} is not Q, R or N")
+    kind = head[0]
+    if not _HEX2.match(head[1:]):
+        raise ProtocolError(ErrorCode.BAD_SEQUENCE, f"sequence {head[1:]!r} is not two hex digits")
+    seq = int(head[1:], 16)
+    if len(tokens) < 2 or not _NAME.match(tokens[1]):
+        raise ProtocolError(ErrorCode.MALFORMED, "missing or invalid message name").with_frame(
+            seq, kind, None
+        )
+    name = tokens[1]
+    fields: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    try:
+        for token in tokens[2:]:
+            key, sep, value = token.partition("=")
+            if not sep or not _KEY.match(key):
+                raise ProtocolError(ErrorCode.MALFORMED, f"field {token[:16]!r} is not key=value")
+            if key in seen:
+                raise ProtocolError(ErrorCode.DUPLICATE_FIELD, f"{key} appears twice", field=key)
+            seen.add(key)
+            fields.append((key, unquote(value, key)))
+    except ProtocolError as exc:
+        raise exc.with_frame(seq, kind, name) from None
+    return Frame(kind, seq, name, tuple(fields))
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """A framing problem found while assembling lines from a byte stream."""
+
+    code: ErrorCode
+    detail: str
+    data: bytes
+
+
+class LineBuffer:
+    """Assembles lines from arbitrary chunks of bytes with bounded memory.
+
+    Bytes before a ``$`` are noise and are dropped; a ``$`` in the middle of a line restarts the
+    line (the half line is reported as truncated); a line that grows past :data:`MAX_LINE_BYTES`
+    without a terminator is reported once and the rest of it is discarded up to the next
+    terminator or ``$``.
+    The buffer never holds more than ``MAX_LINE_BYTES`` bytes.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self._max = max_line
+        self._buf = bytearray()
+        self._in_line = False
+        self._discarding = False
+        self.noise_bytes = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes | LineError]:
+        """Returns complete lines (terminator included) and framing errors, in arrival order."""
+        out: list[bytes | LineError] = []
+        for byte in data:
+            if byte == START:
+                if self._in_line and self._buf:
+                    out.append(
+                        LineError(
+                            ErrorCode.TRUNCATED, "new '$' before terminator", bytes(self._buf)
+                        )
+                    )
+                self._buf = bytearray(b"$")
+                self._in_line = True
+                self._discarding = False
+                continue
+            if self._discarding:
+                if byte == 0x0A:
+                    self._discarding = False
+                continue
+            if not self._in_line:
+                self.noise_bytes += 1
+                continue
+            self._buf.append(byte)
+            if byte == 0x0A:
+                out.append(bytes(self._buf))
+                self._buf = bytearray()
+                self._in_line = False
+            elif len(self._buf) >= self._max:
+                out.append(
+                    LineError(
+                        ErrorCode.TOO_LONG,
+                        f"no terminator within {self._max} bytes",
+                        bytes(self._buf[:32]),
+                    )
+                )
+                self._buf = bytearray()
+                self._in_line = False
+                self._discarding = True
+        return out
