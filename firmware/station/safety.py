@@ -1,0 +1,160 @@
+"""The safety rules: pure functions of what a port knows, so every fault path is testable alone.
+
+The supervisor (firmware/station/station.py) calls :meth:`PortGuard.check` every poll period with a
+fresh sensor reading; a returned :class:`Trip` makes it open the relay at once. Thermal derating
+(:func:`thermal_factor`) lowers a grant in steps before the hard stop, with hysteresis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.pevlink.messages import STOP_FLAGS, BmsFlag
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyConfig:
+    overcurrent_margin_a: float = 0.2
+    overcurrent_margin_frac: float = 0.10
+    overcurrent_debounce_s: float = 0.2
+    hard_current_factor: float = 1.25
+    overvoltage_margin_v: float = 0.5
+    overvoltage_margin_frac: float = 0.02
+    verify_margin_v: float = 1.0
+    verify_margin_frac: float = 0.03
+    disconnect_current_a: float = 0.05
+    disconnect_debounce_s: float = 0.5
+    thermal_derate_start_c: float = 5.0
+    """Derating begins this far below the top of the vehicle's charge window."""
+    thermal_hysteresis_c: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """A reason to open the relay now. ``code`` is a PEV Link fault code."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the live session allows on this port."""
+
+    grant_a: float
+    port_max_a: float
+    v_max_v: float
+    v_min_v: float
+    t_min_c: float
+    t_max_c: float
+
+
+@dataclass(slots=True)
+class GuardState:
+    over_since: float | None = None
+    vanished_since: float | None = None
+
+
+def overcurrent_threshold(cfg: SafetyConfig, grant_a: float) -> float:
+    return grant_a + max(cfg.overcurrent_margin_a, cfg.overcurrent_margin_frac * grant_a)
+
+
+def check_overcurrent(
+    cfg: SafetyConfig, state: GuardState, limits: Limits, current_a: float, now: float
+) -> Trip | None:
+    if current_a > limits.port_max_a * cfg.hard_current_factor:
+        return Trip(
+            "overcurrent",
+            f"Current {current_a:.2f} A is far above the port's {limits.port_max_a:.1f} A limit",
+        )
+    if current_a > overcurrent_threshold(cfg, limits.grant_a):
+        if state.over_since is None:
+            state.over_since = now
+        if now - state.over_since >= cfg.overcurrent_debounce_s:
+            return Trip(
+                "overcurrent",
+                f"The vehicle drew {current_a:.2f} A, more than the {limits.grant_a:.2f} A granted",
+            )
+    else:
+        state.over_since = None
+    return None
+
+
+def check_overvoltage(cfg: SafetyConfig, limits: Limits, voltage_v: float) -> Trip | None:
+    margin = max(cfg.overvoltage_margin_v, cfg.overvoltage_margin_frac * limits.v_max_v)
+    if voltage_v > limits.v_max_v + margin:
+        return Trip(
+            "overvoltage",
+            f"Port voltage {voltage_v:.1f} V is above the battery's {limits.v_max_v:.1f} V maximum",
+        )
+    return None
+
+
+def check_temperature(limits: Limits, temperature_c: float) -> Trip | None:
+    if temperature_c > limits.t_max_c:
+        return Trip(
+            "overtemp",
+            f"Battery at {temperature_c:.0f} °C, above its {limits.t_max_c:.0f} °C charging limit",
+        )
+    if temperature_c < limits.t_min_c:
+        return Trip(
+            "undertemp",
+            f"Battery at {temperature_c:.0f} °C, below its {limits.t_min_c:.0f} °C charging limit",
+        )
+    return None
+
+
+def check_vehicle_flags(flags: int) -> Trip | None:
+    bad = BmsFlag(flags) & STOP_FLAGS
+    if not bad:
+        return None
+    if bad & BmsFlag.OVER_TEMP:
+        return Trip("overtemp", "The vehicle's battery reports it is too hot")
+    if bad & BmsFlag.UNDER_TEMP:
+        return Trip("undertemp", "The vehicle's battery reports it is too cold")
+    if bad & BmsFlag.CELL_OV:
+        return Trip("cellov", "The vehicle's battery reports a cell over its maximum voltage")
+    return Trip("bms", "The vehicle's battery management system stopped the charge")
+
+
+def check_disconnect(
+    cfg: SafetyConfig,
+    state: GuardState,
+    measured_a: float,
+    vehicle_says_charging: bool,
+    now: float,
+) -> Trip | None:
+    """Current vanished while the vehicle still reports charging: a cable or contact opened."""
+    if vehicle_says_charging and measured_a < cfg.disconnect_current_a:
+        if state.vanished_since is None:
+            state.vanished_since = now
+        if now - state.vanished_since >= cfg.disconnect_debounce_s:
+            return Trip("disconnect", "The charging current stopped: the cable may be unplugged")
+    else:
+        state.vanished_since = None
+    return None
+
+
+def voltage_matches(cfg: SafetyConfig, measured_v: float, declared_v: float) -> bool:
+    margin = max(cfg.verify_margin_v, cfg.verify_margin_frac * declared_v)
+    return abs(measured_v - declared_v) <= margin
+
+
+def thermal_factor(
+    cfg: SafetyConfig, t_max_c: float, temperature_c: float, previous: float
+) -> float:
+    """Grant multiplier near the top of the temperature window: 1, 1/2, 1/4, with hysteresis.
+
+    Steps at ``t_max - start`` (half) and ``t_max - start/2`` (quarter), as OpenEVSE stages its
+    own temperature; a step is undone only once the battery is ``hysteresis`` below it.
+    """
+    half_at = t_max_c - cfg.thermal_derate_start_c
+    quarter_at = t_max_c - cfg.thermal_derate_start_c / 2
+    hyst = cfg.thermal_hysteresis_c
+    if temperature_c >= quarter_at:
+        return 0.25
+    if temperature_c >= half_at:
+        return 0.25 if previous <= 0.25 and temperature_c > quarter_at - hyst else 0.5
+    if previous < 1.0 and temperature_c > half_at - hyst:
+        return previous if previous == 0.5 else 0.5
+    return 1.0
