@@ -1,0 +1,259 @@
+"""The hardware port map: parsed from TOML, validated, with errors that name file, port and key.
+
+[hal]
+backend = "pi"            # "pi" or "sim"
+watchdog_gpio = 4
+watchdog_hold_s = 0.1
+
+[[ports]]
+id = 1
+sensor = "INA228"         # "INA219" (bus input to 26 V) or "INA228" (to 85 V)
+i2c_bus = 1
+i2c_address = 0x40
+shunt_ohms = 0.015
+relay_gpio = 17
+relay_active_high = true
+uart = "/dev/ttyAMA0"
+baud = 115200
+max_current_a = 5.0
+min_voltage_v = 12.0
+max_voltage_v = 84.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hal.errors import ConfigError
+
+SENSOR_LIMIT_V = {"INA219": 26.0, "INA228": 85.0}
+BACKENDS = ("sim", "pi")
+RESERVED_GPIO = {0, 1, 2, 3, 14, 15}
+"""ID EEPROM (0, 1), I2C1 (2, 3) and UART0 (14, 15) on the 40-pin header."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortConfig:
+    id: int
+    sensor: str = "INA228"
+    i2c_bus: int = 1
+    i2c_address: int = 0x40
+    shunt_ohms: float = 0.015
+    bus_range_v: int = 32
+    gain: int = 8
+    relay_gpio: int = 17
+    relay_active_high: bool = True
+    uart: str = ""
+    baud: int = 115200
+    max_current_a: float = 5.0
+    min_voltage_v: float = 12.0
+    max_voltage_v: float = 84.0
+
+
+@dataclass(frozen=True, slots=True)
+class HalConfig:
+    backend: str = "sim"
+    watchdog_gpio: int = 4
+    watchdog_hold_s: float = 0.1
+    ports: tuple[PortConfig, ...] = field(default_factory=tuple)
+    source: str = "<defaults>"
+
+
+_PORT_TYPES: dict[str, type] = {
+    "id": int,
+    "sensor": str,
+    "i2c_bus": int,
+    "i2c_address": int,
+    "shunt_ohms": float,
+    "bus_range_v": int,
+    "gain": int,
+    "relay_gpio": int,
+    "relay_active_high": bool,
+    "uart": str,
+    "baud": int,
+    "max_current_a": float,
+    "min_voltage_v": float,
+    "max_voltage_v": float,
+}
+_HAL_TYPES: dict[str, type] = {"backend": str, "watchdog_gpio": int, "watchdog_hold_s": float}
+
+
+def _check_type(where: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool):
+        raise ConfigError(f"{where} must be a whole number, not {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where} must be {kind.__name__}, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _port(source: str, index: int, table: Any) -> PortConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: ports[{index}] must be a table")
+    label = f"port {table.get('id', f'#{index + 1}')}"
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _PORT_TYPES:
+            raise ConfigError(f"{source}: {label}: unknown key '{key}'")
+        values[key] = _check_type(f"{source}: {label}: {key}", value, _PORT_TYPES[key])
+    if "id" not in values:
+        raise ConfigError(f"{source}: ports[{index}]: missing key 'id'")
+    port = PortConfig(**values)
+    where = f"{source}: port {port.id}"
+    if not 1 <= port.id <= 99:
+        raise ConfigError(f"{where}: id must be 1..99")
+    if port.sensor not in SENSOR_LIMIT_V:
+        raise ConfigError(f"{where}: sensor '{port.sensor}' is not INA219 or INA228")
+    if not 0x40 <= port.i2c_address <= 0x4F:
+        raise ConfigError(
+            f"{where}: i2c_address 0x{port.i2c_address:02X} is outside 0x40..0x4F "
+            f"(the {port.sensor}'s address pins select one of 16)"
+        )
+    if not 0 < port.shunt_ohms <= 10:
+        raise ConfigError(f"{where}: shunt_ohms must be above 0 and at most 10")
+    if port.sensor == "INA219":
+        if port.bus_range_v not in (16, 32):
+            raise ConfigError(f"{where}: bus_range_v must be 16 or 32")
+        if port.gain not in (1, 2, 4, 8):
+            raise ConfigError(f"{where}: gain must be 1, 2, 4 or 8")
+        shunt_max_a = 0.04 * port.gain / port.shunt_ohms
+    else:
+        shunt_max_a = 0.16384 / port.shunt_ohms
+    if not 0 < port.max_current_a <= 50:
+        raise ConfigError(f"{where}: max_current_a must be above 0 and at most 50")
+    if port.max_current_a > shunt_max_a:
+        raise ConfigError(
+            f"{where}: max_current_a {port.max_current_a:g} A is beyond what a "
+            f"{port.shunt_ohms:g} Ω shunt lets the {port.sensor} measure ({shunt_max_a:.2f} A)"
+        )
+    limit = SENSOR_LIMIT_V[port.sensor]
+    if port.max_voltage_v > limit:
+        raise ConfigError(
+            f"{where}: max_voltage_v {port.max_voltage_v:g} V is above what the {port.sensor} can "
+            f"measure ({limit:g} V); use an INA228 (85 V) or lower the port's limit"
+        )
+    if not 0 < port.min_voltage_v < port.max_voltage_v:
+        raise ConfigError(f"{where}: need 0 < min_voltage_v < max_voltage_v")
+    if not 0 <= port.relay_gpio <= 27:
+        raise ConfigError(f"{where}: relay_gpio {port.relay_gpio} is not a BCM GPIO (0..27)")
+    if port.baud not in (9600, 19200, 38400, 57600, 115200, 230400):
+        raise ConfigError(f"{where}: baud {port.baud} is not a standard rate")
+    return port
+
+
+def parse_hal_config(data: dict[str, Any], source: str = "<config>") -> HalConfig:
+    """``data`` holds the ``hal`` table and the ``ports`` array of a parsed TOML document."""
+    hal = data.get("hal", {})
+    if not isinstance(hal, dict):
+        raise ConfigError(f"{source}: [hal] must be a table")
+    values: dict[str, Any] = {"source": source}
+    for key, value in hal.items():
+        if key not in _HAL_TYPES:
+            raise ConfigError(f"{source}: [hal]: unknown key '{key}'")
+        values[key] = _check_type(f"{source}: [hal]: {key}", value, _HAL_TYPES[key])
+    backend = values.get("backend", "sim")
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"{source}: [hal]: backend '{backend}' is not one of {', '.join(BACKENDS)}"
+        )
+    if not 0.01 <= values.get("watchdog_hold_s", 0.1) <= 2.0:
+        raise ConfigError(f"{source}: [hal]: watchdog_hold_s must be 0.01..2")
+    raw_ports = data.get("ports", [])
+    if not isinstance(raw_ports, list) or not raw_ports:
+        raise ConfigError(f"{source}: at least one [[ports]] table is needed")
+    ports = tuple(_port(source, i, table) for i, table in enumerate(raw_ports))
+    _check_unique(source, ports, backend, values.get("watchdog_gpio", 4))
+    return HalConfig(ports=ports, **values)
+
+
+def _check_unique(source: str, ports: tuple[PortConfig, ...], backend: str, wd_gpio: int) -> None:
+    ids: set[int] = set()
+    addresses: dict[tuple[int, int], int] = {}
+    gpios: dict[int, str] = {wd_gpio: "the watchdog"}
+    uarts: dict[str, int] = {}
+    for port in ports:
+        where = f"{source}: port {port.id}"
+        if port.id in ids:
+            raise ConfigError(f"{where}: duplicate port id")
+        ids.add(port.id)
+        key = (port.i2c_bus, port.i2c_address)
+        if key in addresses:
+            raise ConfigError(
+                f"{where}: i2c_address 0x{port.i2c_address:02X} on bus {port.i2c_bus} is already "
+                f"used by port {addresses[key]}"
+            )
+        addresses[key] = port.id
+        if port.relay_gpio in gpios:
+            raise ConfigError(
+                f"{where}: relay_gpio {port.relay_gpio} is already used by {gpios[port.relay_gpio]}"
+            )
+        if backend == "pi" and port.relay_gpio in RESERVED_GPIO:
+            raise ConfigError(
+                f"{where}: relay_gpio {port.relay_gpio} is reserved (ID EEPROM, I2C1 or UART0)"
+            )
+        gpios[port.relay_gpio] = f"port {port.id}"
+        if backend == "pi":
+            if not port.uart:
+                raise ConfigError(f"{where}: missing key 'uart' (the port's serial device)")
+            if not Path(port.uart).exists():
+                raise ConfigError(f"{where}: uart device {port.uart} does not exist")
+            if port.uart in uarts:
+                raise ConfigError(
+                    f"{where}: uart {port.uart} is already used by port {uarts[port.uart]}"
+                )
+            uarts[port.uart] = port.id
+
+
+def load_hal_config(path: str | Path) -> HalConfig:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_hal_config(data, str(path))
+
+
+def bench_config(n_ports: int = 4) -> HalConfig:
+    """Simulated ports. Every fourth port (3, 7, ...) has an INA219 for small packs (to 25.5 V);
+    the others have INA228s for packs to 84 V, so the station is always tested against both."""
+    ports = []
+    for index in range(n_ports):
+        port_id = index + 1
+        if port_id % 4 == 3:
+            ports.append(
+                PortConfig(
+                    id=port_id,
+                    sensor="INA219",
+                    i2c_address=0x40 + index,
+                    shunt_ohms=0.05,
+                    relay_gpio=5 + index,
+                    max_current_a=5.0,
+                    min_voltage_v=6.0,
+                    max_voltage_v=25.5,
+                )
+            )
+        else:
+            ports.append(
+                PortConfig(
+                    id=port_id,
+                    sensor="INA228",
+                    i2c_address=0x40 + index,
+                    shunt_ohms=0.015,
+                    relay_gpio=5 + index,
+                    max_current_a=5.0,
+                    min_voltage_v=12.0,
+                    max_voltage_v=84.0,
+                )
+            )
+    return HalConfig(backend="sim", ports=tuple(ports), source="<bench>")
+
+
+def default_bench_config() -> HalConfig:
+    return bench_config(4)

@@ -1,0 +1,31 @@
+"""The hardware layer's errors. Each also inherits the builtin it resembles."""
+
+from __future__ import annotations
+
+
+class HalError(Exception):
+    """Base of every hardware-layer error."""
+
+
+class SensorError(HalError, OSError):
+    """A power monitor could not be read; the station treats it as a port fault."""
+
+
+class ImplausibleReading(SensorError):
+    """The sensor answered, but with a value that cannot be trusted (overflow, out of range)."""
+
+
+class RelayError(HalError, OSError):
+    """A relay could not be driven."""
+
+
+class SerialLinkError(HalError, OSError):
+    """A serial port could not be opened or used."""
+
+
+class ConfigError(HalError, ValueError):
+    """A hardware configuration that cannot be used; the message names file, port and key."""
+
+
+class BackendUnavailable(HalError, ImportError):
+    """A backend's packages are not installed (for example the Pi backend on a laptop)."""

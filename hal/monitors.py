@@ -1,0 +1,184 @@
+"""Power monitors built on the adafruit drivers, for any busio-style bus.
+
+The same classes run on a Raspberry Pi (over its I2C bus) and on the bench (over
+:class:`hal.sim.i2c.SimI2C`), so the driver code the station depends on is the code the tests run.
+On real hardware the blocking I2C transfers go to a worker thread; on the bench they run inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from hal.clock import Clock
+from hal.errors import BackendUnavailable, ImplausibleReading, SensorError
+from hal.interfaces import PowerMonitor, PowerReading
+
+INA219_GAIN_RANGE_V = {1: 0.04, 2: 0.08, 4: 0.16, 8: 0.32}
+
+
+def ina219_calibration(shunt_ohms: float, max_current_a: float) -> tuple[int, float]:
+    """(calibration register, current LSB in A) per the datasheet's equations 1 and 2."""
+    current_lsb = max_current_a / 32768
+    cal = math.trunc(0.04096 / (current_lsb * shunt_ohms))
+    if cal > 0xFFFE:
+        cal = 0xFFFE
+        current_lsb = 0.04096 / (cal * shunt_ohms)
+    cal &= 0xFFFE
+    return cal, current_lsb
+
+
+def _import_driver(module: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"{module} is not installed: pip install 'pev-charger[pi]'"
+        ) from exc
+
+
+class _DriverMonitor(PowerMonitor):
+    def __init__(self, clock: Clock, *, address: int, inline: bool) -> None:
+        self._clock = clock
+        self.address = address
+        self._inline = inline
+        self._driver: Any = None
+
+    async def read(self) -> PowerReading:
+        try:
+            if self._inline:
+                volts, amps, watts, overflow = self._read_blocking()
+            else:
+                volts, amps, watts, overflow = await asyncio.to_thread(self._read_blocking)
+        except OSError as exc:
+            raise SensorError(
+                f"{self.part} at 0x{self.address:02X}: I2C read failed: {exc}"
+            ) from exc
+        except (ValueError, RuntimeError) as exc:
+            raise SensorError(f"{self.part} at 0x{self.address:02X}: {exc}") from exc
+        for name, value in (("voltage", volts), ("current", amps), ("power", watts)):
+            if not math.isfinite(value):
+                raise ImplausibleReading(f"{self.part} at 0x{self.address:02X}: {name} is {value}")
+        if overflow:
+            raise ImplausibleReading(
+                f"{self.part} at 0x{self.address:02X}: overflow flag set "
+                f"(current beyond the shunt range, {amps:.2f} A read)"
+            )
+        if volts > self.max_bus_voltage_v:
+            raise ImplausibleReading(
+                f"{self.part} at 0x{self.address:02X}: {volts:.2f} V is above the part's "
+                f"{self.max_bus_voltage_v:g} V input limit; the reading cannot be trusted"
+            )
+        return PowerReading(volts, amps, watts, overflow, self._clock.monotonic())
+
+    def _read_blocking(self) -> tuple[float, float, float, bool]:
+        raise NotImplementedError
+
+
+class Ina219Monitor(_DriverMonitor):
+    """INA219: bus input to 26 V (the "32 V range" is only a register setting)."""
+
+    part = "INA219"
+    max_bus_voltage_v = 26.0
+
+    def __init__(
+        self,
+        i2c: Any,
+        clock: Clock,
+        *,
+        address: int = 0x40,
+        shunt_ohms: float = 0.1,
+        max_current_a: float = 3.2,
+        bus_range_v: int = 32,
+        gain: int = 8,
+        inline: bool = False,
+    ) -> None:
+        super().__init__(clock, address=address, inline=inline)
+        driver_module = _import_driver("adafruit_ina219")
+        self.shunt_ohms = shunt_ohms
+        self.max_current_a = max_current_a
+        self.bus_range_v = bus_range_v
+        self.gain = gain
+        try:
+            driver = driver_module.INA219(i2c, address)
+            driver.bus_voltage_range = 1 if bus_range_v == 32 else 0
+            driver.gain = {1: 0, 2: 1, 4: 2, 8: 3}[gain]
+            driver.bus_adc_resolution = driver_module.ADCResolution.ADCRES_12BIT_1S
+            driver.shunt_adc_resolution = driver_module.ADCResolution.ADCRES_12BIT_1S
+            cal, current_lsb = ina219_calibration(shunt_ohms, max_current_a)
+            driver._current_lsb = current_lsb * 1000.0  # the driver reports milliamps
+            driver._power_lsb = current_lsb * 20.0
+            driver.calibration = cal
+        except OSError as exc:
+            raise SensorError(f"INA219 at 0x{address:02X} does not answer: {exc}") from exc
+        self._driver = driver
+        self.calibration = cal
+
+    def _read_blocking(self) -> tuple[float, float, float, bool]:
+        d = self._driver
+        volts = float(d.bus_voltage)
+        overflow = bool(d.overflow)
+        amps = float(d.current) / 1000.0
+        watts = float(d.power)
+        return volts, amps, watts, overflow
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "part": self.part,
+            "address": f"0x{self.address:02X}",
+            "bus_range_v": self.bus_range_v,
+            "input_limit_v": self.max_bus_voltage_v,
+            "gain": f"/{self.gain} (±{INA219_GAIN_RANGE_V[self.gain] * 1000:g} mV)",
+            "conversion": "12-bit, 532 µs",
+            "shunt_ohms": self.shunt_ohms,
+            "max_current_a": self.max_current_a,
+            "calibration": self.calibration,
+        }
+
+
+class Ina228Monitor(_DriverMonitor):
+    """INA228: 20-bit, bus input to 85 V, for the packs most light vehicles carry."""
+
+    part = "INA228"
+    max_bus_voltage_v = 85.0
+
+    def __init__(
+        self,
+        i2c: Any,
+        clock: Clock,
+        *,
+        address: int = 0x40,
+        shunt_ohms: float = 0.015,
+        max_current_a: float = 10.0,
+        inline: bool = False,
+    ) -> None:
+        super().__init__(clock, address=address, inline=inline)
+        driver_module = _import_driver("adafruit_ina228")
+        self.shunt_ohms = shunt_ohms
+        self.max_current_a = max_current_a
+        try:
+            driver = driver_module.INA228(i2c, address)
+            driver.set_calibration(shunt_ohms, max_current_a)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise SensorError(f"INA228 at 0x{address:02X} does not answer: {exc}") from exc
+        self._driver = driver
+
+    def _read_blocking(self) -> tuple[float, float, float, bool]:
+        d = self._driver
+        volts = float(d.bus_voltage)
+        amps = float(d.current)
+        watts = float(d.power)
+        overflow = bool(d.alert_flags["MATHOF"])
+        return volts, amps, watts, overflow
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "part": self.part,
+            "address": f"0x{self.address:02X}",
+            "input_limit_v": self.max_bus_voltage_v,
+            "adc_range": "±163.84 mV",
+            "conversion": "20-bit, bus 150 µs, shunt 280 µs, 16 samples averaged",
+            "shunt_ohms": self.shunt_ohms,
+            "max_current_a": self.max_current_a,
+        }

@@ -1,0 +1,65 @@
+"""Builds the Raspberry Pi hardware: I2C sensors, GPIO relays, the watchdog pin, UARTs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hal.clock import Clock
+from hal.config import HalConfig
+from hal.errors import BackendUnavailable
+from hal.factory import Hardware, PortHardware
+from hal.interfaces import PowerMonitor
+from hal.monitors import Ina219Monitor, Ina228Monitor
+from hal.pi.gpio import GpioRelay, GpioWatchdog, load_gpio
+from hal.serial_link import PySerialLink
+
+
+def open_i2c(bus_number: int) -> Any:
+    """The Pi's I2C bus as a busio object (Blinka), which the adafruit drivers take."""
+    try:
+        from adafruit_blinka.microcontroller.generic_linux.i2c import I2C as LinuxI2C  # noqa: N811
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"the adafruit I2C stack is not installed ({exc}): pip install 'pev-charger[pi]'"
+        ) from exc
+    import busio
+
+    bus = busio.I2C.__new__(busio.I2C)
+    bus._i2c = LinuxI2C(bus_number, mode=LinuxI2C.MASTER, baudrate=400_000)
+    return bus
+
+
+def build(config: HalConfig, clock: Clock) -> Hardware:
+    import serial
+
+    gpio = load_gpio()
+    watchdog = GpioWatchdog(gpio, config.watchdog_gpio, config.watchdog_hold_s)
+    buses: dict[int, Any] = {}
+    ports: dict[int, PortHardware] = {}
+    for port in config.ports:
+        relay = GpioRelay(gpio, port.relay_gpio, active_high=port.relay_active_high)
+        bus = buses.get(port.i2c_bus)
+        if bus is None:
+            bus = buses[port.i2c_bus] = open_i2c(port.i2c_bus)
+        monitor: PowerMonitor
+        if port.sensor == "INA219":
+            monitor = Ina219Monitor(
+                bus,
+                clock,
+                address=port.i2c_address,
+                shunt_ohms=port.shunt_ohms,
+                max_current_a=port.max_current_a,
+                bus_range_v=port.bus_range_v,
+                gain=port.gain,
+            )
+        else:
+            monitor = Ina228Monitor(
+                bus,
+                clock,
+                address=port.i2c_address,
+                shunt_ohms=port.shunt_ohms,
+                max_current_a=port.max_current_a,
+            )
+        uart = serial.Serial(port.uart, baudrate=port.baud, timeout=0, write_timeout=0)
+        ports[port.id] = PortHardware(port.id, monitor, relay, PySerialLink(uart, port.uart))
+    return Hardware(ports=ports, watchdog=watchdog, closers=[gpio.cleanup])

@@ -1,0 +1,120 @@
+"""Serial links through pyserial, without a thread per port.
+
+The port is opened non-blocking (``timeout=0``) and its file descriptor watched with
+``loop.add_reader``, so a read costs nothing while the line is quiet. The same class serves a
+Raspberry Pi UART, a USB-serial adapter and the bench's pseudo-terminals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from typing import Any
+
+from hal.errors import SerialLinkError
+from hal.interfaces import SerialLink
+
+WRITE_TIMEOUT_S = 1.0
+
+
+def _open_error(path: str, exc: BaseException) -> SerialLinkError:
+    err = getattr(exc, "errno", None)
+    text = str(exc)
+    if (
+        err == errno.ENOENT
+        or "No such file" in text
+        or ("could not open port" in text and ("No such file" in text))
+    ):
+        return SerialLinkError(f"serial port {path} does not exist; check the device path")
+    if err == errno.EACCES or "Permission denied" in text:
+        return SerialLinkError(
+            f"permission denied on {path}: add your user to the 'dialout' group "
+            "(sudo usermod -aG dialout $USER) and log in again"
+        )
+    if err in (errno.EBUSY, errno.EAGAIN) or "busy" in text.lower() or "lock" in text.lower():
+        return SerialLinkError(f"serial port {path} is busy: another program has it open")
+    return SerialLinkError(f"cannot open serial port {path}: {text}")
+
+
+class PySerialLink(SerialLink):
+    """An async byte link over an open pyserial port (non-blocking)."""
+
+    def __init__(self, port: Any, name: str | None = None) -> None:
+        self._port = port
+        self.name = name or str(getattr(port, "port", "serial"))
+        self._closed = False
+
+    @property
+    def port(self) -> Any:
+        return self._port
+
+    async def read(self, timeout: float) -> bytes:
+        if self._closed:
+            raise SerialLinkError(f"{self.name} is closed")
+        data = self._read_now()
+        if data:
+            return data
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = self._port.fileno()
+
+        def on_readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, on_readable)
+        try:
+            await asyncio.wait_for(ready, max(0.0, timeout))
+        except TimeoutError:
+            return b""
+        finally:
+            loop.remove_reader(fd)
+        return self._read_now()
+
+    def _read_now(self) -> bytes:
+        try:
+            waiting = self._port.in_waiting
+            return bytes(self._port.read(waiting or 1)) if waiting else b""
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # the other end of a pty has gone: nothing to read
+                return b""
+            raise SerialLinkError(f"{self.name}: read failed: {exc}") from exc
+
+    async def write(self, data: bytes) -> None:
+        if self._closed:
+            raise SerialLinkError(f"{self.name} is closed")
+        view = memoryview(data)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WRITE_TIMEOUT_S
+        while view:
+            try:
+                sent = self._port.write(view) or 0
+            except OSError as exc:
+                raise SerialLinkError(f"{self.name}: write failed: {exc}") from exc
+            except Exception as exc:  # pyserial's SerialTimeoutException
+                sent = 0
+                if loop.time() > deadline:
+                    raise SerialLinkError(f"{self.name}: write timed out") from exc
+            view = view[sent:]
+            if view:
+                if loop.time() > deadline:
+                    raise SerialLinkError(f"{self.name}: write timed out")
+                await asyncio.sleep(0.001)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._port.close()
+
+
+async def open_serial(path: str, baud: int = 115200, *, exclusive: bool = True) -> PySerialLink:
+    """Open a serial device, pty or pyserial URL with clear errors for the usual problems."""
+    import serial  # pyserial is a core dependency; imported here to keep hal import light
+
+    try:
+        port = serial.serial_for_url(
+            path, baudrate=baud, timeout=0, write_timeout=0, exclusive=exclusive
+        )
+    except (OSError, serial.SerialException, ValueError) as exc:
+        raise _open_error(path, exc) from exc
+    return PySerialLink(port, path)

@@ -1,0 +1,102 @@
+"""A simulated I2C bus with the busio interface, so the real adafruit drivers run against it.
+
+Devices are register models (:class:`RegisterDevice`) at 7-bit addresses. A transfer to an absent
+address fails with ``OSError(EREMOTEIO)``, as Linux reports a missing ACK; a device can be told to
+fail its next transfers, for the sensor-error paths.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from typing import Protocol
+
+
+class RegisterDevice(Protocol):
+    def read_register(self, register: int, length: int) -> bytes: ...
+
+    def write_register(self, register: int, data: bytes) -> None: ...
+
+
+class SimI2C:
+    """busio.I2C look-alike: try_lock, unlock, writeto, readfrom_into, writeto_then_readfrom."""
+
+    def __init__(self) -> None:
+        self._devices: dict[int, RegisterDevice] = {}
+        self._pointer: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._locked = False
+        self.fail_next: dict[int, int] = {}
+        """Address -> number of transfers that will fail with EREMOTEIO (a flaky wire)."""
+        self.transfers = 0
+
+    def add_device(self, address: int, device: RegisterDevice) -> None:
+        if not 0x03 <= address <= 0x77:
+            raise ValueError(f"I2C address 0x{address:02X} is outside 0x03..0x77")
+        self._devices[address] = device
+
+    def device(self, address: int) -> RegisterDevice:
+        return self._devices[address]
+
+    # --- busio interface --------------------------------------------------------------------------
+
+    def try_lock(self) -> bool:
+        with self._lock:
+            if self._locked:
+                return False
+            self._locked = True
+            return True
+
+    def unlock(self) -> None:
+        with self._lock:
+            self._locked = False
+
+    def scan(self) -> list[int]:
+        return sorted(self._devices)
+
+    def deinit(self) -> None:
+        self._devices.clear()
+
+    def _target(self, address: int) -> RegisterDevice:
+        self.transfers += 1
+        remaining = self.fail_next.get(address, 0)
+        if remaining:
+            self.fail_next[address] = remaining - 1
+            raise OSError(errno.EREMOTEIO, "Remote I/O error")
+        device = self._devices.get(address)
+        if device is None:
+            raise OSError(errno.EREMOTEIO, "Remote I/O error")
+        return device
+
+    def writeto(
+        self, address: int, buffer: bytes | bytearray, *, start: int = 0, end: int | None = None
+    ) -> None:
+        device = self._target(address)
+        data = bytes(buffer[start:end])
+        if not data:
+            return  # an address probe
+        self._pointer[address] = data[0]
+        if len(data) > 1:
+            device.write_register(data[0], data[1:])
+
+    def readfrom_into(
+        self, address: int, buffer: bytearray, *, start: int = 0, end: int | None = None
+    ) -> None:
+        device = self._target(address)
+        stop = len(buffer) if end is None else end
+        data = device.read_register(self._pointer.get(address, 0), stop - start)
+        buffer[start:stop] = data
+
+    def writeto_then_readfrom(
+        self,
+        address: int,
+        buffer_out: bytes | bytearray,
+        buffer_in: bytearray,
+        *,
+        out_start: int = 0,
+        out_end: int | None = None,
+        in_start: int = 0,
+        in_end: int | None = None,
+    ) -> None:
+        self.writeto(address, buffer_out, start=out_start, end=out_end)
+        self.readfrom_into(address, buffer_in, start=in_start, end=in_end)

@@ -1,0 +1,99 @@
+"""The bench world: what flows through each port, given its relay and the vehicle on it.
+
+Current flows only while the relay conducts (coil on, watchdog holding, operate time passed); the
+port's sensor model then sees the vehicle's terminal voltage and current, and 0 V / 0 A otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hal.clock import Clock
+from hal.sim.i2c import SimI2C
+from hal.sim.ina219 import Ina219Model
+from hal.sim.ina228 import Ina228Model
+from hal.sim.relay import SimRelay
+from hal.sim.serial_pty import PtyCable
+
+
+class SimLoad(Protocol):
+    """What the world needs from a simulated vehicle (host/vehicle implements it)."""
+
+    def advance(self, dt_s: float, supply_closed: bool) -> None: ...
+
+    @property
+    def terminal_voltage_v(self) -> float: ...
+
+    @property
+    def current_a(self) -> float: ...
+
+
+SensorModel = Ina219Model | Ina228Model
+
+
+@dataclass
+class SimPort:
+    port_id: int
+    relay: SimRelay
+    sensor: SensorModel
+    bus: SimI2C | None = None
+    address: int = 0x40
+    cable: PtyCable | None = None
+    load: SimLoad | None = None
+    stuck_reading: tuple[float, float] | None = None
+    """Force the sensor to see (volts, amps) whatever flows: an implausible or stuck sensor."""
+    history: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+class BenchWorld:
+    def __init__(self, clock: Clock, ports: dict[int, SimPort], physics_dt_s: float = 0.05) -> None:
+        self.clock = clock
+        self.ports = ports
+        self.physics_dt_s = physics_dt_s
+        self._last = clock.monotonic()
+
+    def attach(self, port_id: int, load: SimLoad) -> None:
+        self.ports[port_id].load = load
+
+    def fail_sensor(self, port_id: int, transfers: int = 1_000_000) -> None:
+        """The port's sensor stops answering on the bus (a broken wire or a dead part)."""
+        port = self.ports[port_id]
+        if port.bus is not None:
+            port.bus.fail_next[port.address] = transfers
+
+    def detach(self, port_id: int) -> None:
+        port = self.ports[port_id]
+        port.load = None
+        self._update_sensor(port)
+
+    def step(self, dt_s: float) -> None:
+        for port in self.ports.values():
+            if port.load is not None:
+                port.load.advance(dt_s, port.relay.conducting)
+            self._update_sensor(port)
+
+    def _update_sensor(self, port: SimPort) -> None:
+        if port.stuck_reading is not None:
+            volts, amps = port.stuck_reading
+        elif port.load is not None and port.relay.conducting:
+            volts, amps = port.load.terminal_voltage_v, port.load.current_a
+        else:
+            volts, amps = 0.0, 0.0
+        port.sensor.bus_voltage_v = volts
+        port.sensor.current_a = amps
+
+    def sync(self) -> None:
+        """Advance physics to the clock's present, in steps of at most ``physics_dt_s``."""
+        now = self.clock.monotonic()
+        remaining = now - self._last
+        while remaining > 1e-9:
+            dt = min(self.physics_dt_s, remaining)
+            self.step(dt)
+            remaining -= dt
+        self._last = now
+
+    async def run(self) -> None:
+        while True:
+            self.sync()
+            await self.clock.sleep(self.physics_dt_s)
