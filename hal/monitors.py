@@ -110,7 +110,7 @@ class Ina219Monitor(_DriverMonitor):
             driver._current_lsb = current_lsb * 1000.0  # the driver reports milliamps
             driver._power_lsb = current_lsb * 20.0
             driver.calibration = cal
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise SensorError(f"INA219 at 0x{address:02X} does not answer: {exc}") from exc
         self._driver = driver
         self.calibration = cal
