@@ -1,0 +1,182 @@
+"""The station's configuration: one TOML file, validated here, with defaults for the bench.
+
+``[station]``, ``[web]``, ``[payment]`` and ``[safety]`` are the station's; ``[hal]`` and
+``[[ports]]`` are handed to :mod:`hal.config`. Every error names the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from firmware.station.safety import SafetyConfig
+from hal.config import HalConfig, default_bench_config, parse_hal_config
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentConfig:
+    enabled: bool = False
+    price_per_kwh: float = 0.40
+    session_fee: float = 0.50
+    preauth_amount: float = 10.00
+    currency: str = "EUR"
+    provider: str = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class StationConfig:
+    name: str = "pev-charger bench"
+    budget_w: float = 600.0
+    poll_period_s: float = 0.05
+    allocation_period_s: float = 1.0
+    sample_period_s: float = 5.0
+    auto_start: bool = False
+    public_url: str | None = None
+    operator_token: str | None = None
+    db_path: str = "var/pev-charger.db"
+    touchscreen_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    payment: PaymentConfig = field(default_factory=PaymentConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    hal: HalConfig = field(default_factory=default_bench_config)
+    source: str = "<defaults>"
+
+    def resolved_public_url(self) -> str:
+        """The phone page's base URL: configured, or this machine's LAN address, never loopback."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{lan_address()}:{self.http_port}"
+
+
+def lan_address() -> str:
+    """The address other devices on the LAN reach us at (no packet is sent: UDP connect only)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routing lookup only
+            address = str(probe.getsockname()[0])
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        try:
+            address = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        return socket.gethostname()
+    return address
+
+
+_STATION_KEYS = {
+    "name": str,
+    "budget_w": float,
+    "poll_period_s": float,
+    "allocation_period_s": float,
+    "sample_period_s": float,
+    "auto_start": bool,
+    "public_url": str,
+    "operator_token": str,
+    "db_path": str,
+    "touchscreen_hosts": list,
+}
+_RANGES = {
+    "budget_w": (0.0, 100_000.0),
+    "poll_period_s": (0.005, 1.0),
+    "allocation_period_s": (0.1, 60.0),
+    "sample_period_s": (0.5, 3600.0),
+}
+
+
+def _typed(source: str, table: str, key: str, value: Any, kind: type) -> Any:
+    where = f"{source}: [{table}] {key}"
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, not {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where} must be a {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _section(source: str, data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    return value
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
+    known = {"station", "web", "payment", "safety", "hal", "ports"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown top-level key '{key}'")
+    values: dict[str, Any] = {"source": source}
+    station = _section(source, data, "station")
+    for key, value in station.items():
+        if key not in _STATION_KEYS:
+            raise ConfigError(f"{source}: [station] unknown key '{key}'")
+        value = _typed(source, "station", key, value, _STATION_KEYS[key])
+        if key in _RANGES:
+            lo, hi = _RANGES[key]
+            if not lo <= value <= hi:
+                raise ConfigError(f"{source}: [station] {key} = {value} is outside {lo}..{hi}")
+        if key == "touchscreen_hosts":
+            if not all(isinstance(h, str) for h in value):
+                raise ConfigError(f"{source}: [station] touchscreen_hosts must list addresses")
+            value = tuple(value)
+        values[key] = value
+    if not values.get("operator_token"):
+        values["operator_token"] = os.environ.get("PEV_OPERATOR_TOKEN") or None
+    web = _section(source, data, "web")
+    for key, value in web.items():
+        if key == "host":
+            values["http_host"] = _typed(source, "web", key, value, str)
+        elif key == "port":
+            port = _typed(source, "web", key, value, int)
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"{source}: [web] port {port} is outside 1..65535")
+            values["http_port"] = port
+        else:
+            raise ConfigError(f"{source}: [web] unknown key '{key}'")
+    values["payment"] = _dataclass_section(source, data, "payment", PaymentConfig)
+    values["safety"] = _dataclass_section(source, data, "safety", SafetyConfig)
+    if "hal" in data or "ports" in data:
+        hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
+        values["hal"] = parse_hal_config(hal_data, source)
+    return StationConfig(**values)
+
+
+def _dataclass_section(source: str, data: dict[str, Any], name: str, cls: type[Any]) -> Any:
+    section = _section(source, data, name)
+    types = {f.name: f.type for f in fields(cls)}
+    kinds = {"bool": bool, "float": float, "str": str, "int": int}
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in types:
+            raise ConfigError(f"{source}: [{name}] unknown key '{key}'")
+        kind = kinds.get(str(types[key]), float)
+        value = _typed(source, name, key, value, kind)
+        if kind is float and value < 0:
+            raise ConfigError(f"{source}: [{name}] {key} must not be negative")
+        out[key] = value
+    return cls(**out)
+
+
+def load_config(path: str | Path) -> StationConfig:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))

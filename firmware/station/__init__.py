@@ -1,0 +1,1 @@
+"""Station logic: ports, sessions, power sharing, safety."""

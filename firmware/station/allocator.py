@@ -1,0 +1,253 @@
+"""Sharing one power budget among the vehicles that want it (docs/power-sharing.md).
+
+Grants are currents, because PEV Link grants current; each is accounted at the vehicle's maximum
+(constant-voltage) voltage, the most power that current can ever carry, so the sum of grants can
+never exceed the budget however the packs' voltages rise. Policies are pure apart from the little
+memory they keep between rounds (effective caps, turns), and take the time as an argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+ZERO_A = 0.05
+"""Currents below this are treated as zero."""
+ROTATION_PERIOD_S = 900.0
+"""How long a vehicle keeps its turn when the budget cannot cover everyone's minimum."""
+TAPER_RATIO = 0.8
+"""A vehicle measured below this fraction of its grant is not using all of it."""
+SATURATION_RATIO = 0.9
+"""A vehicle measured at or above this fraction of its grant may want more."""
+HEADROOM_MARGIN = 1.15
+HEADROOM_MARGIN_A = 0.1
+INCREASE_FACTOR = 1.5
+"""A saturated vehicle's cap grows by this factor a round until it reaches its maximum."""
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    port_id: int
+    v_max_v: float
+    i_min_a: float
+    i_max_a: float
+    requested_since: float
+    charging: bool
+    granted_a: float
+    measured_a: float | None
+    soc_pct: float | None = None
+    capacity_wh: float | None = None
+    target_soc_pct: float | None = None
+    departure_at: float | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    port_id: int
+    current_a: float
+    reason: str
+    detail: str
+
+
+class Policy(Protocol):
+    def allocate(
+        self, budget_w: float, demands: Sequence[Demand], now: float
+    ) -> dict[int, Grant]: ...
+
+
+def floor_a(amps: float) -> float:
+    """Round a current down to 10 mA: a grant never rounds up past its share."""
+    return math.floor(max(0.0, amps) * 100.0 + 1e-9) / 100.0
+
+
+def water_fill(budget_w: float, floors_w: Sequence[float], caps_w: Sequence[float]) -> list[float]:
+    """Max-min fair shares: each gets at least its floor, at most its cap, the rest evenly."""
+    shares = list(floors_w)
+    remaining = budget_w - sum(shares)
+    open_ = [i for i in range(len(shares)) if caps_w[i] > shares[i]]
+    while remaining > 1e-9 and open_:
+        level = remaining / len(open_)
+        smallest = min(caps_w[i] - shares[i] for i in open_)
+        step = min(level, smallest)
+        for i in open_:
+            shares[i] += step
+        remaining -= step * len(open_)
+        open_ = [i for i in open_ if caps_w[i] - shares[i] > 1e-9]
+    return shares
+
+
+@dataclass
+class _PortMemory:
+    cap_a: float
+    turn_started: float | None = None
+    waiting_since: float | None = None
+
+
+@dataclass
+class SharingPolicy:
+    """Minimums first, then max-min fair water-filling; measured headroom reused; turns when
+    the budget is short."""
+
+    rotation_period_s: float = ROTATION_PERIOD_S
+    _memory: dict[int, _PortMemory] = field(default_factory=dict)
+
+    def _cap(self, d: Demand, all_stale: bool) -> tuple[float, str]:
+        memory = self._memory.setdefault(d.port_id, _PortMemory(cap_a=d.i_max_a))
+        if all_stale and d.charging:
+            memory.cap_a = d.i_min_a
+            return d.i_min_a, "stale_measurements"
+        if d.charging and d.granted_a > ZERO_A:
+            if d.measured_a is None:
+                # No trustworthy measurement: assume it draws its whole grant; no reuse, no growth.
+                memory.cap_a = max(d.i_min_a, min(d.i_max_a, max(memory.cap_a, d.granted_a)))
+            elif d.measured_a < TAPER_RATIO * d.granted_a:
+                memory.cap_a = max(d.i_min_a, d.measured_a * HEADROOM_MARGIN + HEADROOM_MARGIN_A)
+            elif d.measured_a >= SATURATION_RATIO * d.granted_a:
+                memory.cap_a = max(memory.cap_a, d.granted_a) * INCREASE_FACTOR + HEADROOM_MARGIN_A
+        else:
+            memory.cap_a = d.i_max_a
+        memory.cap_a = min(d.i_max_a, max(d.i_min_a, memory.cap_a))
+        reason = "headroom_reuse" if memory.cap_a < d.i_max_a - ZERO_A else "capped_by_vehicle"
+        return memory.cap_a, reason
+
+    def _urgency(self, d: Demand, now: float) -> float:
+        """Energy still wanted per second left, for vehicles that said when they leave."""
+        if d.departure_at is None or d.capacity_wh is None or d.soc_pct is None:
+            return 0.0
+        target = d.target_soc_pct or 100.0
+        needed_wh = max(0.0, target - d.soc_pct) / 100.0 * d.capacity_wh
+        return needed_wh / max(60.0, d.departure_at - now)
+
+    def _order(self, demands: Sequence[Demand], now: float) -> list[Demand]:
+        """Who gets power first when not everyone's minimum fits."""
+
+        def key(d: Demand) -> tuple[int, int, float, float]:
+            memory = self._memory[d.port_id]
+            keeps_turn = (
+                d.charging
+                and memory.turn_started is not None
+                and now - memory.turn_started < self.rotation_period_s
+            )
+            since = memory.waiting_since if memory.waiting_since is not None else d.requested_since
+            if d.charging and memory.turn_started is not None and not keeps_turn:
+                since = now  # a spent turn goes to the back of the queue
+            return (0 if keeps_turn else 1, -d.priority, -self._urgency(d, now), since)
+
+        return sorted(demands, key=key)
+
+    def allocate(self, budget_w: float, demands: Sequence[Demand], now: float) -> dict[int, Grant]:
+        live = {d.port_id for d in demands}
+        for port_id in list(self._memory):
+            if port_id not in live:
+                del self._memory[port_id]
+        charging = [d for d in demands if d.charging]
+        all_stale = bool(charging) and all(d.measured_a is None for d in charging)
+        caps: dict[int, tuple[float, str]] = {d.port_id: self._cap(d, all_stale) for d in demands}
+        everyone_min = sum(d.i_min_a * d.v_max_v for d in demands)
+        short = everyone_min > budget_w + 1e-9
+        admitted: list[Demand] = []
+        used = 0.0
+        for d in self._order(demands, now) if short else demands:
+            need = d.i_min_a * d.v_max_v
+            if used + need <= budget_w + 1e-9:
+                admitted.append(d)
+                used += need
+        floors = [d.i_min_a * d.v_max_v for d in admitted]
+        ceilings = [caps[d.port_id][0] * d.v_max_v for d in admitted]
+        shares = water_fill(budget_w, floors, ceilings)
+        grants: dict[int, Grant] = {}
+        for d, share in zip(admitted, shares, strict=True):
+            memory = self._memory[d.port_id]
+            if memory.turn_started is None or not d.charging:
+                memory.turn_started = now
+            memory.waiting_since = None
+            amps = floor_a(share / d.v_max_v)
+            if amps < d.i_min_a - 1e-9:
+                amps = 0.0
+            cap, cap_reason = caps[d.port_id]
+            if amps >= cap - 0.01:
+                reason = cap_reason
+                detail = (
+                    "Taking less as its battery fills: unused power goes to others"
+                    if cap_reason == "headroom_reuse"
+                    else "Full speed for this vehicle"
+                )
+            else:
+                reason = "shared"
+                detail = f"Sharing the station's power with {len(admitted) - 1} other vehicle(s)"
+            if cap_reason == "stale_measurements":
+                reason, detail = cap_reason, "Minimum current: the station lost its measurements"
+            grants[d.port_id] = Grant(d.port_id, amps, reason, detail)
+        admitted_ids = {d.port_id for d in admitted}
+        for d in demands:
+            if d.port_id in admitted_ids:
+                continue
+            memory = self._memory[d.port_id]
+            rotated = d.charging
+            memory.turn_started = None
+            if memory.waiting_since is None or rotated:
+                memory.waiting_since = now if rotated else d.requested_since
+            queue = sum(1 for other in demands if other.port_id not in admitted_ids)
+            if rotated:
+                minutes = self.rotation_period_s / 60
+                detail = f"Waiting: taking turns, back within about {minutes:.0f} min"
+            else:
+                detail = f"Waiting for power: {len(admitted)} charging, {queue} waiting"
+            grants[d.port_id] = Grant(
+                d.port_id, 0.0, "rotated_out" if rotated else "waiting_for_power", detail
+            )
+        return grants
+
+
+@dataclass
+class SeedPolicy:
+    """The baseline: a vehicle starts only if its full maximum power fits in what is left,
+    and keeps that reservation until it ends."""
+
+    def allocate(self, budget_w: float, demands: Sequence[Demand], now: float) -> dict[int, Grant]:
+        grants: dict[int, Grant] = {}
+        used = sum(d.i_max_a * d.v_max_v for d in demands if d.charging)
+        for d in demands:
+            if d.charging:
+                grants[d.port_id] = Grant(d.port_id, floor_a(d.i_max_a), "reserved", "Full power")
+        for d in sorted((d for d in demands if not d.charging), key=lambda d: d.requested_since):
+            need = d.i_max_a * d.v_max_v
+            if used + need <= budget_w + 1e-9:
+                used += need
+                grants[d.port_id] = Grant(d.port_id, floor_a(d.i_max_a), "reserved", "Full power")
+            else:
+                grants[d.port_id] = Grant(
+                    d.port_id, 0.0, "waiting_for_power", "Waiting until its full power is free"
+                )
+        return grants
+
+
+def plan_transition(
+    budget_w: float,
+    v_max_by_port: Mapping[int, float],
+    current: Mapping[int, float],
+    target: Mapping[int, float],
+) -> list[list[tuple[int, float]]]:
+    """Two ordered phases: every reduction first, then every increase.
+
+    After the reductions the sum is at most the target's sum (each port is at the lower of its old
+    and new grant), so it never exceeds the budget, even when the budget itself was just cut.
+    """
+    total = sum(amps * v_max_by_port[pid] for pid, amps in target.items())
+    if total > budget_w + 1e-6:
+        raise ValueError(f"target grants need {total:.1f} W, above the {budget_w:.1f} W budget")
+    ports = sorted(set(current) | set(target))
+    reductions = [
+        (pid, target.get(pid, 0.0))
+        for pid in ports
+        if target.get(pid, 0.0) < current.get(pid, 0.0) - 1e-9
+    ]
+    increases = [
+        (pid, target.get(pid, 0.0))
+        for pid in ports
+        if target.get(pid, 0.0) > current.get(pid, 0.0) + 1e-9
+    ]
+    return [reductions, increases]

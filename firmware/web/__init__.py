@@ -1,0 +1,1 @@
+"""The station's web: HTTP API, pages, event stream."""

@@ -1,0 +1,347 @@
+"""The station's HTTP API: JSON in, JSON out, one table of errors, and a live event stream.
+
+Who may do what (docs/api.md): the station's own touchscreen (requests from the addresses in
+``touchscreen_hosts``, loopback by default) may start, stop and reset any port, as a person
+standing there could unplug; a rider's phone may stop only its own session (the owner token handed
+out at start); the operator (bearer token from the configuration) may do everything; a viewer link
+is read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from firmware.station.port import PortController
+from firmware.station.station import Station, StationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiError:
+    status: int
+    message: str
+
+
+API_ERRORS: dict[str, ApiError] = {
+    "bad_json": ApiError(400, "The request body is not valid JSON."),
+    "bad_request": ApiError(400, "The request is not valid."),
+    "unauthorized": ApiError(401, "This needs the operator token (Authorization: Bearer ...)."),
+    "forbidden": ApiError(403, "You may not do this."),
+    "not_found": ApiError(404, "Not found."),
+    "conflict": ApiError(409, "The port is not in a state that allows this."),
+    "unavailable": ApiError(503, "The station is not ready."),
+}
+
+
+def error_response(code: str, message: str | None = None) -> web.Response:
+    err = API_ERRORS[code]
+    return web.json_response(
+        {"error": {"code": code, "message": message or err.message}}, status=err.status
+    )
+
+
+class ApiFailure(Exception):
+    def __init__(self, code: str, message: str | None = None) -> None:
+        super().__init__(message or API_ERRORS[code].message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    operator_token: str | None
+    touchscreen_hosts: tuple[str, ...]
+    public_url: str
+
+
+class History(Protocol):
+    """Finished sessions from the records (firmware.store through an adapter)."""
+
+    async def session(self, public_token: str) -> dict[str, Any] | None: ...
+
+    async def sessions(self, limit: int, offset: int) -> list[dict[str, Any]]: ...
+
+
+STATION_KEY = web.AppKey("station", Station)
+SETTINGS_KEY = web.AppKey("api_settings", ApiSettings)
+HISTORY_KEY = web.AppKey("history", History)
+
+
+# --- who is asking --------------------------------------------------------------------------------
+
+
+def is_operator(request: web.Request) -> bool:
+    token = request.app[SETTINGS_KEY].operator_token
+    header = request.headers.get("Authorization", "")
+    if not token or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[7:].strip().encode(), token.encode())
+
+
+def is_touchscreen(request: web.Request) -> bool:
+    return (request.remote or "") in request.app[SETTINGS_KEY].touchscreen_hosts
+
+
+def require_operator(request: web.Request) -> None:
+    if not is_operator(request):
+        if request.headers.get("Authorization"):
+            raise ApiFailure("forbidden", "The operator token is wrong.")
+        raise ApiFailure("unauthorized")
+
+
+def require_local_or_operator(request: web.Request) -> None:
+    if is_touchscreen(request) or is_operator(request):
+        return
+    if request.headers.get("Authorization"):
+        raise ApiFailure("forbidden", "The operator token is wrong.")
+    raise ApiFailure(
+        "unauthorized",
+        "Only the station's own screen or the operator may do this; "
+        "riders stop their session from their phone page.",
+    )
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiFailure("bad_json") from None
+    if not isinstance(data, dict):
+        raise ApiFailure("bad_request", "The body must be a JSON object.")
+    return data
+
+
+def port_id_of(request: web.Request) -> int:
+    raw = request.match_info["port_id"]
+    if not raw.isdigit() or len(raw) > 3:
+        raise ApiFailure("not_found", f"There is no port {raw!r}.")
+    port_id = int(raw)
+    if port_id not in request.app[STATION_KEY].ports:
+        raise ApiFailure("not_found", f"There is no port {port_id}.")
+    return port_id
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes a JSON error with the right status; nothing else escapes."""
+    try:
+        return await handler(request)
+    except ApiFailure as exc:
+        return error_response(exc.code, exc.message)
+    except StationError as exc:
+        code = {404: "not_found", 400: "bad_request"}.get(exc.status, "conflict")
+        return error_response(code, str(exc))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("API handler failed: %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": {"code": "internal", "message": "The station could not do this."}},
+            status=500,
+        )
+
+
+# --- handlers -------------------------------------------------------------------------------------
+
+
+def owner_link(settings: ApiSettings, public_token: str, owner_token: str) -> str:
+    return f"{settings.public_url}/s/{public_token}?owner={owner_token}"
+
+
+def viewer_link(settings: ApiSettings, public_token: str) -> str:
+    return f"{settings.public_url}/s/{public_token}"
+
+
+async def get_station(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATION_KEY].snapshot())
+
+
+async def get_port(request: web.Request) -> web.Response:
+    station = request.app[STATION_KEY]
+    return web.json_response(station.port_view(station.ports[port_id_of(request)]))
+
+
+async def start_port(request: web.Request) -> web.Response:
+    require_local_or_operator(request)
+    port_id = port_id_of(request)
+    await read_json(request)
+    station = request.app[STATION_KEY]
+    session = await station.start(port_id)
+    settings = request.app[SETTINGS_KEY]
+    return web.json_response(
+        {
+            "port": port_id,
+            "state": station.ports[port_id].state.value,
+            "public_token": session.public_token,
+            "owner_token": session.owner_token,
+            "owner_url": owner_link(settings, session.public_token, session.owner_token),
+            "viewer_url": viewer_link(settings, session.public_token),
+        },
+        status=201,
+    )
+
+
+async def stop_port(request: web.Request) -> web.Response:
+    require_local_or_operator(request)
+    port_id = port_id_of(request)
+    await read_json(request)
+    station = request.app[STATION_KEY]
+    await station.stop(port_id, "operator" if is_operator(request) else "user")
+    return web.json_response(station.port_view(station.ports[port_id]))
+
+
+async def reset_port(request: web.Request) -> web.Response:
+    require_local_or_operator(request)
+    port_id = port_id_of(request)
+    station = request.app[STATION_KEY]
+    station.reset(port_id)
+    return web.json_response(station.port_view(station.ports[port_id]))
+
+
+async def put_budget(request: web.Request) -> web.Response:
+    require_operator(request)
+    data = await read_json(request)
+    watts = data.get("watts")
+    if isinstance(watts, bool) or not isinstance(watts, int | float):
+        raise ApiFailure("bad_request", "'watts' must be a number.")
+    station = request.app[STATION_KEY]
+    station.set_budget(float(watts))
+    return web.json_response(station.station_summary())
+
+
+def _find(request: web.Request) -> tuple[PortController, Any, bool]:
+    token = request.match_info["token"]
+    found = request.app[STATION_KEY].find_session(token) if len(token) <= 64 else None
+    if found is None:
+        raise ApiFailure("not_found", "No session has this link. Check the address or the QR code.")
+    return found
+
+
+async def get_session(request: web.Request) -> web.Response:
+    station = request.app[STATION_KEY]
+    try:
+        port, session, live = _find(request)
+    except ApiFailure:
+        record = await _stored_session(request)
+        if record is None:
+            raise
+        return web.json_response(record)
+    view = station.session_view(session, port, live)
+    view["port_view"] = station.port_view(port)
+    return web.json_response(view)
+
+
+async def _stored_session(request: web.Request) -> dict[str, Any] | None:
+    history = request.app.get(HISTORY_KEY)
+    token = request.match_info["token"]
+    if history is None or len(token) > 64:
+        return None
+    return await history.session(token)
+
+
+async def stop_session(request: web.Request) -> web.Response:
+    """A rider stops their own session: only with the owner token from the start."""
+    port, session, live = _find(request)
+    data = await read_json(request)
+    owner = request.headers.get("X-Owner-Token") or data.get("owner_token")
+    if not isinstance(owner, str) or not owner:
+        if not (is_touchscreen(request) or is_operator(request)):
+            raise ApiFailure(
+                "forbidden", "This link can only watch the session; the owner's link can stop it."
+            )
+    elif not hmac.compare_digest(owner.encode(), session.owner_token.encode()):
+        raise ApiFailure("forbidden", "This owner token does not match the session.")
+    if not live:
+        raise ApiFailure("conflict", "The session has already ended.")
+    station = request.app[STATION_KEY]
+    await station.stop(port.port_id, "user")
+    return web.json_response(station.session_view(session, port, False))
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the whole station, or one session's port when ``token`` is given."""
+    station = request.app[STATION_KEY]
+    token = request.match_info.get("token")
+    port_filter: int | None = None
+    if token is not None:
+        port, _, _ = _find(request)
+        port_filter = port.port_id
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    with station.events.subscribe(maxsize=128) as sub:
+        snapshot = station.snapshot()
+        if port_filter is not None:
+            snapshot["ports"] = [p for p in snapshot["ports"] if p["id"] == port_filter]
+        await response.write(_sse("snapshot", snapshot))
+        while True:
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), 15.0)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if (
+                port_filter is not None
+                and event["type"] == "port"
+                and event["data"]["id"] != port_filter
+            ):
+                continue
+            try:
+                await response.write(_sse(event["type"], event["data"], event["id"]))
+            except (ConnectionResetError, asyncio.CancelledError):
+                break
+    return response
+
+
+def _sse(kind: str, data: Any, event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    require_operator(request)
+    history = request.app.get(HISTORY_KEY)
+    try:
+        limit = int(request.query.get("limit", "50"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise ApiFailure("bad_request", "'limit' and 'offset' must be whole numbers.") from None
+    if not 1 <= limit <= 500 or offset < 0:
+        raise ApiFailure("bad_request", "'limit' must be 1..500 and 'offset' 0 or more.")
+    sessions: list[dict[str, Any]] = []
+    if history is not None:
+        sessions = await history.sessions(limit, offset)
+    return web.json_response({"sessions": sessions, "limit": limit, "offset": offset})
+
+
+def add_api_routes(app: web.Application) -> None:
+    app.router.add_get("/api/station", get_station)
+    app.router.add_put("/api/station/budget", put_budget)
+    app.router.add_get("/api/ports/{port_id}", get_port)
+    app.router.add_post("/api/ports/{port_id}/start", start_port)
+    app.router.add_post("/api/ports/{port_id}/stop", stop_port)
+    app.router.add_post("/api/ports/{port_id}/reset", reset_port)
+    app.router.add_get("/api/sessions", list_sessions)
+    app.router.add_get("/api/sessions/{token}", get_session)
+    app.router.add_post("/api/sessions/{token}/stop", stop_session)
+    app.router.add_get("/api/sessions/{token}/events", events)
+    app.router.add_get("/api/events", events)

@@ -1,0 +1,28 @@
+"""Builds the aiohttp application; serving it (binding sockets) is the daemon's job."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from firmware.station.station import Station
+from firmware.web.api import (
+    HISTORY_KEY,
+    SETTINGS_KEY,
+    STATION_KEY,
+    ApiSettings,
+    History,
+    add_api_routes,
+    api_errors,
+)
+
+
+def create_app(
+    station: Station, settings: ApiSettings, history: History | None = None
+) -> web.Application:
+    app = web.Application(middlewares=[api_errors], client_max_size=64 * 1024)
+    app[STATION_KEY] = station
+    app[SETTINGS_KEY] = settings
+    if history is not None:
+        app[HISTORY_KEY] = history
+    add_api_routes(app)
+    return app

@@ -1,0 +1,1 @@
+"""The bench: the station on simulated hardware with simulated vehicles."""

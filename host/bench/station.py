@@ -1,0 +1,301 @@
+"""The bench: the station on simulated hardware, with simulated vehicles you can plug in.
+
+This is the composition root for bench mode (``pev-charger run --sim``): it builds the bench
+configuration, and extends the daemon with a :class:`VehicleBay` (vehicles attached to ports
+through their real pseudo-terminals, their batteries in the hardware world) and its HTTP routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from firmware.config import StationConfig
+from firmware.daemon import Daemon
+from firmware.station.station import Station
+from firmware.web.api import ApiFailure, read_json
+from hal.clock import Clock, ScaledClock
+from hal.config import bench_config
+from hal.factory import Hardware
+from hal.sim.serial_pty import open_peer
+from host.vehicle.agent import VehicleAgent
+from host.vehicle.catalog import load_catalog
+from host.vehicle.faults import FaultKind
+from host.vehicle.model import SimVehicle, VehicleSpec
+
+log = logging.getLogger(__name__)
+
+
+def bench_station_config(ports: int = 4, budget_w: float | None = None) -> StationConfig:
+    """Four simulated ports sharing 600 W by default: enough for two e-bikes at full power."""
+    return StationConfig(
+        name="pev-charger bench",
+        budget_w=budget_w if budget_w is not None else 150.0 * ports,
+        hal=bench_config(ports),
+        db_path="var/bench.db",
+    )
+
+
+@dataclass
+class Bay:
+    """One port's attached vehicle."""
+
+    vehicle: SimVehicle
+    agent: VehicleAgent
+    task: asyncio.Task[None]
+    transport: Any
+
+
+class VehicleBay:
+    """Attaches simulated vehicles to the bench's ports, and takes them away again."""
+
+    def __init__(self, hardware: Hardware, clock: Clock, station: Station | None = None) -> None:
+        if hardware.world is None:
+            raise ValueError("the bench needs simulated hardware")
+        self.station = station
+        self.hardware = hardware
+        self.world = hardware.world
+        self.clock = clock
+        self._base_hold_s = hardware.watchdog.hold_time_s
+        self.catalog: dict[str, VehicleSpec] = {spec.id: spec for spec in load_catalog()}
+        self.bays: dict[int, Bay] = {}
+        self._serial = 0
+
+    def set_speed(self, speed: float) -> None:
+        """Run simulated time ``speed`` times faster than real time.
+
+        The safety loop and the watchdog keep their real-time pace (50 ms and 100 ms of real time),
+        because a Python loop cannot poll 20 times faster than on the Pi; protocol timers scale
+        with the clock, which is why the bench caps the speed at MAX_SPEED.
+        """
+        if isinstance(self.clock, ScaledClock):
+            self.clock.speed = speed
+        factor = max(1.0, speed)
+        if self.station is not None:
+            self.station.poll_period_s = self.station.settings.poll_period_s * factor
+        self.hardware.watchdog.hold_time_s = self._base_hold_s * factor
+
+    def port_ids(self) -> list[int]:
+        return sorted(self.hardware.ports)
+
+    async def attach(
+        self,
+        port_id: int,
+        model: str,
+        soc_pct: float = 20.0,
+        temperature_c: float = 25.0,
+        name: str | None = None,
+        seed: int = 0,
+    ) -> SimVehicle:
+        if port_id not in self.hardware.ports:
+            raise KeyError(port_id)
+        if port_id in self.bays:
+            raise ValueError(f"port {port_id} already has a vehicle; unplug it first")
+        spec = self.catalog[model]
+        if name:
+            spec = replace(spec, name=name)
+        vehicle = SimVehicle(spec, soc_pct=soc_pct, temperature_c=temperature_c, seed=seed)
+        transport = open_peer(self.hardware.ports[port_id].peer_path)
+        self._serial += 1
+        agent = VehicleAgent(
+            vehicle, transport, self.clock, serial=f"SIM-{port_id}-{self._serial:04d}", seed=seed
+        )
+        self.world.attach(port_id, vehicle)
+        task = asyncio.create_task(agent.run(), name=f"vehicle-{port_id}")
+        self.bays[port_id] = Bay(vehicle, agent, task, transport)
+        return vehicle
+
+    async def detach(self, port_id: int) -> None:
+        bay = self.bays.pop(port_id, None)
+        if bay is None:
+            raise KeyError(port_id)
+        self.world.detach(port_id)
+        bay.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await bay.task
+        with contextlib.suppress(Exception):
+            await bay.transport.close()
+
+    def inject(self, port_id: int, kind: FaultKind) -> None:
+        bay = self.bays[port_id]
+        if kind is FaultKind.UNPLUG:
+            bay.agent.inject(kind)
+            self.world.detach(port_id)
+            return
+        bay.agent.inject(kind)
+
+    async def vehicle_stop(self, port_id: int) -> None:
+        from firmware.pevlink import Stop
+
+        bay = self.bays[port_id]
+        bay.vehicle.set_grant(0.0)
+        bay.agent.stop_sent = True
+        await bay.agent.link.request(Stop("vehicle", "Stopped from the vehicle"))
+
+    def view(self) -> list[dict[str, Any]]:
+        out = []
+        for port_id in self.port_ids():
+            bay = self.bays.get(port_id)
+            entry: dict[str, Any] = {
+                "id": port_id,
+                "pty": self.hardware.ports[port_id].peer_path,
+                "vehicle": None,
+            }
+            if bay is not None:
+                entry["vehicle"] = {
+                    "model": bay.vehicle.spec.id,
+                    "name": bay.vehicle.spec.name,
+                    **bay.vehicle.snapshot(),
+                    **bay.agent.status(),
+                }
+            out.append(entry)
+        return out
+
+    async def aclose(self) -> None:
+        for port_id in list(self.bays):
+            await self.detach(port_id)
+
+
+BAY_KEY = web.AppKey("vehicle_bay", VehicleBay)
+MAX_SPEED = 20.0
+"""Above this, PEV Link's 0.5 s reply timer would be a few milliseconds of real time."""
+
+
+def _bay(request: web.Request) -> tuple[VehicleBay, int]:
+    bay = request.app[BAY_KEY]
+    raw = request.match_info.get("port_id", "")
+    if not raw.isdigit() or int(raw) not in bay.hardware.ports:
+        raise ApiFailure("not_found", f"There is no port {raw!r}.")
+    return bay, int(raw)
+
+
+async def get_catalog(request: web.Request) -> web.Response:
+    bay = request.app[BAY_KEY]
+    return web.json_response(
+        {
+            "vehicles": [spec.public_view() for spec in bay.catalog.values()],
+            "faults": [{"kind": k.value, "description": k.description} for k in FaultKind],
+        }
+    )
+
+
+async def get_ports(request: web.Request) -> web.Response:
+    return web.json_response({"ports": request.app[BAY_KEY].view()})
+
+
+async def attach(request: web.Request) -> web.Response:
+    bay, port_id = _bay(request)
+    data = await read_json(request)
+    model = data.get("model")
+    if not isinstance(model, str) or model not in bay.catalog:
+        raise ApiFailure("bad_request", "'model' must be a vehicle id from /api/sim/catalog.")
+    soc = data.get("soc", 20)
+    temp = data.get("temperature_c", 25)
+    name = data.get("name")
+    for key, value, lo, hi in (("soc", soc, 0, 100), ("temperature_c", temp, -30, 70)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise ApiFailure("bad_request", f"'{key}' must be a number from {lo} to {hi}.")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 32):
+        raise ApiFailure("bad_request", "'name' must be text of 1 to 32 characters.")
+    try:
+        await bay.attach(port_id, model, float(soc), float(temp), name)
+    except ValueError as exc:
+        raise ApiFailure("conflict", str(exc)) from None
+    return web.json_response({"ports": bay.view()}, status=201)
+
+
+async def inject(request: web.Request) -> web.Response:
+    bay, port_id = _bay(request)
+    data = await read_json(request)
+    try:
+        kind = FaultKind(data.get("kind"))
+    except ValueError:
+        kinds = ", ".join(k.value for k in FaultKind)
+        raise ApiFailure("bad_request", f"'kind' must be one of: {kinds}.") from None
+    if port_id not in bay.bays:
+        raise ApiFailure("conflict", f"No vehicle is attached to port {port_id}.")
+    bay.inject(port_id, kind)
+    return web.json_response({"ports": bay.view()})
+
+
+async def vehicle_stop(request: web.Request) -> web.Response:
+    bay, port_id = _bay(request)
+    if port_id not in bay.bays:
+        raise ApiFailure("conflict", f"No vehicle is attached to port {port_id}.")
+    try:
+        await bay.vehicle_stop(port_id)
+    except Exception as exc:
+        raise ApiFailure("conflict", f"The station did not take the stop: {exc}") from None
+    return web.json_response({"ports": bay.view()})
+
+
+async def detach(request: web.Request) -> web.Response:
+    bay, port_id = _bay(request)
+    if port_id not in bay.bays:
+        raise ApiFailure("conflict", f"No vehicle is attached to port {port_id}.")
+    await bay.detach(port_id)
+    return web.json_response({"ports": bay.view()})
+
+
+async def put_speed(request: web.Request) -> web.Response:
+    bay = request.app[BAY_KEY]
+    data = await read_json(request)
+    speed = data.get("speed")
+    if (
+        isinstance(speed, bool)
+        or not isinstance(speed, int | float)
+        or not 0.1 <= speed <= MAX_SPEED
+    ):
+        raise ApiFailure("bad_request", f"'speed' must be a number from 0.1 to {MAX_SPEED:g}.")
+    if not isinstance(bay.clock, ScaledClock):
+        raise ApiFailure("conflict", "This bench runs on a clock whose speed cannot change.")
+    bay.set_speed(float(speed))
+    return web.json_response({"speed": bay.clock.speed})
+
+
+async def get_speed(request: web.Request) -> web.Response:
+    clock = request.app[BAY_KEY].clock
+    return web.json_response({"speed": clock.speed if isinstance(clock, ScaledClock) else 1.0})
+
+
+def add_sim_routes(app: web.Application, bay: VehicleBay) -> None:
+    app[BAY_KEY] = bay
+    app.router.add_get("/api/sim/catalog", get_catalog)
+    app.router.add_get("/api/sim/ports", get_ports)
+    app.router.add_post("/api/sim/ports/{port_id}/attach", attach)
+    app.router.add_post("/api/sim/ports/{port_id}/fault", inject)
+    app.router.add_post("/api/sim/ports/{port_id}/stop", vehicle_stop)
+    app.router.add_post("/api/sim/ports/{port_id}/detach", detach)
+    app.router.add_get("/api/sim/speed", get_speed)
+    app.router.add_put("/api/sim/speed", put_speed)
+    try:
+        from host.bench.sim_page import add_sim_page
+    except ImportError:
+        return
+    add_sim_page(app)
+
+
+async def extend_with_bench(daemon: Daemon) -> None:
+    """Adds the vehicle bay, its routes, and the world's physics task to a bench daemon."""
+    bay = VehicleBay(daemon.hardware, daemon.clock, daemon.station)
+    if isinstance(daemon.clock, ScaledClock):
+        bay.set_speed(min(MAX_SPEED, daemon.clock.speed))
+    add_sim_routes(daemon.app, bay)
+    world = daemon.hardware.world
+    assert world is not None
+    tasks: list[asyncio.Task[None]] = []
+
+    async def lifecycle(app: web.Application) -> Any:
+        tasks.append(asyncio.create_task(world.run(), name="bench-world"))
+        yield
+        await bay.aclose()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    daemon.app.cleanup_ctx.append(lifecycle)

@@ -1,0 +1,1 @@
+"""Simulated vehicles: batteries, BMS, heat, the catalog, and their PEV Link agent."""

@@ -1,0 +1,376 @@
+"""A simulated vehicle: its pack, its on-board charge controller, its BMS and its heat.
+
+The charge controller does what real ones do: constant current up to the least of the station's
+grant, its own limit and the BMS's derating, then constant voltage at the pack's maximum while the
+current tapers, and done at the cut-off current. Physics advances by explicit steps, so it runs as
+fast as the caller likes; randomness (cell imbalance) comes from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from enum import Enum, IntFlag
+from typing import Any
+
+from host.vehicle.battery import (
+    CELL_LIMITS,
+    ThermalModel,
+    ocv_per_cell,
+    polarization_v,
+    resistance_factor,
+)
+from host.vehicle.faults import FaultKind
+
+GRANT_SETTLE_S = 0.5
+"""PEV Link's T_SETTLE: a vehicle must settle at or under a lowered grant within this time."""
+_RESPONSE_TAU_S = 0.08
+_CELL_OV_DEBOUNCE_S = 2.0
+
+
+class BmsFlags(IntFlag):
+    NONE = 0
+    CHARGING = 0x0001
+    FULL = 0x0002
+    OVER_TEMP = 0x0004
+    UNDER_TEMP = 0x0008
+    CELL_OV = 0x0010
+    BMS_STOP = 0x0040
+    IMBALANCE = 0x0080
+    DERATED = 0x0100
+
+
+class VehicleState(Enum):
+    IDLE = "idle"
+    CHARGING_CC = "charging (constant current)"
+    CHARGING_CV = "charging (constant voltage)"
+    FULL = "full"
+    REFUSED_TEMP = "refusing: temperature outside the charging window"
+    STOPPED_BY_BMS = "stopped by the BMS"
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleSpec:
+    id: str
+    name: str
+    maker: str
+    vehicle_type: str
+    chemistry: str
+    cells_series: int
+    cells_parallel: int
+    cell_capacity_ah: float
+    cell_resistance_ohm: float
+    i_max: float
+    i_min: float
+    cutoff_a: float
+    t_min_c: float
+    t_max_c: float
+    heat_capacity_j_per_k: float
+    conductance_w_per_k: float
+    imbalance_pct: float = 1.0
+    capacity_wh_rated: float | None = None
+    sources: tuple[str, ...] = ()
+    notes: str = ""
+
+    @property
+    def capacity_ah(self) -> float:
+        return self.cells_parallel * self.cell_capacity_ah
+
+    @property
+    def v_nom(self) -> float:
+        return self.cells_series * (3.2 if self.chemistry == "LFP" else 3.6)
+
+    @property
+    def v_max(self) -> float:
+        return self.cells_series * CELL_LIMITS[self.chemistry][0]
+
+    @property
+    def v_min(self) -> float:
+        return self.cells_series * CELL_LIMITS[self.chemistry][2]
+
+    @property
+    def capacity_wh(self) -> float:
+        return self.capacity_wh_rated or self.capacity_ah * self.v_nom
+
+    def public_view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "maker": self.maker,
+            "type": self.vehicle_type,
+            "chemistry": self.chemistry,
+            "cells": f"{self.cells_series}S{self.cells_parallel}P",
+            "v_nom": round(self.v_nom, 1),
+            "v_max": round(self.v_max, 1),
+            "capacity_wh": round(self.capacity_wh),
+            "i_max": self.i_max,
+            "temperature_window_c": [self.t_min_c, self.t_max_c],
+            "sources": list(self.sources),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredProfile:
+    """What the vehicle announces in its BATT message (true, unless it is made to lie)."""
+
+    chemistry: str
+    cells_series: int
+    v_nom: float
+    v_max: float
+    v_min: float
+    capacity_wh: float
+    i_max: float
+    i_min: float
+    t_min_c: float
+    t_max_c: float
+
+
+@dataclass
+class SimVehicle:
+    spec: VehicleSpec
+    soc_pct: float = 20.0
+    temperature_c: float = 25.0
+    ambient_c: float = 25.0
+    seed: int = 0
+    grant_a: float = 0.0
+    current_a: float = 0.0
+    energy_in_wh: float = 0.0
+    state: VehicleState = VehicleState.IDLE
+    faults: set[FaultKind] = field(default_factory=set)
+    _offsets: list[float] = field(default_factory=list)
+    _ov_since: float = 0.0
+    _bms_stopped: bool = False
+    _full: bool = False
+    _cv: bool = False
+    _thermal: ThermalModel | None = None
+
+    def __post_init__(self) -> None:
+        rng = random.Random(self.seed)
+        spread = self.spec.imbalance_pct
+        # Each series group's state of charge differs a little from the mean: the highest group
+        # reaches its voltage limit first and sets the end of the charge.
+        self._offsets = [rng.uniform(-spread, spread) for _ in range(self.spec.cells_series)]
+        mean = sum(self._offsets) / len(self._offsets)
+        self._offsets = [o - mean for o in self._offsets]
+        self._max_offset = max(self._offsets)
+        self._thermal = ThermalModel(self.spec.heat_capacity_j_per_k, self.spec.conductance_w_per_k)
+        self._cv_cell = CELL_LIMITS[self.spec.chemistry][0]
+
+    # --- what the station and the bench see -------------------------------------------------------
+
+    @property
+    def _cell_resistance(self) -> float:
+        """Ohmic resistance of one series group."""
+        return (
+            self.spec.cell_resistance_ohm
+            / self.spec.cells_parallel
+            * resistance_factor(self.temperature_c)
+        )
+
+    def _overpotential(self, current_a: float) -> float:
+        """Per-cell voltage above OCV while charging at ``current_a``."""
+        if current_a <= 0:
+            return 0.0
+        c_rate = current_a / self.spec.capacity_ah
+        return current_a * self._cell_resistance + polarization_v(c_rate)
+
+    def _ocv(self, offset: float = 0.0) -> float:
+        return ocv_per_cell(self.spec.chemistry, self.soc_pct + offset)
+
+    @property
+    def terminal_voltage_v(self) -> float:
+        per_cell = self._ocv() + self._overpotential(self.current_a)
+        return per_cell * self.spec.cells_series
+
+    def cell_voltages(self) -> list[float]:
+        over = self._overpotential(self.current_a)
+        volts = [ocv_per_cell(self.spec.chemistry, self.soc_pct + o) + over for o in self._offsets]
+        if FaultKind.CELL_OVER_VOLTAGE in self.faults:
+            volts[0] = max(volts[0], CELL_LIMITS[self.spec.chemistry][1] + 0.05)
+        return volts
+
+    @property
+    def cell_min_v(self) -> float:
+        return self._ocv(min(self._offsets)) + self._overpotential(self.current_a)
+
+    @property
+    def cell_max_v(self) -> float:
+        high = self._ocv(self._max_offset) + self._overpotential(self.current_a)
+        if FaultKind.CELL_OVER_VOLTAGE in self.faults:
+            high = max(high, CELL_LIMITS[self.spec.chemistry][1] + 0.05)
+        return high
+
+    @property
+    def in_window(self) -> bool:
+        return self.spec.t_min_c <= self.temperature_c <= self.spec.t_max_c
+
+    def bms_limit_a(self) -> float:
+        """The BMS's own current limit: nothing outside the window, derated in the cold."""
+        if self._bms_stopped or not self.in_window:
+            return 0.0
+        c = self.spec.capacity_ah
+        if self.temperature_c < 5.0:
+            return min(self.spec.i_max, 0.1 * c)
+        if self.temperature_c < 15.0:
+            return min(self.spec.i_max, 0.2 * c)
+        return self.spec.i_max
+
+    @property
+    def wants_current_a(self) -> float:
+        if self._full or self._bms_stopped:
+            return 0.0
+        return self.bms_limit_a()
+
+    @property
+    def bms_flags(self) -> BmsFlags:
+        flags = BmsFlags.NONE
+        if self.current_a > 0.05:
+            flags |= BmsFlags.CHARGING
+        if self._full:
+            flags |= BmsFlags.FULL
+        if self.temperature_c > self.spec.t_max_c:
+            flags |= BmsFlags.OVER_TEMP
+        if self.temperature_c < self.spec.t_min_c:
+            flags |= BmsFlags.UNDER_TEMP
+        if self.cell_max_v > CELL_LIMITS[self.spec.chemistry][1]:
+            flags |= BmsFlags.CELL_OV
+        if self._bms_stopped:
+            flags |= BmsFlags.BMS_STOP
+        if self._max_offset - min(self._offsets) > 5.0:
+            flags |= BmsFlags.IMBALANCE
+        if self.in_window and self.bms_limit_a() < self.spec.i_max:
+            flags |= BmsFlags.DERATED
+        return flags
+
+    def declared_profile(self) -> DeclaredProfile:
+        s = self.spec
+        scale = 0.75 if FaultKind.LIE_VOLTAGE in self.faults else 1.0
+        return DeclaredProfile(
+            chemistry=s.chemistry,
+            cells_series=max(1, round(s.cells_series * scale)),
+            v_nom=s.v_nom * scale,
+            v_max=s.v_max * scale,
+            v_min=s.v_min * scale,
+            capacity_wh=s.capacity_wh,
+            i_max=s.i_max,
+            i_min=s.i_min,
+            t_min_c=s.t_min_c,
+            t_max_c=s.t_max_c,
+        )
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    def set_grant(self, current_a: float) -> None:
+        self.grant_a = max(0.0, current_a)
+
+    def inject(self, kind: FaultKind) -> None:
+        self.faults.add(kind)
+        if kind is FaultKind.BMS_STOP:
+            self._bms_stopped = True
+        elif kind is FaultKind.OVER_TEMPERATURE:
+            self.temperature_c = max(self.temperature_c, self.spec.t_max_c + 5.0)
+
+    # --- physics ----------------------------------------------------------------------------------
+
+    def _target_current(self) -> float:
+        if FaultKind.OVERDRAW in self.faults and self.grant_a > 0:
+            return self.grant_a * 1.5 + 1.0
+        return min(self.grant_a, self.wants_current_a)
+
+    def advance(self, dt_s: float, supply_closed: bool) -> None:
+        if dt_s <= 0:
+            return
+        if not supply_closed:
+            self.current_a = 0.0
+            self._cv = False
+        else:
+            target = self._target_current()
+            if target > 0 and FaultKind.OVERDRAW not in self.faults:
+                limit = self._cv_limit(target)
+                self._cv = limit < target - 1e-3
+                target = min(target, limit)
+            alpha = 1.0 - math.exp(-dt_s / _RESPONSE_TAU_S)
+            self.current_a += (target - self.current_a) * alpha
+            if self.current_a < 0.005:
+                self.current_a = 0.0
+        self._integrate(dt_s)
+        self._bms(dt_s)
+        self._update_state()
+
+    def _cv_limit(self, ceiling: float) -> float:
+        """The current that holds the highest cell at its constant-voltage setpoint.
+
+        The pack's own limit (vmax = cells × setpoint) is then met too, since the mean cell sits
+        at or below the highest one.
+        """
+        headroom = self._cv_cell - self._ocv(self._max_offset)
+        if headroom <= 0:
+            return 0.0
+        if self._overpotential(ceiling) <= headroom:
+            return ceiling
+        low, high = 0.0, ceiling
+        for _ in range(18):
+            mid = (low + high) / 2
+            if self._overpotential(mid) <= headroom:
+                low = mid
+            else:
+                high = mid
+        return low
+
+    def _integrate(self, dt_s: float) -> None:
+        amps = self.current_a
+        if amps > 0:
+            self.energy_in_wh += self.terminal_voltage_v * amps * dt_s / 3600.0
+            self.soc_pct = min(100.0, self.soc_pct + amps * dt_s / 36.0 / self.spec.capacity_ah)
+        heat = amps * self._overpotential(amps) * self.spec.cells_series
+        assert self._thermal is not None
+        self.temperature_c = self._thermal.step(self.temperature_c, heat, self.ambient_c, dt_s)
+        if FaultKind.OVER_TEMPERATURE in self.faults:
+            self.temperature_c = max(self.temperature_c, self.spec.t_max_c + 5.0)
+
+    def _bms(self, dt_s: float) -> None:
+        if self.cell_max_v > CELL_LIMITS[self.spec.chemistry][1]:
+            self._ov_since += dt_s
+            if self._ov_since >= _CELL_OV_DEBOUNCE_S:
+                self._bms_stopped = True
+        else:
+            self._ov_since = 0.0
+        if self.current_a > 0 and self.temperature_c > self.spec.t_max_c + 5.0:
+            self._bms_stopped = True
+
+    def _update_state(self) -> None:
+        if self._bms_stopped:
+            self.state = VehicleState.STOPPED_BY_BMS
+            return
+        if (
+            self._cv
+            and 0 < self.current_a <= self.spec.cutoff_a
+            and self.grant_a > self.spec.cutoff_a
+        ):
+            self._full = True
+        if self._full:
+            self.state = VehicleState.FULL
+        elif not self.in_window:
+            self.state = VehicleState.REFUSED_TEMP
+        elif self.current_a > 0.005:
+            self.state = VehicleState.CHARGING_CV if self._cv else VehicleState.CHARGING_CC
+        else:
+            self.state = VehicleState.IDLE
+
+    def snapshot(self) -> dict[str, Any]:
+        cells = self.cell_voltages()
+        return {
+            "soc_pct": round(self.soc_pct, 2),
+            "temperature_c": round(self.temperature_c, 2),
+            "voltage_v": round(self.terminal_voltage_v, 3),
+            "current_a": round(self.current_a, 3),
+            "grant_a": round(self.grant_a, 3),
+            "cell_min_v": round(min(cells), 4),
+            "cell_max_v": round(max(cells), 4),
+            "cells_v": [round(v, 4) for v in cells],
+            "bms_state": self.state.value,
+            "bms_flags": [f.name for f in BmsFlags if f and f in self.bms_flags],
+            "energy_in_wh": round(self.energy_in_wh, 3),
+            "faults": sorted(f.value for f in self.faults),
+        }
