@@ -22,6 +22,7 @@ from firmware.events import EventHub
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SampleRecord, SessionRecord, Store
+from firmware.systemd import notify
 from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
 from hal.clock import Clock, RealClock
@@ -109,6 +110,19 @@ def make_sample(
     )
 
 
+def _systemd_watchdog(clock: Clock) -> Callable[[], None]:
+    """Tell systemd the safety loop is alive, once a second (only when systemd asks for it)."""
+    last = [0.0]
+
+    def tick() -> None:
+        now = clock.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            notify("WATCHDOG=1")
+
+    return tick
+
+
 async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Daemon:
     clock = clock or RealClock()
     hardware = build_hardware(config.hal, clock)
@@ -185,6 +199,8 @@ async def serve(
             len(daemon.station.ports),
             config.budget_w,
         )
+        notify("READY=1")
+        daemon.station.on_tick = _systemd_watchdog(daemon.clock)
         if ready is not None:
             ready(daemon)
         stop_task = asyncio.create_task(stop.wait())
@@ -193,6 +209,7 @@ async def serve(
         if station_task in done:
             station_task.result()
     finally:
+        notify("STOPPING=1")
         await daemon.station.open_all_relays()
         if station_task is not None and not station_task.done():
             station_task.cancel()

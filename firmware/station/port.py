@@ -432,6 +432,8 @@ class PortController:
             if self.session is not None:
                 self.session.power_on_at = self.clock.monotonic()
             self.settled_at = self.clock.monotonic() + SETTLE_GRACE_S
+            if not self.in_state(PortState.STARTING) or not self.relay_closed:
+                return False
             await self.link.request(Power(1))
             if not self.in_state(PortState.STARTING):
                 return False
@@ -454,6 +456,8 @@ class PortController:
         deadline = closed_at + T_VERIFY
         settle = closed_at + 0.02  # the switch's operate time
         while self.clock.monotonic() < deadline:
+            if not self.in_state(PortState.STARTING):
+                return False
             reading = self.reading
             if reading is not None and reading.timestamp >= settle:
                 declared = self.telemetry.voltage_v if self.telemetry else self.battery.v_nom_v

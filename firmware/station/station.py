@@ -149,6 +149,7 @@ class Station:
         self.started = asyncio.Event()
         self.payment_hook: Callable[[PortController], Awaitable[None]] | None = None
         self.on_start: Callable[[PortController, LiveSession], None] | None = None
+        self.on_tick: Callable[[], None] | None = None
 
     # --- running ----------------------------------------------------------------------------------
 
@@ -228,6 +229,8 @@ class Station:
         self.ticks += 1
         if self.watchdog is not None:
             self.watchdog.kick()
+        if self.on_tick is not None:
+            self.on_tick()
 
     async def _read(self, port: PortController, now: float) -> PowerReading | None:
         try:
@@ -296,10 +299,14 @@ class Station:
         tel = port.telemetry
         if limits is None:
             return
-        if port.last_tel_at is None or now - port.last_tel_at > T_TEL:
+        last = port.last_tel_at
+        if last is None and port.session is not None:
+            last = port.session.requested_at
+        if last is None or now - last > T_TEL:
             await port.trip(Trip("silent", "The vehicle stopped reporting its battery state"))
             return
-        assert tel is not None
+        if tel is None:
+            return
         trip = check_temperature(limits, tel.temperature_c) or check_vehicle_flags(tel.flags)
         if trip is not None:
             await port.trip(trip)
@@ -411,8 +418,8 @@ class Station:
         out: list[Demand] = []
         for port in self.ports.values():
             session, battery = port.session, port.battery
-            if session is None or battery is None:
-                continue
+            if session is None or battery is None or port.telemetry is None:
+                continue  # no power before the vehicle has reported its state
             if port.state not in (PortState.WAITING, PortState.STARTING, PortState.CHARGING):
                 continue
             fresh = (
@@ -553,11 +560,18 @@ class Station:
         self.wake_allocator()
 
     async def stop(self, port_id: int, reason: str = "user") -> None:
+        """Begin a normal stop and return once the port says STOPPING; the ramp-down runs on."""
         port = self.port(port_id)
         if port.session is None:
             raise StationError(f"port {port_id} has no session to stop")
-        await port.stop(reason)
-        self.wake_allocator()
+        self._spawn(self._stop_port(port, reason))
+        await asyncio.sleep(0)
+
+    async def _stop_port(self, port: PortController, reason: str) -> None:
+        try:
+            await port.stop(reason)
+        finally:
+            self.wake_allocator()
 
     def reset(self, port_id: int) -> None:
         if not self.port(port_id).reset_fault():

@@ -222,33 +222,36 @@ class VehicleAgent:
 
     async def _telemetry(self) -> None:
         while True:
+            await self._send_telemetry()
             await self.clock.sleep(T_TEL_PERIOD)
-            if self.garbage:
-                junk = bytes(self._random.randrange(256) for _ in range(24))
-                with contextlib.suppress(OSError):
-                    await self.link.write_raw(junk + b"$Q01 GRANT i=9*0000\r\n")
-            if self.link.muted:
-                continue
-            v = self.vehicle
-            flags = wire_flags(v.bms_flags)
-            if self.power_on and v.current_a > 0.05:
-                flags |= int(BmsFlag.CHARGING)
-            if flags & int(BmsFlag.CELL_OV):
-                await self._send_fault("cellov", "A cell is over its maximum voltage")
-            voltage = v.terminal_voltage_v * self._voltage_scale()
-            cells = [v.cell_min_v, v.cell_max_v]
-            tel = Telemetry(
-                soc_pct=round(min(100.0, max(0.0, v.soc_pct)), 1),
-                voltage_v=round(min(250.0, voltage), 2),
-                current_a=round(v.current_a, 2),
-                temperature_c=round(v.temperature_c, 1),
-                flags=flags,
-                cell_min_v=round(min(5.0, max(0.0, cells[0])), 3),
-                cell_max_v=round(min(5.0, max(0.0, cells[1])), 3),
-                wanted_a=round(min(50.0, max(0.0, v.wants_current_a)), 2),
-            )
-            with contextlib.suppress(OSError, ProtocolError):
-                await self.link.notify(tel)
+
+    async def _send_telemetry(self) -> None:
+        if self.garbage:
+            junk = bytes(self._random.randrange(256) for _ in range(24))
+            with contextlib.suppress(OSError):
+                await self.link.write_raw(junk + b"$Q01 GRANT i=9*0000\r\n")
+        if self.link.muted:
+            return
+        v = self.vehicle
+        flags = wire_flags(v.bms_flags)
+        if self.power_on and v.current_a > 0.05:
+            flags |= int(BmsFlag.CHARGING)
+        if flags & int(BmsFlag.CELL_OV):
+            await self._send_fault("cellov", "A cell is over its maximum voltage")
+        voltage = v.terminal_voltage_v * self._voltage_scale()
+        cells = [v.cell_min_v, v.cell_max_v]
+        tel = Telemetry(
+            soc_pct=round(min(100.0, max(0.0, v.soc_pct)), 1),
+            voltage_v=round(min(250.0, voltage), 2),
+            current_a=round(v.current_a, 2),
+            temperature_c=round(v.temperature_c, 1),
+            flags=flags,
+            cell_min_v=round(min(5.0, max(0.0, cells[0])), 3),
+            cell_max_v=round(min(5.0, max(0.0, cells[1])), 3),
+            wanted_a=round(min(50.0, max(0.0, v.wants_current_a)), 2),
+        )
+        with contextlib.suppress(OSError, ProtocolError):
+            await self.link.notify(tel)
 
     # --- the station speaks -----------------------------------------------------------------------
 
