@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ports", type=int, help="bench mode: number of simulated ports")
     run.add_argument("--budget", type=float, help="total power budget in watts")
     run.add_argument("--speed", type=float, default=1.0, help="bench mode: simulation speed")
+    run.add_argument(
+        "--payment", action="store_true", help="require payment before charging (demo provider)"
+    )
     run.add_argument("--public-url", help="base URL of the phone pages (QR codes)")
     run.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
     run.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
@@ -80,6 +83,8 @@ def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationC
         changes["budget_w"] = args.budget
     if args.public_url:
         changes["public_url"] = args.public_url
+    if args.payment:
+        changes["payment"] = replace(config.payment, enabled=True)
     return replace(config, **changes) if changes else config
 
 

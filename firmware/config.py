@@ -21,6 +21,9 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the key."""
 
 
+PAYMENT_PROVIDERS = ("demo",)
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentConfig:
     enabled: bool = False
@@ -146,7 +149,16 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfi
             values["http_port"] = port
         else:
             raise ConfigError(f"{source}: [web] unknown key '{key}'")
-    values["payment"] = _dataclass_section(source, data, "payment", PaymentConfig)
+    payment = _dataclass_section(source, data, "payment", PaymentConfig)
+    if payment.provider not in PAYMENT_PROVIDERS:
+        names = ", ".join(PAYMENT_PROVIDERS)
+        raise ConfigError(
+            f"{source}: [payment] provider '{payment.provider}' is not one of {names}"
+        )
+    for key in ("price_per_kwh", "session_fee", "preauth_amount"):
+        if not 0 <= getattr(payment, key) <= 1000:
+            raise ConfigError(f"{source}: [payment] {key} must be between 0 and 1000")
+    values["payment"] = payment
     values["safety"] = _dataclass_section(source, data, "safety", SafetyConfig)
     if "hal" in data or "ports" in data:
         hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}

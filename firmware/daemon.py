@@ -19,6 +19,7 @@ from aiohttp import web
 
 from firmware.config import StationConfig
 from firmware.events import EventHub
+from firmware.payment import PaymentDesk, make_provider
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SampleRecord, SessionRecord, Store
@@ -162,7 +163,13 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         touchscreen_hosts=config.touchscreen_hosts,
         public_url=config.resolved_public_url(),
     )
-    app = create_app(station, api_settings, StoreHistory(store))
+    desk: PaymentDesk | None = None
+    if config.payment.enabled:
+        desk = PaymentDesk(
+            config.payment, make_provider(config.payment.provider), store, clock.wall
+        )
+        station.on_end = desk.settle
+    app = create_app(station, api_settings, StoreHistory(store), desk)
     return Daemon(config, clock, hardware, store, station, app)
 
 

@@ -44,9 +44,14 @@ from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import I_BREAK_A, T_RAMP_MAX, T_SETTLE, T_VERIFY
 from firmware.station.safety import GuardState, Limits, SafetyConfig, Trip, voltage_matches
 from hal.clock import Clock
+from hal.errors import SensorError
 from hal.interfaces import PowerMonitor, PowerReading, Relay
 
 log = logging.getLogger(__name__)
+
+
+VERIFY_SETTLE_S = 0.1
+"""After the switch closes: its operate time plus one sensor conversion before the check reads."""
 
 
 class PortState(StrEnum):
@@ -454,14 +459,27 @@ class PortController:
         """
         assert self.battery is not None
         deadline = closed_at + T_VERIFY
-        settle = closed_at + 0.02  # the switch's operate time
+        settle = closed_at + VERIFY_SETTLE_S
         while self.clock.monotonic() < deadline:
             if not self.in_state(PortState.STARTING):
                 return False
             reading = self.reading
+            if (reading is None or reading.timestamp < settle) and self.clock.monotonic() >= settle:
+                # Do not wait for the next supervisor pass: read the port's sensor now.
+                with contextlib.suppress(SensorError):
+                    reading = await self.io.monitor.read()
             if reading is not None and reading.timestamp >= settle:
                 declared = self.telemetry.voltage_v if self.telemetry else self.battery.v_nom_v
                 measured = reading.bus_voltage_v
+                if measured < 1.0:
+                    await self.trip(
+                        Trip(
+                            "sensor",
+                            "No voltage at the port after the switch closed: "
+                            "the switch, the cable or the sensor is faulty",
+                        )
+                    )
+                    return False
                 window_ok = self.battery.v_min_v * 0.97 <= measured <= self.battery.v_max_v * 1.01
                 if window_ok and voltage_matches(self.safety, measured, declared):
                     self.verified = True

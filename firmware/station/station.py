@@ -147,7 +147,7 @@ class Station:
         self.store_error: str | None = None
         self.ticks = 0
         self.started = asyncio.Event()
-        self.payment_hook: Callable[[PortController], Awaitable[None]] | None = None
+        self.on_end: Callable[[PortController, LiveSession], Awaitable[None]] | None = None
         self.on_start: Callable[[PortController, LiveSession], None] | None = None
         self.on_tick: Callable[[], None] | None = None
 
@@ -614,6 +614,8 @@ class Station:
     async def _session_ended(self, port: PortController, session: LiveSession) -> None:
         self._wake.set()
         self._last_sample.pop(port.port_id, None)
+        if self.on_end is not None:
+            self._spawn(self.on_end(port, session))
         if self.recorder is None or session.session_id is None:
             return
         soc = port.telemetry.soc_pct if port.telemetry else None
@@ -660,12 +662,20 @@ class Station:
             info.update(soc_pct=port.battery.soc_pct, temperature_c=port.battery.temperature_c)
         return info
 
+    def in_constant_voltage(self, port: PortController) -> bool:
+        """The battery is at its maximum voltage and the current tapers: the last stretch."""
+        b, tel = port.battery, port.telemetry
+        if b is None or tel is None or port.state != PortState.CHARGING:
+            return False
+        amps = port.reading.current_a if port.reading is not None else port.grant_a
+        return tel.voltage_v >= b.v_max_v * 0.995 and amps < port.grant_a * 0.9
+
     def eta_seconds(self, port: PortController) -> float | None:
         b, tel = port.battery, port.telemetry
         if b is None or tel is None or port.state != PortState.CHARGING:
             return None
         amps = port.reading.current_a if port.reading is not None else port.grant_a
-        in_cv = tel.voltage_v >= b.v_max_v * 0.995 and amps < port.grant_a * 0.9
+        in_cv = self.in_constant_voltage(port)
         return estimate_seconds(
             EtaInput(
                 soc_pct=tel.soc_pct,
@@ -697,6 +707,7 @@ class Station:
             "end_text": session.end_text,
             "soc_start": session.soc_start,
             "eta_s": self.eta_seconds(port) if live else None,
+            "finishing": live and self.in_constant_voltage(port),
             "curve": [[round(t, 1), round(w, 1), round(s, 1)] for t, w, s in session.samples],
         }
 

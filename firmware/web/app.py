@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from firmware.payment import PaymentDesk
 from firmware.station.station import Station
 from firmware.web.api import (
     HISTORY_KEY,
@@ -14,15 +15,20 @@ from firmware.web.api import (
     add_api_routes,
     api_errors,
 )
+from firmware.web.pages import add_page_routes, page_not_found
 
 
 def create_app(
-    station: Station, settings: ApiSettings, history: History | None = None
+    station: Station,
+    settings: ApiSettings,
+    history: History | None = None,
+    payment: PaymentDesk | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[api_errors], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[page_not_found, api_errors], client_max_size=64 * 1024)
     app[STATION_KEY] = station
     app[SETTINGS_KEY] = settings
     if history is not None:
         app[HISTORY_KEY] = history
     add_api_routes(app)
+    add_page_routes(app, payment)
     return app

@@ -23,6 +23,7 @@ from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
+from host.bench.sim_page import add_sim_page
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind
@@ -286,6 +287,7 @@ async def extend_with_bench(daemon: Daemon) -> None:
     if isinstance(daemon.clock, ScaledClock):
         bay.set_speed(min(MAX_SPEED, daemon.clock.speed))
     add_sim_routes(daemon.app, bay)
+    add_sim_page(daemon.app)
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []

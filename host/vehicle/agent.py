@@ -196,8 +196,15 @@ class VehicleAgent:
 
     async def _watch(self) -> None:
         """After the handshake: end the charge when the battery says so."""
+        last_flags = wire_flags(self.vehicle.bms_flags)
         while not self._restart.is_set():
-            await self.clock.sleep(0.2)
+            await self.clock.sleep(0.1)
+            flags = wire_flags(self.vehicle.bms_flags)
+            if flags != last_flags:
+                # A BMS flag changed: tell the station now, not at the next telemetry period, so
+                # it learns why the current stopped before it suspects the cable.
+                last_flags = flags
+                await self._send_telemetry()
             if not self.power_on or self.stop_sent:
                 continue
             state = self.vehicle.state.name

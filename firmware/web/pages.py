@@ -1,0 +1,216 @@
+"""The station's pages: the touchscreen at ``/`` and the rider's phone page at ``/s/<token>``.
+
+Pages are server-rendered shells carrying the current state as JSON; a little hand-written
+JavaScript (static/, no build step, nothing from a CDN) keeps them live from the event stream. The
+web layer reads the station; every change goes through the same API the pages call.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from firmware.payment import PaymentDeclined, PaymentDesk
+from firmware.station.port import PortState
+from firmware.web.api import (
+    HISTORY_KEY,
+    SETTINGS_KEY,
+    STATION_KEY,
+    ApiFailure,
+    error_response,
+    is_operator,
+    is_touchscreen,
+    owner_link,
+    read_json,
+    viewer_link,
+)
+from firmware.web.qr import qr_svg
+from firmware.web.render import json_script, render
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+PAYMENT_KEY = web.AppKey("payment", PaymentDesk)
+
+
+def _token_ok(token: str) -> bool:
+    return 16 <= len(token) <= 64 and all(c.isalnum() or c in "-_" for c in token)
+
+
+async def station_page(request: web.Request) -> web.Response:
+    station = request.app[STATION_KEY]
+    desk = request.app.get(PAYMENT_KEY)
+    return render(
+        TEMPLATES,
+        "station.html",
+        name=station.settings.name,
+        initial=json_script(
+            {
+                "station": station.snapshot(),
+                "controls": is_touchscreen(request) or is_operator(request),
+                "payment": desk.terms() if desk else None,
+            }
+        ),
+    )
+
+
+def not_found_page() -> web.Response:
+    return render(TEMPLATES, "not_found.html", status=404)
+
+
+async def phone_page(request: web.Request) -> web.Response:
+    token = request.match_info["token"]
+    station = request.app[STATION_KEY]
+    found = station.find_session(token) if _token_ok(token) else None
+    if found is None:
+        return await _finished_page(request, token)
+    port, session, live = found
+    settings = request.app[SETTINGS_KEY]
+    owner = request.query.get("owner", "")
+    is_owner = bool(owner) and hmac.compare_digest(owner.encode(), session.owner_token.encode())
+    view = station.session_view(session, port, live)
+    view["port_view"] = station.port_view(port)
+    desk = request.app.get(PAYMENT_KEY)
+    return render(
+        TEMPLATES,
+        "phone.html",
+        name=station.settings.name,
+        port=port.port_id,
+        initial=json_script(
+            {
+                "session": view,
+                "owner_token": session.owner_token if is_owner else None,
+                "viewer_url": viewer_link(settings, session.public_token),
+                "payment": desk.terms() if desk else None,
+                "receipt": _receipt(desk, session.public_token),
+            }
+        ),
+    )
+
+
+async def _finished_page(request: web.Request, token: str) -> web.Response:
+    """A session the station no longer holds in memory: shown from the records, read-only."""
+    history = request.app.get(HISTORY_KEY)
+    record = await history.session(token) if history is not None and _token_ok(token) else None
+    if record is None:
+        return not_found_page()
+    station = request.app[STATION_KEY]
+    desk = request.app.get(PAYMENT_KEY)
+    record["port_view"] = None
+    return render(
+        TEMPLATES,
+        "phone.html",
+        name=station.settings.name,
+        port=record["port"],
+        initial=json_script(
+            {
+                "session": record,
+                "owner_token": None,
+                "viewer_url": viewer_link(request.app[SETTINGS_KEY], token),
+                "payment": desk.terms() if desk else None,
+                "receipt": _receipt(desk, token),
+            }
+        ),
+    )
+
+
+def _receipt(desk: PaymentDesk | None, token: str) -> dict[str, Any] | None:
+    if desk is None:
+        return None
+    receipt = desk.receipts.get(token)
+    return receipt.view() if receipt else None
+
+
+async def session_qr(request: web.Request) -> web.Response:
+    """The QR code of a session: the owner's link on the station's own screen, else the viewer's."""
+    token = request.match_info["token"]
+    station = request.app[STATION_KEY]
+    found = station.find_session(token) if _token_ok(token) else None
+    if found is None:
+        raise ApiFailure("not_found", "No session has this link.")
+    _, session, _ = found
+    settings = request.app[SETTINGS_KEY]
+    if request.query.get("owner") == "1" and (is_touchscreen(request) or is_operator(request)):
+        url = owner_link(settings, session.public_token, session.owner_token)
+    else:
+        url = viewer_link(settings, session.public_token)
+    return web.Response(
+        body=qr_svg(url), content_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def pay(request: web.Request) -> web.Response:
+    """The rider's card for the pre-authorisation; only the session's owner may pay."""
+    desk = request.app.get(PAYMENT_KEY)
+    if desk is None:
+        raise ApiFailure("not_found", "This station does not take payments.")
+    token = request.match_info["token"]
+    station = request.app[STATION_KEY]
+    found = station.find_session(token) if _token_ok(token) else None
+    if found is None:
+        raise ApiFailure("not_found", "No session has this link.")
+    port, session, live = found
+    data = await read_json(request)
+    owner = request.headers.get("X-Owner-Token") or data.get("owner_token")
+    if not isinstance(owner, str) or not hmac.compare_digest(
+        owner.encode(), session.owner_token.encode()
+    ):
+        raise ApiFailure("forbidden", "Only the person who started the session can pay for it.")
+    card = data.get("card_number")
+    if not isinstance(card, str) or not card.strip():
+        raise ApiFailure("bad_request", "'card_number' must be the card number as text.")
+    if not live or port.state != PortState.PAYMENT:
+        raise ApiFailure("conflict", "This session is not waiting for payment.")
+    try:
+        receipt = await desk.authorise(session, card[:32])
+    except PaymentDeclined as exc:
+        return web.json_response(
+            {"error": {"code": "payment_declined", "message": str(exc)}}, status=402
+        )
+    station.payment_approved(port.port_id)
+    return web.json_response({"receipt": receipt.view(), "state": port.state.value})
+
+
+async def get_receipt(request: web.Request) -> web.Response:
+    desk = request.app.get(PAYMENT_KEY)
+    token = request.match_info["token"]
+    receipt = _receipt(desk, token) if _token_ok(token) else None
+    if receipt is None:
+        raise ApiFailure("not_found", "No payment for this session.")
+    return web.json_response(receipt)
+
+
+@web.middleware
+async def page_not_found(request: web.Request, handler: Any) -> web.StreamResponse:
+    """An unknown page address gets a page a person can read, not a bare status."""
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except web.HTTPNotFound:
+        if request.path.startswith("/api/"):
+            return error_response("not_found", f"There is no {request.path}.")
+        return not_found_page()
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return web.json_response(
+            {
+                "error": {
+                    "code": "method_not_allowed",
+                    "message": f"{request.method} is not allowed here; use {allowed}.",
+                }
+            },
+            status=405,
+        )
+
+
+def add_page_routes(app: web.Application, payment: PaymentDesk | None = None) -> None:
+    if payment is not None:
+        app[PAYMENT_KEY] = payment
+    app.router.add_get("/", station_page)
+    app.router.add_get("/s/{token}", phone_page)
+    app.router.add_get("/api/sessions/{token}/qr.svg", session_qr)
+    app.router.add_post("/api/sessions/{token}/pay", pay)
+    app.router.add_get("/api/sessions/{token}/receipt", get_receipt)
+    app.router.add_static("/static/", STATIC, append_version=True)

@@ -1,0 +1,190 @@
+// The rider's phone page: one session, live, recovering by itself after sleep or a dropped network.
+"use strict";
+
+(() => {
+  const { el, initial, watts, energy, duration, pct, money, api, live } = pev;
+  const boot = initial("initial");
+  const token = boot.session.public_token;
+  const storeKey = "pev-owner-" + token;
+  let owner = boot.owner_token || null;
+  try {
+    if (owner) localStorage.setItem(storeKey, owner); else owner = localStorage.getItem(storeKey);
+  } catch (e) { /* private mode: keep it for this page only */ }
+  let session = boot.session;
+  let port = boot.session.port_view;
+  let receipt = boot.receipt;
+  let notified = false;
+
+  const $ = (id) => document.getElementById(id);
+
+  function statusWords() {
+    const state = port ? port.state : null;
+    if (session.live) {
+      if (state === "payment") return "Waiting for payment";
+      if (state === "waiting") return "Waiting for power – you will start as soon as some frees up";
+      if (state === "starting") return "Starting";
+      if (state === "stopping") return "Stopping";
+      if (state === "charging") {
+        if (session.finishing) return "Finishing – the battery is nearly full";
+        return "Charging";
+      }
+      if (state === "fault") return "Stopped: fault";
+      return port ? port.state_text : "Charging";
+    }
+    const reason = session.end_reason;
+    if (reason === "full" || reason === "target") return "Complete – " + (session.end_text || "your battery is charged");
+    if (reason === "fault") return "Stopped because of a fault";
+    if (reason === "interrupted") return "Stopped: the station restarted";
+    return "Stopped – " + (session.end_text || "the session has ended");
+  }
+
+  function drawCurve(points) {
+    const svg = $("curve");
+    while (svg.firstChild) svg.firstChild.remove();
+    if (!points || points.length < 2) return;
+    const t0 = points[0][0], t1 = points[points.length - 1][0];
+    const span = Math.max(1, t1 - t0);
+    const maxW = Math.max(1, ...points.map((p) => p[1]));
+    const ns = "http://www.w3.org/2000/svg";
+    const line = (cls, y) => {
+      const path = document.createElementNS(ns, "polyline");
+      path.setAttribute("class", cls);
+      path.setAttribute("points", points.filter((p) => y(p) !== null)
+        .map((p) => ((p[0] - t0) / span * 300).toFixed(1) + "," + (100 - y(p)).toFixed(1)).join(" "));
+      svg.append(path);
+    };
+    line("power", (p) => 95 * p[1] / maxW);
+    line("soc", (p) => (p[2] >= 0 ? 0.95 * p[2] : null));
+  }
+
+  function render() {
+    const vehicle = port && port.vehicle;
+    const soc = vehicle && vehicle.soc_pct !== undefined ? vehicle.soc_pct : session.soc_end;
+    $("status").textContent = statusWords();
+    const faultText = (port && port.fault && port.fault.text) || (session.end_reason === "fault" ? session.end_text : null);
+    $("fault").hidden = !faultText;
+    $("fault").textContent = faultText ? "Fault: " + faultText : "";
+    const socValue = soc === null || soc === undefined ? 0 : Math.max(0, Math.min(100, soc));
+    $("soc-fill").style.width = socValue + "%";
+    $("soc-label").textContent = soc === null || soc === undefined ? "State of charge unknown" : pct(soc) + " charged";
+    $("soc-bar").setAttribute("aria-valuenow", Math.round(socValue));
+    const charging = session.live && port && port.state === "charging";
+    $("power").textContent = charging ? watts(port.measured.watts) : "0 W";
+    $("energy").textContent = energy(session.energy_wh);
+    $("elapsed").textContent = duration(session.elapsed_s);
+    $("eta").textContent = session.live ? (session.eta_s === null || session.eta_s === undefined ? "–" : duration(session.eta_s)) : "Done";
+    drawCurve(session.curve);
+    $("stop").hidden = !(owner && session.live);
+    $("notify").hidden = !(session.live && "Notification" in window && Notification.permission !== "denied" && !notified);
+    renderPayment();
+    renderReceipt();
+    if (!session.live && notified === "asked" && "Notification" in window && Notification.permission === "granted") {
+      notified = true;
+      new Notification("Charging " + (session.end_reason === "full" ? "complete" : "stopped"), { body: statusWords() });
+    }
+  }
+
+  function renderPayment() {
+    const pay = boot.payment;
+    const waiting = session.live && port && port.state === "payment";
+    $("payment").hidden = !(pay && waiting);
+    if (!pay) return;
+    $("payment-terms").textContent = money(pay.price_per_kwh, pay.currency) + " per kWh plus a " +
+      money(pay.session_fee, pay.currency) + " session fee. We hold " + money(pay.preauth_amount, pay.currency) +
+      " on your card and charge only what you use.";
+    $("pay-form").hidden = !owner;
+    $("pay-not-owner").hidden = !!owner;
+  }
+
+  function renderReceipt() {
+    const table = $("receipt-table");
+    $("receipt").hidden = !receipt;
+    if (!receipt) return;
+    while (table.firstChild) table.firstChild.remove();
+    const row = (k, v) => table.append(el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: v })));
+    row("Card", "•••• " + receipt.card_last4);
+    row("Held", money(receipt.authorised, receipt.currency));
+    if (receipt.status === "authorised") {
+      row("Status", "Authorised – you pay for the energy when the session ends");
+    } else {
+      row("Energy", receipt.energy_kwh.toFixed(3) + " kWh × " + money(receipt.price_per_kwh, receipt.currency));
+      row("Energy cost", money(receipt.energy_cost, receipt.currency));
+      row("Session fee", money(receipt.session_fee, receipt.currency));
+      row("Total charged", money(receipt.total, receipt.currency));
+      row("Status", receipt.status === "captured" ? "Paid" : "Payment failed – the operator will contact you");
+    }
+    row("Reference", receipt.reference);
+  }
+
+  async function refresh() {
+    const result = await api("GET", "/api/sessions/" + encodeURIComponent(token));
+    if (result.ok) {
+      const data = result.data;
+      if (data.port_view) port = data.port_view;
+      session = Object.assign({}, session, data);
+      if (!session.live && boot.payment) {
+        const r = await api("GET", "/api/sessions/" + encodeURIComponent(token) + "/receipt");
+        if (r.ok) receipt = r.data;
+      }
+      render();
+    }
+  }
+
+  function onPort(view) {
+    port = view;
+    if (view.session && view.session.public_token === token) {
+      session = Object.assign({}, session, view.session);
+      if (!view.session.live) refresh();
+    } else if (session.live && view.session === null) {
+      refresh();
+    }
+    render();
+  }
+
+  $("stop").addEventListener("click", async () => {
+    $("action-error").hidden = true;
+    const result = await api("POST", "/api/sessions/" + encodeURIComponent(token) + "/stop", {}, { "X-Owner-Token": owner });
+    if (!result.ok) {
+      $("action-error").textContent = result.data && result.data.error ? result.data.error.message : "The station refused.";
+      $("action-error").hidden = false;
+    }
+  });
+
+  $("notify").addEventListener("click", async () => {
+    const permission = await Notification.requestPermission();
+    if (permission === "granted") { notified = "asked"; $("notify").textContent = "We will notify you"; }
+    render();
+  });
+
+  $("pay-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("pay-error").hidden = true;
+    $("pay-button").disabled = true;
+    const result = await api("POST", "/api/sessions/" + encodeURIComponent(token) + "/pay",
+      { card_number: $("card").value }, { "X-Owner-Token": owner || "" });
+    $("pay-button").disabled = false;
+    if (!result.ok) {
+      $("pay-error").textContent = result.data && result.data.error ? result.data.error.message : "Payment failed.";
+      $("pay-error").hidden = false;
+      return;
+    }
+    receipt = result.data.receipt;
+    refresh();
+  });
+
+  $("viewer-url").value = boot.viewer_url;
+  $("viewer-note").textContent = owner
+    ? "Send this read-only link to someone who wants to watch; it cannot stop the charge."
+    : "This is a read-only link: it shows the charge but cannot stop it.";
+
+  render();
+  setInterval(() => { if (session.live) { session.elapsed_s += 1; $("elapsed").textContent = duration(session.elapsed_s); } }, 1000);
+  live("/api/sessions/" + encodeURIComponent(token) + "/events", {
+    snapshot: (snap) => { if (snap.ports.length) onPort(snap.ports[0]); },
+    port: onPort,
+  }, (ok) => {
+    $("offline").hidden = ok;
+    $("link-status").textContent = ok ? "Live" : "Offline";
+    if (ok) refresh();
+  });
+})();
