@@ -99,6 +99,8 @@ class StationSettings:
     sample_period_s: float = 5.0
     auto_start: bool = False
     payment_required: bool = False
+    payment_window_s: float = 300.0
+    """A session still unpaid after this long ends, so the port is free for the next rider."""
     budget_tolerance_frac: float = 0.05
     budget_debounce_s: float = 0.5
     safety: SafetyConfig = field(default_factory=SafetyConfig)
@@ -546,10 +548,16 @@ class Station:
                 log.error("store: session not recorded: %s", exc)
         if self.settings.payment_required and not session.paid:
             port.set_state(PortState.PAYMENT)
+            self._spawn(self._payment_deadline(port, session))
         else:
             port.set_state(PortState.WAITING)
             self.wake_allocator()
         return session
+
+    async def _payment_deadline(self, port: PortController, session: LiveSession) -> None:
+        await self.clock.sleep(self.settings.payment_window_s)
+        if port.session is session and port.state == PortState.PAYMENT:
+            await port.stop("payment", "No payment was made in time")
 
     def payment_approved(self, port_id: int) -> None:
         port = self.port(port_id)
