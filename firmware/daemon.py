@@ -12,7 +12,6 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -128,12 +127,11 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     clock = clock or RealClock()
     hardware = build_hardware(config.hal, clock)
     install_failsafe([p.relay for p in hardware.ports.values()])
-    Path(config.db_path).parent.mkdir(parents=True, exist_ok=True)
     store = Store(config.db_path)
     interrupted = await store.open()
     for record in interrupted:
         log.warning(
-            "session %d on port %d was interrupted (%.1f Wh recorded)",
+            "session %d on port %d was interrupted (%.2f Wh recorded)",
             record.id,
             record.port_id,
             record.energy_wh,

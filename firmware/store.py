@@ -119,7 +119,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _explain(exc: sqlite3.Error) -> str:
+def _explain(exc: Exception) -> str:
     text = str(exc)
     if "full" in text:
         return f"the disk is full: {text}"
@@ -176,16 +176,20 @@ class Store:
         def connect() -> None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            except sqlite3.Error:
+                db.close()
+                raise
             self._db = db
 
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, connect)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the records at {self.path}: {_explain(exc)}") from exc
         await self._run(self._migrate)
         return await self._run(self._recover)

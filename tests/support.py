@@ -77,7 +77,7 @@ async def make_bench(
     )
     bay = VehicleBay(hardware, clock, station)
     tasks = [asyncio.create_task(station.run()), asyncio.create_task(hardware.world.run())]
-    await asyncio.sleep(0)
+    await asyncio.wait_for(station.started.wait(), 5.0)
     try:
         yield Bench(clock, hardware, station, bay, store)
     finally:

@@ -125,6 +125,8 @@ def parse_frame(line: bytes) -> Frame:
     for byte in text:
         if byte < 0x20 or byte > 0x7E:
             raise ProtocolError(ErrorCode.CHARSET, f"byte 0x{byte:02X} is not printable ASCII")
+    if b"$" in text[1:]:
+        raise ProtocolError(ErrorCode.TRUNCATED, "a new line starts inside this one")
     star = text.rfind(b"*")
     if star < 0:
         raise ProtocolError(ErrorCode.TRUNCATED, "no '*' checksum marker")

@@ -187,7 +187,7 @@ class Link:
                 self._report(item, err)
                 if err.kind == "Q" and err.seq is not None and not err.code.is_link_error:
                     nak = Nak.from_error(err)
-                    await self._write(encode(nak, err.seq), Decoded("R", err.seq, nak))
+                    await self._write(_encode_reply(nak, err.seq), Decoded("R", err.seq, nak))
                 continue
             self.last_rx = self._clock.monotonic()
             self.stats.lines_in += 1
@@ -235,7 +235,7 @@ class Link:
             except Exception:
                 log.exception("%s: request handler failed on %s", self.name, decoded.message)
                 reply = Nak(ErrorCode.BUSY.wire, text="internal error")
-        out = encode(reply, decoded.seq)
+        out = _encode_reply(reply, decoded.seq)
         self._answered = {decoded.seq: (line, out)}
         await self._write(out, Decoded(reply.KIND, decoded.seq, reply))
 
@@ -251,3 +251,12 @@ class Link:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._handler_tasks, return_exceptions=True)
+
+
+def _encode_reply(reply: Message, seq: int) -> bytes:
+    """A reply that cannot be encoded (too long, out of range) becomes a bare NAK, never a crash."""
+    try:
+        return encode(reply, seq)
+    except ValueError as exc:
+        log.error("reply %s could not be encoded (%s); answering with a NAK", reply.NAME, exc)
+        return encode(Nak(ErrorCode.BUSY.wire), seq)

@@ -393,7 +393,20 @@ class Nak(Message):
 
     @classmethod
     def from_error(cls, err: ProtocolError) -> Nak:
-        return cls(err.code.wire, err.field, err.accept, err.detail[:48])
+        """The NAK for an error, shortened until it fits on a line, whatever the peer sent."""
+        candidates = (
+            cls(err.code.wire, err.field, err.accept, err.detail[:48]),
+            cls(err.code.wire, err.field, err.accept),
+            cls(err.code.wire, err.field),
+            cls(err.code.wire),
+        )
+        for nak in candidates:
+            try:
+                encode(nak, 255)
+            except ValueError:
+                continue
+            return nak
+        return candidates[-1]
 
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (

@@ -387,6 +387,8 @@ class PortController:
             self.link.reset()
             if self.state in LIVE_STATES or self.relay_closed:
                 await self.trip(Trip("link", "The vehicle restarted during the charge"))
+            elif self.session is not None:
+                await self._finish("vehicle", "The vehicle restarted before charging")
             self.forget_vehicle(keep_fault=True)
             self.set_state(PortState.CONNECTED if self.state != PortState.FAULT else self.state)
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from firmware.events import EventHub
-from firmware.pevlink.timers import T_LINK, T_SETTLE, T_TEL
+from firmware.pevlink.errors import PevLinkError
+from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot
+from firmware.pevlink.timers import T_LINK, T_REPLY, T_SETTLE, T_TEL
 from firmware.station.allocator import Demand, Policy, SharingPolicy, plan_transition
 from firmware.station.eta import EtaInput, estimate_seconds
 from firmware.station.port import (
@@ -158,6 +160,8 @@ class Station:
     async def run(self) -> None:
         """Run until cancelled; every relay is open before and after."""
         await self.open_all_relays()
+        for port in self.ports.values():
+            await self._announce(port)
         try:
             async with asyncio.TaskGroup() as group:
                 for port in self.ports.values():
@@ -167,6 +171,13 @@ class Station:
                 self.started.set()
         finally:
             await asyncio.shield(self._shutdown())
+
+    async def _announce(self, port: PortController) -> None:
+        """BOOT on every port: a vehicle still plugged in from before a restart handshakes again."""
+        with contextlib.suppress(PevLinkError, OSError, TimeoutError):
+            await wait_for(
+                self.clock, port.link.notify(Boot("station", SUPPORTED_VERSIONS)), T_REPLY
+            )
 
     async def open_all_relays(self) -> None:
         for port in self.ports.values():

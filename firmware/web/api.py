@@ -38,6 +38,7 @@ API_ERRORS: dict[str, ApiError] = {
     "forbidden": ApiError(403, "You may not do this."),
     "not_found": ApiError(404, "Not found."),
     "conflict": ApiError(409, "The port is not in a state that allows this."),
+    "too_large": ApiError(413, "The request body is too large (64 KiB at most)."),
     "unavailable": ApiError(503, "The station is not ready."),
 }
 
@@ -124,7 +125,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 def port_id_of(request: web.Request) -> int:
     raw = request.match_info["port_id"]
-    if not raw.isdigit() or len(raw) > 3:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 3:
         raise ApiFailure("not_found", f"There is no port {raw!r}.")
     port_id = int(raw)
     if port_id not in request.app[STATION_KEY].ports:
@@ -145,6 +146,8 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     except StationError as exc:
         code = {404: "not_found", 400: "bad_request"}.get(exc.status, "conflict")
         return error_response(code, str(exc))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response("too_large")
     except web.HTTPException:
         raise
     except Exception:
@@ -307,7 +310,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 continue
             try:
                 await response.write(_sse(event["type"], event["data"], event["id"]))
-            except (ConnectionResetError, asyncio.CancelledError):
+            except ConnectionResetError:
                 break
     return response
 

@@ -87,4 +87,6 @@ def open_peer(path: str, baud: int = 115200) -> PySerialLink:
     import serial
 
     port = serial.Serial(path, baudrate=baud, timeout=0, write_timeout=0)
+    # A connector that was not plugged in heard nothing: drop what the line held before.
+    port.reset_input_buffer()
     return PySerialLink(port, path)

@@ -170,7 +170,7 @@ MAX_SPEED = 20.0
 def _bay(request: web.Request) -> tuple[VehicleBay, int]:
     bay = request.app[BAY_KEY]
     raw = request.match_info.get("port_id", "")
-    if not raw.isdigit() or int(raw) not in bay.hardware.ports:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) not in bay.hardware.ports:
         raise ApiFailure("not_found", f"There is no port {raw!r}.")
     return bay, int(raw)
 

@@ -34,7 +34,7 @@ from firmware.pevlink import (
     Summary,
     Telemetry,
 )
-from firmware.pevlink.errors import ErrorCode, NakError, PevLinkError, ProtocolError
+from firmware.pevlink.errors import ErrorCode, NakError, PeerRebooted, PevLinkError, ProtocolError
 from firmware.pevlink.link import ByteTransport, LineObserver, Link
 from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_TEL_PERIOD
@@ -145,7 +145,7 @@ class VehicleAgent:
         while True:
             try:
                 return await self.link.request(message)
-            except NakError:
+            except (NakError, PeerRebooted):
                 raise
             except PevLinkError:
                 await self.clock.sleep(1.0)
