@@ -190,6 +190,8 @@ class PortController:
         self.limit_detail = ""
         self.thermal_factor = 1.0
         self.reading: PowerReading | None = None
+        self.connected_at: float | None = None
+        self.ident_prompted = False
         self.reading_at: float | None = None
         self.verified = False
         self.fault: Trip | None = None
@@ -208,6 +210,9 @@ class PortController:
 
     def set_state(self, state: PortState, text: str | None = None) -> None:
         changed = state != self.state
+        if changed and state == PortState.CONNECTED:
+            self.connected_at = self.clock.monotonic()
+            self.ident_prompted = False
         self.state = state
         self.state_text = text or STATE_WORDS[state]
         if changed:
@@ -287,7 +292,7 @@ class PortController:
         if isinstance(message, Stop):
             reason = message.reason if message.reason != "user" else "vehicle"
             if self.state in LIVE_STATES:
-                self._spawn(self.stop(reason, message.text))
+                self._spawn(self.stop(reason, message.text, by_vehicle=True))
             elif self.state in SESSION_STATES:
                 await self._finish(reason, message.text)
             return StopReply()
@@ -546,7 +551,7 @@ class PortController:
         if self.relay_closed:
             log.warning("port %d: opening under load after %.1f s", self.port_id, T_RAMP_MAX)
 
-    async def stop(self, reason: str, text: str | None = None) -> None:
+    async def stop(self, reason: str, text: str | None = None, *, by_vehicle: bool = False) -> None:
         """A normal stop: the vehicle ramps down, then the relay opens, then the summary."""
         if self.state in (PortState.PAYMENT, PortState.WAITING, PortState.READY):
             await self._finish(reason, text)
@@ -556,7 +561,7 @@ class PortController:
         self.busy = True
         try:
             self.set_state(PortState.STOPPING)
-            if reason not in ("full", "target", "vehicle", "bms"):
+            if not by_vehicle:
                 with contextlib.suppress(PevLinkError):
                     await self.link.request(Stop(reason, (text or "")[:48] or None))
             await self._wait_ramp_down()

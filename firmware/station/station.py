@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from firmware.events import EventHub
 from firmware.pevlink.errors import PevLinkError
 from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot
-from firmware.pevlink.timers import T_LINK, T_REPLY, T_SETTLE, T_TEL
+from firmware.pevlink.timers import T_IDENT, T_LINK, T_REPLY, T_SETTLE, T_TEL
 from firmware.station.allocator import Demand, Policy, SharingPolicy, plan_transition
 from firmware.station.eta import EtaInput, estimate_seconds
 from firmware.station.port import (
@@ -265,6 +265,7 @@ class Station:
         if port.state in LIVE_STATES and port.state != PortState.FAULT:
             await self._check_vehicle(port, now)
         self._check_presence(port, now)
+        self._check_identification(port, now)
         if port.session is not None and port.telemetry is not None:
             target = port.battery.target_soc_pct if port.battery else None
             if (
@@ -330,6 +331,18 @@ class Station:
         if factor != port.thermal_factor:
             port.thermal_factor = factor
             self._wake.set()
+
+    def _check_identification(self, port: PortController, now: float) -> None:
+        """T_IDENT: something talks on the port but never identifies; ask it to start over, once."""
+        if port.state != PortState.CONNECTED or port.hello is not None or port.ident_prompted:
+            return
+        if port.connected_at is None or now - port.connected_at <= T_IDENT:
+            return
+        port.ident_prompted = True
+        port.set_state(
+            PortState.CONNECTED, "Vehicle not recognised: it did not identify itself; replug it"
+        )
+        self._spawn(self._announce(port))
 
     def _check_presence(self, port: PortController, now: float) -> None:
         """A link silent for T_LINK means the vehicle has gone (unplugged) or died."""

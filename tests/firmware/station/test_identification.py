@@ -1,0 +1,36 @@
+"""T_IDENT: a device that talks on a port but never identifies gets asked to start over, once."""
+
+from __future__ import annotations
+
+from firmware.pevlink import Telemetry, decode, encode
+from firmware.pevlink.messages import Boot
+from firmware.pevlink.timers import T_IDENT
+from firmware.station.port import PortState
+from hal.sim.serial_pty import open_peer
+from tests.support import Bench
+
+
+async def test_a_device_that_never_says_hello_is_not_recognised_and_asked_to_reboot(
+    bench: Bench,
+) -> None:
+    peer = open_peer(bench.hardware.ports[1].peer_path)
+    try:
+        tel = Telemetry(soc_pct=50, voltage_v=38.0, current_a=0, temperature_c=25, flags=0)
+        await peer.write(encode(tel, 1))
+        await bench.run_until(lambda: bench.port(1).state == PortState.CONNECTED)
+        received = b""
+        elapsed = 0.0
+        while elapsed < T_IDENT + 0.5:
+            await peer.write(encode(tel, 2))
+            await bench.run_for(0.5)
+            elapsed += 0.5
+            received += await peer.read(0.05)
+        port = bench.port(1)
+        assert port.state == PortState.CONNECTED
+        assert "not recognised" in port.state_text
+        assert not bench.hardware.ports[1].relay.is_closed
+        lines = [line + b"\n" for line in received.split(b"\n") if line.startswith(b"$")]
+        boots = [d for d in map(decode, lines) if isinstance(d.message, Boot)]
+        assert len(boots) == 1 and boots[0].message.role == "station"
+    finally:
+        await peer.close()
