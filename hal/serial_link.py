@@ -63,11 +63,13 @@ class PySerialLink(SerialLink):
                 ready.set_result(None)
 
         loop.add_reader(fd, on_readable)
+        # A timer instead of asyncio.wait_for: on Python 3.11, wait_for can swallow a cancellation
+        # that arrives together with data, and a reader loop would then never stop.
+        timer = loop.call_later(max(0.0, timeout), on_readable)
         try:
-            await asyncio.wait_for(ready, max(0.0, timeout))
-        except TimeoutError:
-            return b""
+            await ready
         finally:
+            timer.cancel()
             loop.remove_reader(fd)
         return self._read_now()
 

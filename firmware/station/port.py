@@ -476,7 +476,10 @@ class PortController:
                 with contextlib.suppress(SensorError):
                     reading = await self.io.monitor.read()
             if reading is not None and reading.timestamp >= settle:
-                declared = self.telemetry.voltage_v if self.telemetry else self.battery.v_nom_v
+                tel = self.telemetry
+                # Only a pack at rest is comparable: a reading taken under load sits higher.
+                at_rest = tel is not None and abs(tel.current_a) <= I_BREAK_A
+                declared = tel.voltage_v if tel is not None and at_rest else self.battery.v_nom_v
                 measured = reading.bus_voltage_v
                 if measured < 1.0:
                     await self.trip(

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from firmware.pevlink.messages import STOP_FLAGS, BmsFlag
 
+_EPS = 1e-6
+"""Times add up in floating point: a debounce of 0.2 s must expire after four 50 ms polls."""
+
 
 @dataclass(frozen=True, slots=True)
 class SafetyConfig:
@@ -70,7 +73,7 @@ def check_overcurrent(
     if current_a > overcurrent_threshold(cfg, limits.grant_a):
         if state.over_since is None:
             state.over_since = now
-        if now - state.over_since >= cfg.overcurrent_debounce_s:
+        if now - state.over_since >= cfg.overcurrent_debounce_s - _EPS:
             return Trip(
                 "overcurrent",
                 f"The vehicle drew {current_a:.2f} A, more than the {limits.grant_a:.2f} A granted",
@@ -128,7 +131,7 @@ def check_disconnect(
     if vehicle_says_charging and measured_a < cfg.disconnect_current_a:
         if state.vanished_since is None:
             state.vanished_since = now
-        if now - state.vanished_since >= cfg.disconnect_debounce_s:
+        if now - state.vanished_since >= cfg.disconnect_debounce_s - _EPS:
             return Trip("disconnect", "The charging current stopped: the cable may be unplugged")
     else:
         state.vanished_since = None

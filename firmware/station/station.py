@@ -148,6 +148,8 @@ class Station:
         self._last_sample: dict[int, float] = {}
         self._over_budget_since: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._records: set[asyncio.Future[None]] = set()
+        """Writes to the records in flight: shutdown lets them finish (briefly) before it ends."""
         self.store_error: str | None = None
         self.ticks = 0
         self.started = asyncio.Event()
@@ -204,7 +206,9 @@ class Station:
                     await asyncio.wait_for(self._session_ended(port, session), 2.0)
             with contextlib.suppress(Exception):
                 await port.aclose()
-        for task in list(self._tasks):
+        if self._records:
+            await asyncio.wait(list(self._records), timeout=2.0)
+        for task in [*self._tasks, *self._records]:
             task.cancel()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -373,7 +377,7 @@ class Station:
         if self._over_budget_since is None:
             self._over_budget_since = now
             return
-        if now - self._over_budget_since < self.settings.budget_debounce_s or not measured:
+        if now - self._over_budget_since < self.settings.budget_debounce_s - 1e-6 or not measured:
             return
 
         def excess(item: tuple[PortController, float]) -> float:
@@ -423,7 +427,9 @@ class Station:
                 self.store_error = str(exc)
                 self.events.publish("station", self.station_summary())
 
-        self._spawn(guarded())
+        task = asyncio.ensure_future(guarded())
+        self._records.add(task)
+        task.add_done_callback(self._records.discard)
 
     # --- allocator --------------------------------------------------------------------------------
 
@@ -482,7 +488,16 @@ class Station:
     async def allocate_once(self) -> None:
         now = self.clock.monotonic()
         demands = self.demands(now)
-        grants = self.policy.allocate(self.budget_w, demands, now)
+        # Power still flowing to a port outside the sharing (a vehicle ramping down to stop) is
+        # not free until its switch opens.
+        sharing = {d.port_id for d in demands}
+        reserved = sum(
+            p.grant_a * p.battery.v_max_v
+            for p in self.ports.values()
+            if p.relay_closed and p.port_id not in sharing and p.battery is not None
+        )
+        budget = max(0.0, self.budget_w - reserved)
+        grants = self.policy.allocate(budget, demands, now)
         v_max = {d.port_id: d.v_max_v for d in demands}
         current = {d.port_id: self.ports[d.port_id].grant_a for d in demands if d.charging}
         target: dict[int, float] = {}
@@ -498,7 +513,7 @@ class Station:
                 if port.state == PortState.WAITING and new <= 0 and not port.busy:
                     port.set_state(PortState.WAITING, grant.detail or "Waiting for power")
         try:
-            phases = plan_transition(self.budget_w, v_max, current, target)
+            phases = plan_transition(budget, v_max, current, target)
         except ValueError:
             log.error("allocation exceeds the budget; keeping the current grants")
             return

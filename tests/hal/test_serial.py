@@ -92,7 +92,9 @@ def test_permission_denied_names_the_dialout_group(tmp_path: object) -> None:
 
     cable = PtyCable("perm")
     try:
-        os.chmod(cable.peer_path, 0o600)
+        # No user may open it, and the child runs without root's capabilities (so it cannot
+        # override file permissions) while staying able to read this checkout, wherever it is.
+        os.chmod(cable.peer_path, 0o000)
         code = (
             "import asyncio,sys\n"
             "from hal.serial_link import open_serial\n"
@@ -102,9 +104,8 @@ def test_permission_denied_names_the_dialout_group(tmp_path: object) -> None:
         out = subprocess.run(
             [
                 "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
+                "--bounding-set=-all",
+                "--inh-caps=-all",
                 sys.executable,
                 "-c",
                 code,
