@@ -15,6 +15,10 @@ class ImplausibleReading(SensorError):
     """The sensor answered, but with a value that cannot be trusted (overflow, out of range)."""
 
 
+class SensorOverflow(ImplausibleReading):
+    """The current is beyond the shunt's range: most likely a real over-current, not a dead part."""
+
+
 class RelayError(HalError, OSError):
     """A relay could not be driven."""
 

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from hal.clock import Clock
-from hal.errors import BackendUnavailable, ImplausibleReading, SensorError
+from hal.errors import BackendUnavailable, ImplausibleReading, SensorError, SensorOverflow
 from hal.interfaces import PowerMonitor, PowerReading
 
 INA219_GAIN_RANGE_V = {1: 0.04, 2: 0.08, 4: 0.16, 8: 0.32}
@@ -61,7 +61,7 @@ class _DriverMonitor(PowerMonitor):
             if not math.isfinite(value):
                 raise ImplausibleReading(f"{self.part} at 0x{self.address:02X}: {name} is {value}")
         if overflow:
-            raise ImplausibleReading(
+            raise SensorOverflow(
                 f"{self.part} at 0x{self.address:02X}: overflow flag set "
                 f"(current beyond the shunt range, {amps:.2f} A read)"
             )

@@ -42,7 +42,7 @@ from firmware.station.safety import (
     thermal_factor,
 )
 from hal.clock import Clock, wait_for
-from hal.errors import SensorError
+from hal.errors import SensorError, SensorOverflow
 from hal.interfaces import PowerReading, Watchdog
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,13 @@ class Station:
     async def _read(self, port: PortController, now: float) -> PowerReading | None:
         try:
             reading = await port.io.monitor.read()
+        except SensorOverflow as exc:
+            port.reading = None
+            if port.relay_closed or port.state in LIVE_STATES:
+                await port.trip(
+                    Trip("overcurrent", f"Current beyond what the port can measure: {exc}")
+                )
+            return None
         except SensorError as exc:
             port.reading = None
             if port.relay_closed or port.state in LIVE_STATES:

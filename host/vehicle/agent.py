@@ -157,8 +157,8 @@ class VehicleAgent:
             Hello(
                 versions=SUPPORTED_VERSIONS,
                 vehicle_type=spec.vehicle_type,
-                maker=spec.maker[:24],
-                model=spec.name[:32],
+                maker=_fit(spec.maker, 24),
+                model=_fit(spec.name, 32),
                 serial=self.serial[:24],
                 firmware="sim-1",
             )
@@ -318,3 +318,11 @@ class VehicleAgent:
             "garbage": self.garbage,
             "protocol_version": PROTOCOL_VERSION,
         }
+
+
+def _fit(text: str, limit: int) -> str:
+    """Shorten at a word boundary, so a display never shows half a word."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,(-")
+    return cut + "…" if len(cut) < limit else cut
