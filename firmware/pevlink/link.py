@@ -179,7 +179,7 @@ class Link:
         """Process received bytes (the read loop calls this; tests may call it directly)."""
         for item in self._buffer.feed(data):
             if isinstance(item, LineError):
-                self._report(b"", ProtocolError(item.code, item.detail))
+                self._report(item.data, ProtocolError(item.code, item.detail))
                 continue
             try:
                 decoded = decode(item)
