@@ -191,6 +191,8 @@ class PortController:
         self.thermal_factor = 1.0
         self.reading: PowerReading | None = None
         self.connected_at: float | None = None
+        self.vehicle_gone = False
+        """The faulted vehicle fell silent: the next one to identify clears the fault."""
         self.ident_prompted = False
         self.reading_at: float | None = None
         self.verified = False
@@ -312,7 +314,11 @@ class PortController:
         self.hello = hello
         self.battery = None
         self.request = None
-        if self.state != PortState.FAULT:
+        if self.state == PortState.FAULT and self.vehicle_gone:
+            self.fault = None
+            self.guard = GuardState()
+            self.set_state(PortState.CONNECTED)
+        elif self.state != PortState.FAULT:
             self.set_state(PortState.CONNECTED)
         else:
             self._on_change(self)
@@ -583,6 +589,7 @@ class PortController:
         if self.state == PortState.FAULT and self.fault is not None:
             return
         self.fault = trip
+        self.vehicle_gone = False
         self.grant_a = 0.0
         log.warning("port %d: fault %s: %s", self.port_id, trip.code, trip.text)
         had_session = self.session is not None
@@ -603,6 +610,7 @@ class PortController:
         if self.state != PortState.FAULT:
             return False
         self.fault = None
+        self.vehicle_gone = False
         self.guard = GuardState()
         if self.battery is not None:
             self.set_state(PortState.READY)

@@ -365,9 +365,16 @@ class Station:
             return
         if port.session is not None and port.state in SESSION_STATES:
             self._spawn(port.stop("vehicle", "The vehicle left before charging"))
-        port.forget_vehicle()
         port.thermal_factor = 1.0
         port.link.last_rx = None
+        if port.state == PortState.FAULT and port.fault is not None:
+            # Keep the reason on show: the rider may come back to a bike that is still plugged
+            # in. The next vehicle that identifies itself clears it, as a reset would.
+            port.forget_vehicle(keep_fault=True)
+            port.vehicle_gone = True
+            port.set_state(PortState.FAULT, f"{port.fault.text} (the vehicle no longer answers)")
+            return
+        port.forget_vehicle()
         port.set_state(PortState.EMPTY)
 
     async def _check_budget(self, now: float) -> None:

@@ -343,11 +343,7 @@ class SimVehicle:
         if self._bms_stopped:
             self.state = VehicleState.STOPPED_BY_BMS
             return
-        if (
-            self._cv
-            and 0 < self.current_a <= self.spec.cutoff_a
-            and self.grant_a > self.spec.cutoff_a
-        ):
+        if self._cv and 0 < self.current_a <= self.spec.cutoff_a:
             self._full = True
         if self._full:
             self.state = VehicleState.FULL
