@@ -27,6 +27,10 @@ class SafetyConfig:
     verify_margin_frac: float = 0.03
     disconnect_current_a: float = 0.05
     disconnect_debounce_s: float = 0.5
+    mismatch_ohm: float = 0.15
+    """Cable and contact resistance allowed between the port and the pack, under current."""
+    mismatch_debounce_s: float = 2.0
+    """Telemetry comes once a second: a disagreement must outlast two reports."""
     thermal_derate_start_c: float = 5.0
     """Derating begins this far below the top of the vehicle's charge window."""
     thermal_hysteresis_c: float = 2.0
@@ -56,6 +60,7 @@ class Limits:
 class GuardState:
     over_since: float | None = None
     vanished_since: float | None = None
+    mismatch_since: float | None = None
 
 
 def overcurrent_threshold(cfg: SafetyConfig, grant_a: float) -> float:
@@ -135,6 +140,35 @@ def check_disconnect(
             return Trip("disconnect", "The charging current stopped: the cable may be unplugged")
     else:
         state.vanished_since = None
+    return None
+
+
+def check_reported_voltage(
+    cfg: SafetyConfig,
+    state: GuardState,
+    measured_v: float,
+    reported_v: float,
+    current_a: float,
+    now: float,
+) -> Trip | None:
+    """While charging, the pack voltage the vehicle reports must follow what the port measures.
+
+    A vehicle that starts lying mid-session (a faulty or tampered BMS) is caught here, not only at
+    the start check; the cable's drop under current is allowed for.
+    """
+    margin = max(cfg.verify_margin_v, cfg.verify_margin_frac * reported_v)
+    margin += cfg.mismatch_ohm * max(0.0, current_a)
+    if abs(measured_v - reported_v) <= margin:
+        state.mismatch_since = None
+        return None
+    if state.mismatch_since is None:
+        state.mismatch_since = now
+    if now - state.mismatch_since >= cfg.mismatch_debounce_s - _EPS:
+        return Trip(
+            "mismatch",
+            f"The vehicle reports {reported_v:.1f} V but the port measures {measured_v:.1f} V: "
+            "its battery data cannot be trusted",
+        )
     return None
 
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from firmware.events import EventHub
 from firmware.pevlink.errors import PevLinkError
-from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot
-from firmware.pevlink.timers import T_IDENT, T_LINK, T_REPLY, T_SETTLE, T_TEL
+from firmware.pevlink.messages import SUPPORTED_VERSIONS, BmsFlag, Boot
+from firmware.pevlink.timers import T_IDENT, T_LINK, T_REPLY, T_SETTLE, T_TEL, T_TEL_PERIOD
 from firmware.station.allocator import Demand, Policy, SharingPolicy, plan_transition
 from firmware.station.eta import EtaInput, estimate_seconds
 from firmware.station.port import (
@@ -36,6 +36,7 @@ from firmware.station.safety import (
     check_disconnect,
     check_overcurrent,
     check_overvoltage,
+    check_reported_voltage,
     check_temperature,
     check_vehicle_flags,
     overcurrent_threshold,
@@ -106,6 +107,10 @@ class StationSettings:
     budget_tolerance_frac: float = 0.05
     budget_debounce_s: float = 0.5
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+
+START_TEMPERATURE_MARGIN_C = 2.0
+"""How far inside its charging window a waiting battery must be before its switch closes."""
 
 
 class Station:
@@ -333,6 +338,18 @@ class Station:
         if tel is None:
             return
         trip = check_temperature(limits, tel.temperature_c) or check_vehicle_flags(tel.flags)
+        reading = port.reading
+        # Compare only a fresh report with the present measurement: an old one drifts anyway.
+        fresh = port.last_tel_at is not None and now - port.last_tel_at <= T_TEL_PERIOD / 2
+        if trip is None and fresh and port.relay_closed and port.verified and reading is not None:
+            trip = check_reported_voltage(
+                self.settings.safety,
+                port.guard,
+                reading.bus_voltage_v,
+                tel.voltage_v,
+                reading.current_a,
+                now,
+            )
         if trip is not None:
             await port.trip(trip)
             return
@@ -468,6 +485,8 @@ class Station:
                 continue  # no power before the vehicle has reported its state
             if port.state not in (PortState.WAITING, PortState.STARTING, PortState.CHARGING):
                 continue
+            if port.state == PortState.WAITING and not self._may_start_at(port):
+                continue
             fresh = (
                 port.reading is not None
                 and port.reading_at is not None
@@ -498,6 +517,26 @@ class Station:
                 )
             )
         return out
+
+    def _may_start_at(self, port: PortController) -> bool:
+        """A battery outside its charging window waits with the switch open, and says why."""
+        limits, tel = port.limits(), port.telemetry
+        if limits is None or tel is None:
+            return False
+        # Start only a little inside the window, so a battery at its edge does not start and trip.
+        margin = START_TEMPERATURE_MARGIN_C
+        now_c = tel.temperature_c
+        flags = BmsFlag(tel.flags)
+        if now_c < limits.t_min_c + margin or flags & BmsFlag.UNDER_TEMP:
+            text = f"Waiting for the battery to warm up to {limits.t_min_c + margin:.0f} °C"
+        elif now_c > limits.t_max_c - margin or flags & BmsFlag.OVER_TEMP:
+            text = f"Waiting for the battery to cool below {limits.t_max_c - margin:.0f} °C"
+        else:
+            return True
+        text = f"{text} (now {now_c:.0f} °C)"
+        if port.state_text != text:
+            port.set_state(PortState.WAITING, text)
+        return False
 
     async def allocate_once(self) -> None:
         now = self.clock.monotonic()
