@@ -18,7 +18,6 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from firmware.pevlink import (
-    SUPPORTED_VERSIONS,
     Battery,
     BatteryReply,
     Boot,
@@ -41,6 +40,7 @@ from firmware.pevlink import (
 from firmware.pevlink.errors import PevLinkError
 from firmware.pevlink.link import ByteTransport, Link
 from firmware.pevlink.messages import BmsFlag
+from firmware.pevlink.rules import check_battery, check_request, common_version
 from firmware.pevlink.timers import I_BREAK_A, T_RAMP_MAX, T_SETTLE, T_VERIFY
 from firmware.station.safety import GuardState, Limits, SafetyConfig, Trip, voltage_matches
 from hal.clock import Clock
@@ -301,14 +301,7 @@ class PortController:
         raise ProtocolError(ErrorCode.WRONG_STATE, f"{message.NAME} is not accepted here")
 
     def _hello(self, hello: Hello) -> Message:
-        common = sorted(set(hello.versions) & set(SUPPORTED_VERSIONS))
-        if not common:
-            raise ProtocolError(
-                ErrorCode.UNSUPPORTED_VERSION,
-                "no protocol version in common",
-                field="ver",
-                accept=",".join(str(v) for v in SUPPORTED_VERSIONS),
-            )
+        version = common_version(hello)
         if self.state in LIVE_STATES or self.state in SESSION_STATES:
             self._spawn(self.trip(Trip("link", "The vehicle restarted its connection")))
         self.hello = hello
@@ -322,36 +315,26 @@ class PortController:
             self.set_state(PortState.CONNECTED)
         else:
             self._on_change(self)
-        return HelloReply(common[-1], self.station_name[:32], self.port_id)
+        return HelloReply(version, self.station_name[:32], self.port_id)
 
     def _battery(self, battery: Battery) -> Message:
-        if self.hello is None:
-            raise ProtocolError(ErrorCode.WRONG_STATE, "HELLO first")
-        if battery.v_max_v > self.spec.v_max_v:
-            self.battery = None
-            self.set_state(
-                PortState.UNSUPPORTED,
-                f"This port supplies and measures up to {self.spec.v_max_v:g} V; "
-                f"the vehicle needs {battery.v_max_v:g} V",
-            )
-            raise ProtocolError(
-                ErrorCode.NOT_SUPPORTED,
-                f"port limit {self.spec.v_max_v:g} V",
-                field="vmax",
-                accept=f"{self.spec.v_max_v:g}",
-            )
-        if battery.v_min_v < self.spec.v_min_v:
-            self.set_state(
-                PortState.UNSUPPORTED,
-                f"This port starts at {self.spec.v_min_v:g} V; the vehicle's pack goes down to "
-                f"{battery.v_min_v:g} V",
-            )
-            raise ProtocolError(
-                ErrorCode.NOT_SUPPORTED,
-                f"port minimum {self.spec.v_min_v:g} V",
-                field="vmin",
-                accept=f"{self.spec.v_min_v:g}",
-            )
+        try:
+            check_battery(self.hello, battery, self.spec.v_min_v, self.spec.v_max_v)
+        except ProtocolError as err:
+            if err.field == "vmax":
+                self.battery = None
+                self.set_state(
+                    PortState.UNSUPPORTED,
+                    f"This port supplies and measures up to {self.spec.v_max_v:g} V; "
+                    f"the vehicle needs {battery.v_max_v:g} V",
+                )
+            elif err.field == "vmin":
+                self.set_state(
+                    PortState.UNSUPPORTED,
+                    f"This port starts at {self.spec.v_min_v:g} V; the vehicle's pack goes down "
+                    f"to {battery.v_min_v:g} V",
+                )
+            raise
         self.battery = battery
         if self.state in (PortState.CONNECTED, PortState.UNSUPPORTED, PortState.DONE):
             self.set_state(PortState.READY)
@@ -362,15 +345,7 @@ class PortController:
         )
 
     def _charge_request(self, request: ChargeRequest) -> Message:
-        if self.battery is None:
-            raise ProtocolError(ErrorCode.WRONG_STATE, "BATT first")
-        if request.voltage_v > self.battery.v_max_v:
-            raise ProtocolError(
-                ErrorCode.INCONSISTENT,
-                "voltage above the declared maximum",
-                field="v",
-                accept=f"{self.battery.v_max_v:g}",
-            )
+        check_request(self.battery, request)
         self.request = request
         if self.state == PortState.DONE:
             self.set_state(PortState.READY)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from firmware.pevlink.errors import ErrorCode, PevLinkError, ProtocolError
 from firmware.pevlink.link import Link
 from firmware.pevlink.messages import (
-    SUPPORTED_VERSIONS,
     Battery,
     BatteryReply,
     BmsFlag,
@@ -43,6 +42,7 @@ from firmware.pevlink.messages import (
     Summary,
     Telemetry,
 )
+from firmware.pevlink.rules import check_battery, check_request, common_version
 from firmware.pevlink.timers import I_BREAK_A, T_RAMP_MAX, T_TEL
 from host.console.session import Console
 from host.vehicle.agent import VehicleAgent
@@ -147,40 +147,17 @@ class MiniStation:
     async def _on_request(self, message: Message) -> Message:
         p = self.profile
         if isinstance(message, Hello):
-            common = sorted(set(message.versions) & set(SUPPORTED_VERSIONS))
-            if not common:
-                raise ProtocolError(
-                    ErrorCode.UNSUPPORTED_VERSION,
-                    "no protocol version in common",
-                    field="ver",
-                    accept=",".join(str(v) for v in SUPPORTED_VERSIONS),
-                )
+            version = common_version(message)
             self._forget()
             self.hello = message
-            return HelloReply(common[-1], p.name[:32], p.port)
+            return HelloReply(version, p.name[:32], p.port)
         if isinstance(message, Battery):
-            if self.hello is None:
-                raise ProtocolError(ErrorCode.WRONG_STATE, "HELLO first")
-            if message.v_max_v > p.v_max_v:
-                raise ProtocolError(
-                    ErrorCode.NOT_SUPPORTED,
-                    f"port limit {p.v_max_v:g} V",
-                    field="vmax",
-                    accept=f"{p.v_max_v:g}",
-                )
+            check_battery(self.hello, message, p.v_min_v, p.v_max_v)
             self.battery = message
             self._spawn_notice(StationState("ready", "Ready: charging on request"))
             return BatteryReply(p.v_min_v, p.v_max_v, p.i_max_a, p.p_max_w)
         if isinstance(message, ChargeRequest):
-            if self.battery is None:
-                raise ProtocolError(ErrorCode.WRONG_STATE, "BATT first")
-            if message.voltage_v > self.battery.v_max_v:
-                raise ProtocolError(
-                    ErrorCode.INCONSISTENT,
-                    "voltage above the declared maximum",
-                    field="v",
-                    accept=f"{self.battery.v_max_v:g}",
-                )
+            check_request(self.battery, message)
             self.request = message
             if self._charge is None or self._charge.done():
                 self._charge = asyncio.create_task(self._run_charge())
