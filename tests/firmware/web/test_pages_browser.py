@@ -135,6 +135,37 @@ async def test_a_viewer_link_cannot_stop_and_a_wrong_token_gives_a_clear_page(
     detach_all(daemon)
 
 
+async def test_the_phone_page_comes_back_by_itself_after_the_connection_drops(
+    daemon: Daemon, browser: Browser
+) -> None:
+    detach_all(daemon)
+    daemon.api("POST", "/api/sim/ports/4/attach", {"model": "ebike-36v-500wh", "soc": 40})
+    daemon.wait_for(lambda: daemon.port(4)["state"] == "ready")
+    started = daemon.api("POST", "/api/ports/4/start")
+    context = await browser.new_context(viewport=PHONE)
+    # Keep a handle on the page's event streams, to cut one as a dropped network would.
+    await context.add_init_script(
+        "const Native = window.EventSource; window.__streams = [];"
+        "window.EventSource = function (url) { const s = new Native(url);"
+        " window.__streams.push(s); return s; };"
+        "window.EventSource.prototype = Native.prototype;"
+        "Object.assign(window.EventSource, {CONNECTING: 0, OPEN: 1, CLOSED: 2});"
+    )
+    phone = await context.new_page()
+    await phone.goto(started["viewer_url"])
+    await expect(phone.locator("#status")).to_have_text(re.compile("Charging"), timeout=20_000)
+    await phone.evaluate(
+        "const s = window.__streams.at(-1); s.close(); s.dispatchEvent(new Event('error'))"
+    )
+    await expect(phone.locator("#offline")).to_be_visible()
+    await expect(phone.locator("#offline")).to_be_hidden(timeout=10_000)
+    assert await phone.evaluate("window.__streams.length") >= 2
+    before = await phone.locator("#energy").text_content()
+    await expect(phone.locator("#energy")).not_to_have_text(before or "", timeout=20_000)
+    await context.close()
+    detach_all(daemon)
+
+
 async def test_markup_in_a_vehicle_name_shows_as_text(daemon: Daemon, browser: Browser) -> None:
     detach_all(daemon)
     name = "<img src=x onerror=pwned=1>"
