@@ -1,0 +1,186 @@
+"""ETA: the time-to-full the phone page shows, at 20/50/80 % of each session, against the end.
+
+Every catalog vehicle that an INA228 port can charge is charged alone at its full current from
+10, 30, 50 and 70 % state of charge until its battery says full, with the vehicle model's physics.
+At each step the estimate is computed by the station's own ``Station.eta_seconds`` from what the
+station would hold at that moment (the declared battery profile, the last telemetry rounded as on
+the wire, the measured current, the grant), and the straight-line estimate (energy left over
+power now) from the same figures. The error at a point is |estimate - actual time left| over the
+actual time left. When the allocation benchmark has run, the same errors are also given for its
+sessions that ended full while sharing the budget, where grants change under the estimate.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
+
+from bench.common import table
+from firmware.pevlink import Battery, Telemetry
+from firmware.station.eta import straight_line_seconds
+from firmware.station.port import PortState
+from firmware.station.station import Station, StationSettings
+from hal.clock import SimClock
+from hal.interfaces import PowerReading
+from host.scenario.physics import delivered_power_w
+from host.scenario.result import EtaSample, VehicleRecord
+from host.vehicle.catalog import load_catalog
+from host.vehicle.model import SimVehicle, VehicleSpec, VehicleState
+
+FRACTIONS = (0.2, 0.5, 0.8)
+PORT_MAX_V = 84.0
+PORT_MAX_A = 5.0
+
+
+def phone_eta(spec: VehicleSpec, vehicle: SimVehicle, grant_a: float) -> float | None:
+    """``Station.eta_seconds`` on what the station would know about this vehicle now."""
+    battery = Battery(
+        chemistry=spec.chemistry,
+        cells_series=spec.cells_series,
+        v_nom_v=round(spec.v_nom, 2),
+        v_max_v=round(spec.v_max, 2),
+        v_min_v=round(spec.v_min, 2),
+        capacity_wh=round(spec.capacity_wh, 1),
+        i_max_a=round(spec.i_max, 2),
+        i_min_a=round(spec.i_min, 2),
+        t_min_c=spec.t_min_c,
+        t_max_c=spec.t_max_c,
+        soc_pct=round(vehicle.soc_pct, 1),
+        temperature_c=round(vehicle.temperature_c, 1),
+    )
+    telemetry = Telemetry(
+        soc_pct=round(min(100.0, vehicle.soc_pct), 1),
+        voltage_v=round(vehicle.terminal_voltage_v, 2),
+        current_a=round(vehicle.current_a, 2),
+        temperature_c=round(vehicle.temperature_c, 1),
+        flags=1,
+    )
+    volts, amps = vehicle.terminal_voltage_v, vehicle.current_a
+    port = SimpleNamespace(
+        battery=battery,
+        telemetry=telemetry,
+        state=PortState.CHARGING,
+        reading=PowerReading(volts, amps, volts * amps),
+        grant_a=grant_a,
+    )
+    result: float | None = _station().eta_seconds(port)  # type: ignore[arg-type]
+    return result
+
+
+_STATION: list[Station] = []
+
+
+def _station() -> Station:
+    """A station with no ports: its ETA reads only the port it is given."""
+    if not _STATION:
+        _STATION.append(Station(StationSettings(), SimClock(), []))
+    return _STATION[0]
+
+
+def charge_alone(spec: VehicleSpec, soc_pct: float, step_s: float) -> VehicleRecord:
+    """One session at full current from ``soc_pct`` to full, with an ETA sample every step."""
+    vehicle = SimVehicle(spec, soc_pct=soc_pct, temperature_c=25.0, seed=3)
+    grant = min(spec.i_max, PORT_MAX_A)
+    vehicle.set_grant(grant)
+    record = VehicleRecord(0, spec.id, 0.0, soc_pct, spec.capacity_wh, power_on_s=0.0)
+    t = 0.0
+    vehicle.advance(0.5, True)  # the vehicle ramps to its grant before the first estimate
+    while vehicle.state is not VehicleState.FULL and t < 24 * 3600:
+        record.eta.append(
+            EtaSample(
+                t_s=t,
+                soc_pct=round(vehicle.soc_pct, 1),
+                eta_s=phone_eta(spec, vehicle, grant),
+                straight_s=straight_line_seconds(
+                    round(vehicle.soc_pct, 1), spec.capacity_wh, delivered_power_w(vehicle)
+                ),
+            )
+        )
+        vehicle.advance(step_s, True)
+        t += step_s
+    record.outcome = "full" if vehicle.state is VehicleState.FULL else "unfinished"
+    record.ended_s = t
+    return record
+
+
+def nearest(samples: list[EtaSample], t_s: float) -> EtaSample:
+    return min(samples, key=lambda sample: abs(sample.t_s - t_s))
+
+
+def errors(records: Iterable[VehicleRecord]) -> dict[str, Any]:
+    """Mean absolute error (% of the time actually left) at each fraction of each session."""
+    phone: dict[float, list[float]] = {f: [] for f in FRACTIONS}
+    straight: dict[float, list[float]] = {f: [] for f in FRACTIONS}
+    missing = dict.fromkeys(FRACTIONS, 0)
+    sessions = 0
+    for record in records:
+        if record.outcome != "full" or record.ended_s is None or not record.eta:
+            continue
+        start = record.power_on_s if record.power_on_s is not None else record.eta[0].t_s
+        duration = record.ended_s - start
+        if duration <= 0:
+            continue
+        sessions += 1
+        for f in FRACTIONS:
+            at = start + f * duration
+            sample = nearest(record.eta, at)
+            actual = record.ended_s - sample.t_s
+            if actual <= 0:
+                continue
+            if sample.eta_s is None:
+                missing[f] += 1
+            else:
+                phone[f].append(abs(sample.eta_s - actual) / actual * 100.0)
+            if sample.straight_s is not None:
+                straight[f].append(abs(sample.straight_s - actual) / actual * 100.0)
+
+    def mean(values: list[float]) -> float | None:
+        return statistics.fmean(values) if values else None
+
+    return {
+        "sessions": sessions,
+        "phone_mae_pct": {f"{int(f * 100)}": mean(phone[f]) for f in FRACTIONS},
+        "straight_mae_pct": {f"{int(f * 100)}": mean(straight[f]) for f in FRACTIONS},
+        "phone_mae_pct_all": mean([e for f in FRACTIONS for e in phone[f]]),
+        "straight_mae_pct_all": mean([e for f in FRACTIONS for e in straight[f]]),
+        "phone_unavailable": {f"{int(f * 100)}": missing[f] for f in FRACTIONS},
+    }
+
+
+def error_rows(label: str, figures: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, key in (("phone page ETA", "phone_mae_pct"), ("straight line", "straight_mae_pct")):
+        by = figures[key]
+        rows.append(
+            [label, name, figures["sessions"], by["20"], by["50"], by["80"], figures[f"{key}_all"]]
+        )
+    return rows
+
+
+HEADERS = ["sessions", "estimate", "n", "at 20 % (MAE %)", "at 50 %", "at 80 %", "all"]
+
+
+def run(smoke: bool = False, sharing_records: list[VehicleRecord] | None = None) -> dict[str, Any]:
+    specs = [s for s in load_catalog() if s.v_max <= PORT_MAX_V]
+    starts: tuple[float, ...] = (10.0, 30.0, 50.0, 70.0)
+    step_s = 10.0
+    if smoke:
+        specs, starts, step_s = specs[:3], (60.0,), 30.0
+    records = [charge_alone(spec, soc, step_s) for spec in specs for soc in starts]
+    alone = errors(records)
+    rows = error_rows("alone, full current", alone)
+    result: dict[str, Any] = {"alone": alone}
+    if sharing_records:
+        shared = errors(sharing_records)
+        rows += error_rows("sharing (allocation)", shared)
+        result["sharing"] = shared
+    print(table(HEADERS, rows))
+    per_model = []
+    for spec in specs:
+        mine = [r for r in records if r.model == spec.id]
+        figures = errors(mine)
+        per_model.append([spec.id, figures["phone_mae_pct_all"], figures["straight_mae_pct_all"]])
+    print(table(["vehicle", "phone page MAE %", "straight line MAE %"], per_model))
+    return result

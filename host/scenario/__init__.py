@@ -1,0 +1,25 @@
+"""Headless scenarios: vehicles arriving at a station over hours, run in simulated time.
+
+``pev-scenario bench/scenario-allocation.toml`` runs a scenario file against the real station code
+(see :mod:`host.scenario.runner`); :func:`run_scenario` does the same from Python.
+"""
+
+from host.scenario.bound import physical_bound
+from host.scenario.result import OUTCOMES, ScenarioResult, VehicleRecord
+from host.scenario.runner import POLICIES, run_scenario, simulate
+from host.scenario.spec import Arrival, Scenario, ScenarioError, load_scenario, parse_scenario
+
+__all__ = [
+    "OUTCOMES",
+    "POLICIES",
+    "Arrival",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioResult",
+    "VehicleRecord",
+    "load_scenario",
+    "parse_scenario",
+    "physical_bound",
+    "run_scenario",
+    "simulate",
+]

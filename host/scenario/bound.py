@@ -1,0 +1,157 @@
+"""The physical upper bound of a scenario: every watt of the budget to some vehicle able to take it.
+
+The same arrivals, ports and port queue as :mod:`host.scenario.runner`, the same vehicle physics,
+but no protocol and no station: a vehicle draws from the moment it is plugged in, the budget is
+shared out every step by water-filling over what each vehicle could take at that instant (its
+charger's limit, its BMS, its constant-voltage taper), and a full vehicle frees its port at once.
+No allocation rule working through real messages, real sensors and real switches can deliver more
+power at any moment; the ratio of a policy's figures to these says how close it comes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from firmware.station.allocator import water_fill
+from host.scenario.physics import acceptable_current_a, delivered_power_w, voltage_at_v
+from host.scenario.result import Sample, ScenarioResult, VehicleRecord
+from host.scenario.rig import hal_layout
+from host.scenario.spec import Arrival, Scenario
+from host.vehicle.catalog import load_catalog
+from host.vehicle.model import SimVehicle, VehicleState
+
+
+def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
+    started = time.perf_counter()
+    catalog = {spec.id: spec for spec in load_catalog()}
+    ports = {p.id: p for p in hal_layout(scenario.layout, scenario.ports).ports}
+    records = [
+        VehicleRecord(
+            index=a.index,
+            model=a.model,
+            arrival_s=a.at_s,
+            soc_arrival_pct=a.soc_pct,
+            capacity_wh=catalog[a.model].capacity_wh,
+        )
+        for a in scenario.arrivals
+    ]
+    result = ScenarioResult(
+        scenario=scenario.name,
+        policy="bound",
+        seed=scenario.seed,
+        ports=scenario.ports,
+        budget_w=scenario.budget_w,
+        window_s=scenario.window_s,
+        vehicles=records,
+    )
+
+    def fits(port_id: int, model: str) -> bool:
+        spec, port = catalog[model], ports[port_id]
+        return port.min_voltage_v <= spec.v_min and spec.v_max <= port.max_voltage_v
+
+    pending = list(zip(records, scenario.arrivals, strict=True))
+    queue: list[tuple[VehicleRecord, Arrival]] = []
+    free = set(ports)
+    on_port: dict[int, tuple[VehicleRecord, Arrival, SimVehicle]] = {}
+    done_wh = 0.0
+    next_sample = 0.0
+    t = 0.0
+
+    def leave(port_id: int, outcome: str) -> None:
+        nonlocal done_wh
+        record, _, vehicle = on_port.pop(port_id)
+        record.outcome = outcome
+        record.ended_s = record.left_s = t
+        record.energy_in_wh = record.energy_wh = vehicle.energy_in_wh
+        record.soc_end_pct = round(vehicle.soc_pct, 2)
+        done_wh += vehicle.energy_in_wh
+        free.add(port_id)
+
+    while t < scenario.end_s and (pending or queue or on_port):
+        while pending and pending[0][1].at_s <= t:
+            queue.append(pending.pop(0))
+        for item in list(queue):
+            record, arrival = item
+            if arrival.stay_s is not None and t >= arrival.at_s + arrival.stay_s:
+                queue.remove(item)
+                record.outcome = "left"
+                record.left_s = t
+        for item in list(queue):
+            record, arrival = item
+            usable = [p for p in sorted(free) if fits(p, arrival.model)]
+            if not usable:
+                if not any(fits(p, arrival.model) for p in ports):
+                    queue.remove(item)
+                    record.outcome = "unsupported"
+                continue
+            port_id = usable[0]
+            free.discard(port_id)
+            queue.remove(item)
+            record.port_id = port_id
+            record.plugged_s = record.started_s = t
+            vehicle = SimVehicle(
+                catalog[arrival.model],
+                soc_pct=arrival.soc_pct,
+                temperature_c=arrival.temperature_c,
+                ambient_c=arrival.temperature_c,
+                seed=arrival.seed,
+            )
+            on_port[port_id] = (record, arrival, vehicle)
+        # Share the budget: water-fill over what each vehicle could take now.
+        order = sorted(on_port)
+        amps = [acceptable_current_a(on_port[p][2], ports[p].max_current_a) for p in order]
+        watts = [
+            a * voltage_at_v(on_port[p][2], a) if a > 0 else 0.0
+            for p, a in zip(order, amps, strict=True)
+        ]
+        shares = water_fill(scenario.budget_w, [0.0] * len(order), watts)
+        for port_id, a, w, share in zip(order, amps, watts, shares, strict=True):
+            record, _, vehicle = on_port[port_id]
+            if w <= 0:
+                vehicle.set_grant(0.0)
+            elif share >= w - 1e-6:
+                # All it can take: let its own charge controller hold it (and end the charge).
+                vehicle.set_grant(min(vehicle.spec.i_max, ports[port_id].max_current_a))
+            else:
+                vehicle.set_grant(a * share / w)
+            if record.power_on_s is None and vehicle.grant_a > 0:
+                record.power_on_s = t
+        if t >= next_sample:
+            next_sample += scenario.sample_period_s
+            result.samples.append(
+                Sample(
+                    t_s=t,
+                    delivered_w=round(sum(delivered_power_w(v) for _, _, v in on_port.values()), 2),
+                    demand_w=round(sum(watts), 2),
+                    allocated_w=round(min(scenario.budget_w, sum(watts)), 2),
+                    energy_wh=round(
+                        done_wh + sum(v.energy_in_wh for _, _, v in on_port.values()), 3
+                    ),
+                    plugged=len(on_port),
+                    queued=len(queue),
+                )
+            )
+        for port_id in order:
+            on_port[port_id][2].advance(step_s, True)
+        t += step_s
+        for port_id in order:
+            record, arrival, vehicle = on_port[port_id]
+            leave_at = math.inf if arrival.stay_s is None else arrival.at_s + arrival.stay_s
+            if vehicle.state is VehicleState.FULL:
+                leave(port_id, "full")
+            elif vehicle.state is VehicleState.STOPPED_BY_BMS:
+                leave(port_id, "stopped")
+            elif t >= leave_at:
+                leave(port_id, "left")
+    for port_id in list(on_port):
+        leave(port_id, "unfinished")
+    for record, _ in queue:
+        record.outcome = "unfinished"
+    for record, _ in pending:
+        record.outcome = "unfinished"
+    result.samples.append(Sample(t, 0.0, 0.0, 0.0, round(done_wh, 3), 0, len(queue) + len(pending)))
+    result.sim_s = t
+    result.wall_s = time.perf_counter() - started
+    result.max_allocated_w = max((s.allocated_w for s in result.samples), default=0.0)
+    return result

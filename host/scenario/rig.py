@@ -1,0 +1,351 @@
+"""A whole station on the simulated hardware, with vehicles plugged in over in-memory cables.
+
+This composes what ``hal.sim.backend.build`` and ``host.bench.station.VehicleBay`` compose, with
+the one change the scenario needs for speed: each port's serial line is a
+:class:`~host.scenario.transport.MemoryLine` instead of a pair of pseudo-terminals. Everything else
+is the code that runs on the bench and on the station: the register-level INA219/INA228 models read
+through the adafruit drivers, the relays behind the hardware watchdog, the world's physics, the
+station (supervisor, allocator, ports, sessions) and the vehicles' PEV Link agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from firmware.station.allocator import Policy
+from firmware.station.port import PortController, PortSpec
+from firmware.station.station import Station, StationSettings
+from hal.clock import Clock
+from hal.config import HalConfig, PortConfig, bench_config
+from hal.factory import Hardware, PortHardware
+from hal.interfaces import PowerMonitor, PowerReading
+from hal.monitors import Ina219Monitor, Ina228Monitor
+from hal.sim.i2c import SimI2C
+from hal.sim.ina219 import Ina219Model
+from hal.sim.ina228 import Ina228Model
+from hal.sim.relay import SimRelay, SimWatchdog
+from hal.sim.world import BenchWorld, SimPort
+from host.scenario.transport import MemoryLine, memory_cable
+from host.vehicle.agent import VehicleAgent
+from host.vehicle.catalog import load_catalog
+from host.vehicle.model import SimVehicle, VehicleSpec
+
+LAYOUTS = ("bench", "ina228")
+
+
+def hal_layout(layout: str, ports: int) -> HalConfig:
+    """``bench``: the bench's ports (every fourth an INA219 port for packs to 25.5 V);
+    ``ina228``: every port an INA228 port for packs from 12 V to 84 V."""
+    config = bench_config(ports)
+    if layout == "bench":
+        return config
+    if layout != "ina228":
+        raise ValueError(f"unknown port layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    uniform = tuple(
+        PortConfig(
+            id=p.id,
+            sensor="INA228",
+            i2c_address=p.i2c_address,
+            shunt_ohms=0.015,
+            relay_gpio=p.relay_gpio,
+            max_current_a=5.0,
+            min_voltage_v=12.0,
+            max_voltage_v=84.0,
+        )
+        for p in config.ports
+    )
+    return replace(config, ports=uniform)
+
+
+def port_spec(port: PortConfig) -> PortSpec:
+    """What the station knows of a port (as :func:`firmware.daemon.port_specs` derives it)."""
+    return PortSpec(
+        port_id=port.id,
+        max_current_a=port.max_current_a,
+        v_min_v=port.min_voltage_v,
+        v_max_v=port.max_voltage_v,
+        max_power_w=port.max_current_a * port.max_voltage_v,
+    )
+
+
+@dataclass
+class MemoryRecorder:
+    """The station's records, kept in memory (the :class:`~firmware.station.station.Recorder`
+    shape): the scenario reads sessions and faults from here as the station wrote them."""
+
+    sessions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    samples: int = 0
+
+    async def start_session(
+        self,
+        *,
+        port_id: int,
+        public_token: str,
+        owner_token: str,
+        vehicle: dict[str, object],
+        started_at: float,
+        soc_start: float | None,
+    ) -> int:
+        session_id = len(self.sessions) + 1
+        self.sessions[session_id] = {
+            "port_id": port_id,
+            "vehicle": vehicle,
+            "started_at": started_at,
+            "soc_start": soc_start,
+            "status": "running",
+        }
+        return session_id
+
+    async def add_sample(self, session_id: int, sample: Any, peak_w: float) -> None:
+        self.samples += 1
+
+    async def end_session(
+        self,
+        session_id: int,
+        *,
+        ended_at: float,
+        energy_wh: float,
+        peak_w: float,
+        reason: str,
+        text: str,
+        soc_end: float | None,
+    ) -> None:
+        self.sessions[session_id].update(
+            status="ended",
+            ended_at=ended_at,
+            energy_wh=energy_wh,
+            peak_w=peak_w,
+            reason=reason,
+            text=text,
+            soc_end=soc_end,
+        )
+
+    async def add_fault(
+        self, *, t: float, port_id: int, session_id: int | None, code: str, text: str
+    ) -> int:
+        self.faults.append(
+            {"t": t, "port_id": port_id, "session_id": session_id, "code": code, "text": text}
+        )
+        return len(self.faults)
+
+
+def build_sim_hardware(
+    config: HalConfig,
+    clock: Clock,
+    *,
+    baud: int | None = 115200,
+    physics_dt_s: float = 0.05,
+    sensor_range_factor: float = 1.0,
+) -> tuple[Hardware, dict[int, MemoryLine]]:
+    """The bench backend with in-memory serial lines; returns the hardware and the vehicle ends.
+
+    ``sensor_range_factor`` calibrates each sensor for more than the port's maximum current (the
+    bench backend calibrates for exactly the maximum).
+    """
+    buses: dict[int, SimI2C] = {}
+    watchdog = SimWatchdog(clock, config.watchdog_hold_s)
+    ports: dict[int, PortHardware] = {}
+    sim_ports: dict[int, SimPort] = {}
+    vehicle_ends: dict[int, MemoryLine] = {}
+    for port in config.ports:
+        bus = buses.setdefault(port.i2c_bus, SimI2C())
+        monitor: PowerMonitor
+        sensor: Ina219Model | Ina228Model
+        if port.sensor == "INA219":
+            sensor = Ina219Model(port.shunt_ohms)
+            bus.add_device(port.i2c_address, sensor)
+            monitor = Ina219Monitor(
+                bus,
+                clock,
+                address=port.i2c_address,
+                shunt_ohms=port.shunt_ohms,
+                max_current_a=port.max_current_a * sensor_range_factor,
+                bus_range_v=port.bus_range_v,
+                gain=port.gain,
+                inline=True,
+            )
+        else:
+            sensor = Ina228Model(port.shunt_ohms)
+            bus.add_device(port.i2c_address, sensor)
+            monitor = Ina228Monitor(
+                bus,
+                clock,
+                address=port.i2c_address,
+                shunt_ohms=port.shunt_ohms,
+                max_current_a=port.max_current_a * sensor_range_factor,
+                inline=True,
+            )
+        relay = SimRelay(clock, name=f"port{port.id}", watchdog=watchdog)
+        station_end, vehicle_end = memory_cable(clock, f"port{port.id}", baud)
+        vehicle_ends[port.id] = vehicle_end
+        ports[port.id] = PortHardware(port.id, monitor, relay, station_end)
+        sim_ports[port.id] = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address)
+    for port_hw in ports.values():
+        port_hw.relay.open_now()
+    world = BenchWorld(clock, sim_ports, physics_dt_s=physics_dt_s)
+    for port_hw in ports.values():
+        port_hw.monitor = CurrentMonitor(port_hw.monitor, world)
+    return Hardware(ports=ports, watchdog=watchdog, world=world), vehicle_ends
+
+
+class CurrentMonitor(PowerMonitor):
+    """The port's sensor, read after the world's physics has caught up with the clock.
+
+    On the bench the world steps every ``physics_dt_s`` on its own, and a sensor read between two
+    steps sees the state of the last one. Here the world is brought to the present before each
+    read, so the physics can take longer steps (it is the most expensive part of a long run)
+    while every reading still shows the pack as it is at that moment.
+    """
+
+    def __init__(self, inner: PowerMonitor, world: BenchWorld) -> None:
+        self.inner = inner
+        self.world = world
+        self.part = inner.part
+        self.max_bus_voltage_v = inner.max_bus_voltage_v
+
+    async def read(self) -> PowerReading:
+        self.world.sync()
+        return await self.inner.read()
+
+    def describe(self) -> dict[str, object]:
+        return self.inner.describe()
+
+
+@dataclass
+class Plugged:
+    """A vehicle on a port, with the agent that speaks for it."""
+
+    vehicle: SimVehicle
+    agent: VehicleAgent
+    task: asyncio.Task[None]
+    line: MemoryLine
+
+
+class Rig:
+    """The station, its simulated hardware and the vehicles plugged into it."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        config: HalConfig,
+        settings: StationSettings,
+        *,
+        policy: Policy | None = None,
+        baud: int | None = 115200,
+        physics_dt_s: float = 0.05,
+        sensor_range_factor: float = 1.0,
+    ) -> None:
+        self.clock = clock
+        self.config = config
+        self.port_configs = {p.id: p for p in config.ports}
+        self.hardware, self._vehicle_ends = build_sim_hardware(
+            config,
+            clock,
+            baud=baud,
+            physics_dt_s=physics_dt_s,
+            sensor_range_factor=sensor_range_factor,
+        )
+        # The watchdog must outlast a poll period, as the bench's set_speed arranges.
+        self.hardware.watchdog.hold_time_s = max(
+            config.watchdog_hold_s, 2.0 * settings.poll_period_s
+        )
+        self.world: BenchWorld = self.hardware.world
+        self.recorder = MemoryRecorder()
+        self.station = Station(
+            settings,
+            clock,
+            [(port_spec(p), self.hardware.ports[p.id]) for p in config.ports],
+            watchdog=self.hardware.watchdog,
+            recorder=self.recorder,
+            sample_factory=_sample,
+            policy=policy,
+        )
+        self.catalog: dict[str, VehicleSpec] = {spec.id: spec for spec in load_catalog()}
+        self.plugged: dict[int, Plugged] = {}
+        self._serial = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def port(self, port_id: int) -> PortController:
+        return self.station.ports[port_id]
+
+    def fits(self, port_id: int, spec: VehicleSpec) -> bool:
+        """Whether the port can supply and measure this vehicle's pack."""
+        port = self.port_configs[port_id]
+        return port.min_voltage_v <= spec.v_min and spec.v_max <= port.max_voltage_v
+
+    async def plug(
+        self,
+        port_id: int,
+        model: str | VehicleSpec,
+        soc_pct: float = 20.0,
+        temperature_c: float = 25.0,
+        seed: int = 0,
+    ) -> Plugged:
+        if port_id in self.plugged:
+            raise ValueError(f"port {port_id} already has a vehicle")
+        spec = self.catalog[model] if isinstance(model, str) else model
+        vehicle = SimVehicle(
+            spec, soc_pct=soc_pct, temperature_c=temperature_c, ambient_c=temperature_c, seed=seed
+        )
+        line = self._vehicle_ends[port_id]
+        line.closed = False
+        self._serial += 1
+        agent = VehicleAgent(
+            vehicle, line, self.clock, serial=f"SCN-{port_id}-{self._serial:05d}", seed=seed
+        )
+        self.world.attach(port_id, vehicle)
+        task = asyncio.create_task(agent.run(), name=f"vehicle-{port_id}")
+        plugged = Plugged(vehicle, agent, task, line)
+        self.plugged[port_id] = plugged
+        return plugged
+
+    async def unplug(self, port_id: int) -> SimVehicle:
+        plugged = self.plugged.pop(port_id)
+        self.world.detach(port_id)
+        plugged.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await plugged.task
+        await plugged.agent.link.aclose()
+        # The cable goes with the vehicle: whatever is still in flight is lost.
+        await plugged.line.close()
+        return plugged.vehicle
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Rig]:
+        """Run the station and the world's physics for the body of the ``async with``."""
+        self._tasks = [
+            asyncio.create_task(self.station.run(), name="station"),
+            asyncio.create_task(self.world.run(), name="world"),
+        ]
+        await asyncio.sleep(0)
+        try:
+            yield self
+        finally:
+            for port_id in list(self.plugged):
+                await self.unplug(port_id)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.hardware.aclose()
+
+    async def wait_for(
+        self, condition: Callable[[], bool], timeout_s: float, step_s: float = 0.05
+    ) -> bool:
+        """Poll ``condition`` every ``step_s`` of simulated time; False after ``timeout_s``."""
+        deadline = self.clock.monotonic() + timeout_s
+        while not condition():
+            if self.clock.monotonic() >= deadline:
+                return False
+            await self.clock.sleep(step_s)
+        return True
+
+
+def _sample(
+    t: float, volts: float, amps: float, watts: float, energy_wh: float, soc: float | None
+) -> tuple[float, float, float, float, float, float | None]:
+    return (t, volts, amps, watts, energy_wh, soc)

@@ -1,0 +1,78 @@
+"""Virtual time for whole-station simulations: an event loop whose clock jumps to the next timer.
+
+:class:`hal.clock.SimClock` is made for tests that step time by hand: every wake-up lets the loop
+run twenty rounds, which is right for a test and far too slow for a day of an 8-port station (tens
+of millions of wake-ups). Here the loop itself keeps virtual time: when nothing is ready to run it
+does not wait for the next timer, it moves its clock to that timer at once. Every ``sleep`` on the
+station's :class:`~hal.clock.Clock`, every ``asyncio.sleep`` and every ``asyncio.wait_for`` then
+runs in the same simulated time, in the same order as in real time, and as fast as the code
+itself runs.
+
+Nothing may wait on real input/output or on a thread under this loop (virtual time would run on
+while the thread works): the scenario composes its station with inline sensors, in-memory serial
+lines and no SQLite store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+WALL_ORIGIN = 1_767_225_600.0
+"""2026-01-01T00:00:00Z: records made in simulated time carry plausible dates."""
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Polls without blocking and tells the loop how far to move its clock instead."""
+
+    loop: VirtualTimeLoop | None = None
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if timeout is not None and timeout > 0 and self.loop is not None:
+            self.loop.jump(timeout)
+            timeout = 0
+        return super().select(timeout)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop in simulated time: ``loop.time()`` starts at 0 and never waits."""
+
+    def __init__(self) -> None:
+        selector = _JumpingSelector()
+        super().__init__(selector)
+        selector.loop = self
+        self._virtual_now = 0.0
+        self.jumps = 0
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    def jump(self, seconds: float) -> None:
+        self._virtual_now += seconds
+        self.jumps += 1
+
+
+class LoopClock:
+    """The :class:`hal.clock.Clock` of a :class:`VirtualTimeLoop`: its time, its sleeps."""
+
+    def __init__(self, wall_origin: float = WALL_ORIGIN) -> None:
+        self._wall_origin = wall_origin
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def wall(self) -> float:
+        return self._wall_origin + self.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+def run_virtual(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop`; returns its result."""
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        return runner.run(main)
