@@ -34,7 +34,13 @@ PORT_MAX_V = 84.0
 PORT_MAX_A = 5.0
 
 
-def phone_eta(spec: VehicleSpec, vehicle: SimVehicle, grant_a: float) -> float | None:
+def phone_eta(
+    spec: VehicleSpec,
+    vehicle: SimVehicle,
+    grant_a: float,
+    t_s: float = 0.0,
+    taper: list[Any] | None = None,
+) -> float | None:
     """``Station.eta_seconds`` on what the station would know about this vehicle now."""
     battery = Battery(
         chemistry=spec.chemistry,
@@ -64,7 +70,10 @@ def phone_eta(spec: VehicleSpec, vehicle: SimVehicle, grant_a: float) -> float |
         state=PortState.CHARGING,
         reading=PowerReading(volts, amps, volts * amps),
         grant_a=grant_a,
+        taper=taper if taper is not None else [],
     )
+    # The station keeps the taper it observed on each port; the same rule keeps it here.
+    _station().observe_taper(port, t_s)  # type: ignore[arg-type]
     result: float | None = _station().eta_seconds(port)  # type: ignore[arg-type]
     return result
 
@@ -86,13 +95,14 @@ def charge_alone(spec: VehicleSpec, soc_pct: float, step_s: float) -> VehicleRec
     vehicle.set_grant(grant)
     record = VehicleRecord(0, spec.id, 0.0, soc_pct, spec.capacity_wh, power_on_s=0.0)
     t = 0.0
+    taper: list[Any] = []
     vehicle.advance(0.5, True)  # the vehicle ramps to its grant before the first estimate
     while vehicle.state is not VehicleState.FULL and t < 24 * 3600:
         record.eta.append(
             EtaSample(
                 t_s=t,
                 soc_pct=round(vehicle.soc_pct, 1),
-                eta_s=phone_eta(spec, vehicle, grant),
+                eta_s=phone_eta(spec, vehicle, grant, t, taper),
                 straight_s=straight_line_seconds(
                     round(vehicle.soc_pct, 1), spec.capacity_wh, delivered_power_w(vehicle)
                 ),

@@ -52,6 +52,15 @@ class PortConfig:
     min_voltage_v: float = 12.0
     max_voltage_v: float = 84.0
 
+    @property
+    def sensor_range_a(self) -> float:
+        """The sensor is calibrated above the port's limit, so an over-current reads as a value."""
+        return self.max_current_a * SENSOR_HEADROOM
+
+
+SENSOR_HEADROOM = 1.25
+"""The station's hard over-current factor: up to there a current is measured, not flagged."""
+
 
 @dataclass(frozen=True, slots=True)
 class HalConfig:
@@ -125,10 +134,12 @@ def _port(source: str, index: int, table: Any) -> PortConfig:
         shunt_max_a = 0.16384 / port.shunt_ohms
     if not 0 < port.max_current_a <= 50:
         raise ConfigError(f"{where}: max_current_a must be above 0 and at most 50")
-    if port.max_current_a > shunt_max_a:
+    if port.sensor_range_a > shunt_max_a:
         raise ConfigError(
-            f"{where}: max_current_a {port.max_current_a:g} A is beyond what a "
-            f"{port.shunt_ohms:g} Ω shunt lets the {port.sensor} measure ({shunt_max_a:.2f} A)"
+            f"{where}: max_current_a {port.max_current_a:g} A needs the sensor to measure "
+            f"{port.sensor_range_a:g} A ({SENSOR_HEADROOM:g} x, to see an over-current), beyond "
+            f"what a {port.shunt_ohms:g} Ω shunt lets the {port.sensor} measure "
+            f"({shunt_max_a:.2f} A)"
         )
     limit = SENSOR_LIMIT_V[port.sensor]
     if port.max_voltage_v > limit:

@@ -72,6 +72,29 @@ def estimate_seconds(x: EtaInput) -> float | None:
     return seconds
 
 
+def taper_seconds(
+    taper: list[tuple[float, float]],
+    current_a: float,
+    capacity_ah: float,
+    cutoff_frac_c: float = 0.05,
+) -> float | None:
+    """Time to the cut-off from the taper actually observed: I(t) = I0 exp(-t / tau).
+
+    Once the vehicle has been in constant voltage for a minute, its own decay says more than any
+    model of its battery; None until then.
+    """
+    if len(taper) < 3:
+        return None
+    (t0, i0), (t1, i1) = taper[0], taper[-1]
+    if t1 - t0 < 60.0 or i1 <= 0.0 or i0 <= i1 * 1.02:
+        return None
+    tau_s = (t1 - t0) / math.log(i0 / i1)
+    cutoff_a = max(0.02, cutoff_frac_c * capacity_ah)
+    if current_a <= cutoff_a:
+        return 0.0
+    return tau_s * math.log(current_a / cutoff_a)
+
+
 def straight_line_seconds(soc_pct: float, capacity_wh: float, power_w: float) -> float | None:
     """The naive estimate, kept for comparison in the benchmarks."""
     if power_w <= 0.5:

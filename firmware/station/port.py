@@ -192,6 +192,8 @@ class PortController:
         self.reading: PowerReading | None = None
         self.connected_at: float | None = None
         self.vehicle_gone = False
+        self.taper: list[tuple[float, float]] = []
+        """(time, current) every few seconds of the constant-voltage taper: how fast it decays."""
         """The faulted vehicle fell silent: the next one to identify clears the fault."""
         self.ident_prompted = False
         self.reading_at: float | None = None
@@ -393,6 +395,7 @@ class PortController:
         soc = self.telemetry.soc_pct if self.telemetry else None
         if soc is None and self.battery is not None:
             soc = self.battery.soc_pct
+        self.taper.clear()
         self.session = LiveSession(
             session_id=None,
             public_token=secrets.token_urlsafe(16),

@@ -20,7 +20,7 @@ from firmware.pevlink.errors import PevLinkError
 from firmware.pevlink.messages import SUPPORTED_VERSIONS, BmsFlag, Boot
 from firmware.pevlink.timers import T_IDENT, T_LINK, T_REPLY, T_SETTLE, T_TEL, T_TEL_PERIOD
 from firmware.station.allocator import Demand, Policy, SharingPolicy, plan_transition
-from firmware.station.eta import EtaInput, estimate_seconds
+from firmware.station.eta import EtaInput, estimate_seconds, taper_seconds
 from firmware.station.port import (
     LIVE_STATES,
     SESSION_STATES,
@@ -108,6 +108,10 @@ class StationSettings:
     budget_debounce_s: float = 0.5
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
+
+TAPER_STEP_S = 10.0
+TAPER_POINTS = 30
+"""Five minutes of taper: enough to see its time constant, recent enough to follow it."""
 
 START_TEMPERATURE_MARGIN_C = 2.0
 """How far inside its charging window a waiting battery must be before its switch closes."""
@@ -292,6 +296,7 @@ class Station:
             ):
                 self._spawn(port.stop("target"))
         self._maybe_sample(port, now)
+        self.observe_taper(port, now)
 
     async def _check_powered(
         self, port: PortController, reading: PowerReading | None, now: float, dt: float
@@ -687,7 +692,8 @@ class Station:
     # --- callbacks from ports ---------------------------------------------------------------------
 
     def _port_changed(self, port: PortController) -> None:
-        self.events.publish("port", self.port_view(port))
+        if self.events.subscribers:  # a port view is not free to build: only when someone looks
+            self.events.publish("port", self.port_view(port))
         if port.state in (PortState.DONE, PortState.FAULT, PortState.EMPTY):
             self._wake.set()
         if port.state == PortState.READY and self.settings.auto_start and port.session is None:
@@ -770,11 +776,25 @@ class Station:
         amps = port.reading.current_a if port.reading is not None else port.grant_a
         return tel.voltage_v >= b.v_max_v * 0.995 and amps < port.grant_a * 0.9
 
+    def observe_taper(self, port: PortController, now: float) -> None:
+        """Keep the last few minutes of the taper, one point every TAPER_STEP_S."""
+        if not self.in_constant_voltage(port) or port.reading is None:
+            if port.state != PortState.CHARGING:
+                port.taper.clear()
+            return
+        if port.taper and now - port.taper[-1][0] < TAPER_STEP_S:
+            return
+        port.taper.append((now, port.reading.current_a))
+        del port.taper[:-TAPER_POINTS]
+
     def eta_seconds(self, port: PortController) -> float | None:
         b, tel = port.battery, port.telemetry
         if b is None or tel is None or port.state != PortState.CHARGING:
             return None
         amps = port.reading.current_a if port.reading is not None else port.grant_a
+        learned = taper_seconds(port.taper, amps, b.capacity_wh / b.v_nom_v)
+        if learned is not None and (b.target_soc_pct or 100.0) >= 100.0:
+            return learned
         in_cv = self.in_constant_voltage(port)
         return estimate_seconds(
             EtaInput(

@@ -48,7 +48,7 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
                 clock,
                 address=port.i2c_address,
                 shunt_ohms=port.shunt_ohms,
-                max_current_a=port.max_current_a,
+                max_current_a=port.sensor_range_a,
                 bus_range_v=port.bus_range_v,
                 gain=port.gain,
             )
@@ -58,7 +58,7 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
                 clock,
                 address=port.i2c_address,
                 shunt_ohms=port.shunt_ohms,
-                max_current_a=port.max_current_a,
+                max_current_a=port.sensor_range_a,
             )
         uart = serial.Serial(port.uart, baudrate=port.baud, timeout=0, write_timeout=0)
         ports[port.id] = PortHardware(port.id, monitor, relay, PySerialLink(uart, port.uart))

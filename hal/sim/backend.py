@@ -41,7 +41,7 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
                 clock,
                 address=port.i2c_address,
                 shunt_ohms=port.shunt_ohms,
-                max_current_a=port.max_current_a,
+                max_current_a=port.sensor_range_a,
                 bus_range_v=port.bus_range_v,
                 gain=port.gain,
                 inline=True,
@@ -54,7 +54,7 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
                 clock,
                 address=port.i2c_address,
                 shunt_ohms=port.shunt_ohms,
-                max_current_a=port.max_current_a,
+                max_current_a=port.sensor_range_a,
                 inline=True,
             )
         relay = SimRelay(

@@ -168,3 +168,27 @@ def test_an_absent_address_fails_like_linux_and_the_monitor_says_so() -> None:
     assert info.value.errno == 121  # EREMOTEIO: no ACK
     with pytest.raises(SensorError, match="0x45 does not answer"):
         Ina219Monitor(bus, SimClock(), address=0x45, inline=True)
+
+
+@pytest.mark.parametrize("port_id", [1, 3])  # an INA228 port and the INA219 port of the bench
+async def test_a_port_at_its_full_current_reads_a_value_and_above_its_hard_limit_overflows(
+    port_id: int,
+) -> None:
+    from hal.config import bench_config
+    from hal.errors import SensorOverflow
+    from hal.factory import build_hardware
+
+    config = bench_config(4)
+    hardware = build_hardware(config, SimClock())
+    try:
+        port = next(p for p in config.ports if p.id == port_id)
+        sensor = hardware.world.ports[port_id].sensor  # type: ignore[union-attr]
+        sensor.bus_voltage_v = 20.0
+        sensor.current_a = port.max_current_a
+        reading = await hardware.ports[port_id].monitor.read()
+        assert reading.current_a == pytest.approx(port.max_current_a, abs=0.01)
+        sensor.current_a = port.sensor_range_a * 1.1
+        with pytest.raises(SensorOverflow):
+            await hardware.ports[port_id].monitor.read()
+    finally:
+        await hardware.aclose()
