@@ -49,3 +49,18 @@ def test_a_target_below_full_is_sooner(target: float) -> None:
     full = estimate_seconds(ebike(40.0))
     partial = estimate_seconds(EtaInput(40.0, 500.0, 36.0, 42.0, 4.0, target_soc_pct=target))
     assert full is not None and partial is not None and partial < full
+
+
+def test_the_observed_taper_gives_the_time_to_the_cut_off() -> None:
+    """I(t) = 3 A x exp(-t / 1200 s): from 2 A to a C/20 cut-off of 0.5 A takes 1200 ln 4 s."""
+    import math
+
+    from firmware.station.eta import taper_seconds
+
+    tau = 1200.0
+    taper = [(t, 3.0 * math.exp(-t / tau)) for t in range(0, 300, 10)]
+    current = 3.0 * math.exp(-300 / tau)
+    expected = tau * math.log(current / 0.5)
+    assert taper_seconds(taper, current, capacity_ah=10.0) == pytest.approx(expected, rel=1e-6)
+    assert taper_seconds(taper[:3], current, capacity_ah=10.0) is None  # not a minute yet
+    assert taper_seconds(taper, 0.4, capacity_ah=10.0) == 0.0
