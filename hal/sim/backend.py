@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 from hal.clock import Clock
-from hal.config import HalConfig
+from hal.config import HalConfig, PortConfig
 from hal.factory import Hardware, PortHardware
 from hal.interfaces import PowerMonitor
 from hal.monitors import Ina219Monitor, Ina228Monitor
@@ -22,6 +22,39 @@ RELAY_STATE_FILE_ENV = "PEV_SIM_RELAY_LOG"
 """If set, every relay transition is appended to this file (for tests across processes)."""
 
 
+def sim_sensor(
+    port: PortConfig, bus: SimI2C, clock: Clock, range_factor: float = 1.0
+) -> tuple[PowerMonitor, Ina219Model | Ina228Model]:
+    """A port's register-level sensor model on ``bus``, and the real driver that reads it."""
+    monitor: PowerMonitor
+    sensor: Ina219Model | Ina228Model
+    if port.sensor == "INA219":
+        sensor = Ina219Model(port.shunt_ohms)
+        bus.add_device(port.i2c_address, sensor)
+        monitor = Ina219Monitor(
+            bus,
+            clock,
+            address=port.i2c_address,
+            shunt_ohms=port.shunt_ohms,
+            max_current_a=port.sensor_range_a * range_factor,
+            bus_range_v=port.bus_range_v,
+            gain=port.gain,
+            inline=True,
+        )
+    else:
+        sensor = Ina228Model(port.shunt_ohms)
+        bus.add_device(port.i2c_address, sensor)
+        monitor = Ina228Monitor(
+            bus,
+            clock,
+            address=port.i2c_address,
+            shunt_ohms=port.shunt_ohms,
+            max_current_a=port.sensor_range_a * range_factor,
+            inline=True,
+        )
+    return monitor, sensor
+
+
 def build(config: HalConfig, clock: Clock) -> Hardware:
     buses: dict[int, SimI2C] = {}
     watchdog = SimWatchdog(clock, config.watchdog_hold_s)
@@ -31,32 +64,7 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
     state_file = os.environ.get(RELAY_STATE_FILE_ENV)
     for port in config.ports:
         bus = buses.setdefault(port.i2c_bus, SimI2C())
-        monitor: PowerMonitor
-        sensor: Ina219Model | Ina228Model
-        if port.sensor == "INA219":
-            sensor = Ina219Model(port.shunt_ohms)
-            bus.add_device(port.i2c_address, sensor)
-            monitor = Ina219Monitor(
-                bus,
-                clock,
-                address=port.i2c_address,
-                shunt_ohms=port.shunt_ohms,
-                max_current_a=port.sensor_range_a,
-                bus_range_v=port.bus_range_v,
-                gain=port.gain,
-                inline=True,
-            )
-        else:
-            sensor = Ina228Model(port.shunt_ohms)
-            bus.add_device(port.i2c_address, sensor)
-            monitor = Ina228Monitor(
-                bus,
-                clock,
-                address=port.i2c_address,
-                shunt_ohms=port.shunt_ohms,
-                max_current_a=port.sensor_range_a,
-                inline=True,
-            )
+        monitor, sensor = sim_sensor(port, bus, clock)
         relay = SimRelay(
             clock, name=f"port{port.id}", watchdog=watchdog, state_file=state_file or None
         )

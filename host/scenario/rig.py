@@ -23,10 +23,8 @@ from hal.clock import Clock
 from hal.config import HalConfig, PortConfig, bench_config
 from hal.factory import Hardware, PortHardware
 from hal.interfaces import PowerMonitor, PowerReading
-from hal.monitors import Ina219Monitor, Ina228Monitor
+from hal.sim.backend import sim_sensor
 from hal.sim.i2c import SimI2C
-from hal.sim.ina219 import Ina219Model
-from hal.sim.ina228 import Ina228Model
 from hal.sim.relay import SimRelay, SimWatchdog
 from hal.sim.world import BenchWorld, SimPort
 from host.scenario.transport import MemoryLine, memory_cable
@@ -144,8 +142,7 @@ def build_sim_hardware(
 ) -> tuple[Hardware, dict[int, MemoryLine]]:
     """The bench backend with in-memory serial lines; returns the hardware and the vehicle ends.
 
-    ``sensor_range_factor`` calibrates each sensor for more than the port's maximum current (the
-    bench backend calibrates for exactly the maximum).
+    ``sensor_range_factor`` widens each sensor's range beyond the bench backend's calibration.
     """
     buses: dict[int, SimI2C] = {}
     watchdog = SimWatchdog(clock, config.watchdog_hold_s)
@@ -154,32 +151,7 @@ def build_sim_hardware(
     vehicle_ends: dict[int, MemoryLine] = {}
     for port in config.ports:
         bus = buses.setdefault(port.i2c_bus, SimI2C())
-        monitor: PowerMonitor
-        sensor: Ina219Model | Ina228Model
-        if port.sensor == "INA219":
-            sensor = Ina219Model(port.shunt_ohms)
-            bus.add_device(port.i2c_address, sensor)
-            monitor = Ina219Monitor(
-                bus,
-                clock,
-                address=port.i2c_address,
-                shunt_ohms=port.shunt_ohms,
-                max_current_a=port.max_current_a * sensor_range_factor,
-                bus_range_v=port.bus_range_v,
-                gain=port.gain,
-                inline=True,
-            )
-        else:
-            sensor = Ina228Model(port.shunt_ohms)
-            bus.add_device(port.i2c_address, sensor)
-            monitor = Ina228Monitor(
-                bus,
-                clock,
-                address=port.i2c_address,
-                shunt_ohms=port.shunt_ohms,
-                max_current_a=port.max_current_a * sensor_range_factor,
-                inline=True,
-            )
+        monitor, sensor = sim_sensor(port, bus, clock, sensor_range_factor)
         relay = SimRelay(clock, name=f"port{port.id}", watchdog=watchdog)
         station_end, vehicle_end = memory_cable(clock, f"port{port.id}", baud)
         vehicle_ends[port.id] = vehicle_end
