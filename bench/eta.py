@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from bench.common import table
-from firmware.pevlink import Battery, Telemetry
+from firmware.pevlink import Telemetry
 from firmware.station.eta import straight_line_seconds
 from firmware.station.port import PortState
 from firmware.station.station import Station, StationSettings
@@ -26,6 +26,7 @@ from hal.clock import SimClock
 from hal.interfaces import PowerReading
 from host.scenario.physics import delivered_power_w
 from host.scenario.result import EtaSample, VehicleRecord
+from host.vehicle.agent import battery_message
 from host.vehicle.catalog import load_catalog
 from host.vehicle.model import SimVehicle, VehicleSpec, VehicleState
 
@@ -42,20 +43,7 @@ def phone_eta(
     taper: list[Any] | None = None,
 ) -> float | None:
     """``Station.eta_seconds`` on what the station would know about this vehicle now."""
-    battery = Battery(
-        chemistry=spec.chemistry,
-        cells_series=spec.cells_series,
-        v_nom_v=round(spec.v_nom, 2),
-        v_max_v=round(spec.v_max, 2),
-        v_min_v=round(spec.v_min, 2),
-        capacity_wh=round(spec.capacity_wh, 1),
-        i_max_a=round(spec.i_max, 2),
-        i_min_a=round(spec.i_min, 2),
-        t_min_c=spec.t_min_c,
-        t_max_c=spec.t_max_c,
-        soc_pct=round(vehicle.soc_pct, 1),
-        temperature_c=round(vehicle.temperature_c, 1),
-    )
+    battery = battery_message(vehicle)
     telemetry = Telemetry(
         soc_pct=round(min(100.0, vehicle.soc_pct), 1),
         voltage_v=round(vehicle.terminal_voltage_v, 2),

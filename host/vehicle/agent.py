@@ -165,22 +165,7 @@ class VehicleAgent:
         )
         profile = self.vehicle.declared_profile()
         try:
-            await self._request_until_answered(
-                Battery(
-                    chemistry=profile.chemistry,
-                    cells_series=profile.cells_series,
-                    v_nom_v=round(profile.v_nom, 2),
-                    v_max_v=round(profile.v_max, 2),
-                    v_min_v=round(profile.v_min, 2),
-                    capacity_wh=round(profile.capacity_wh, 1),
-                    i_max_a=round(profile.i_max, 2),
-                    i_min_a=round(profile.i_min, 2),
-                    t_min_c=profile.t_min_c,
-                    t_max_c=profile.t_max_c,
-                    soc_pct=round(self.vehicle.soc_pct, 1),
-                    temperature_c=round(self.vehicle.temperature_c, 1),
-                )
-            )
+            await self._request_until_answered(battery_message(self.vehicle))
         except NakError as exc:
             self.refused = str(exc)
             self._notify_event(f"refused: {exc}")
@@ -326,3 +311,22 @@ def _fit(text: str, limit: int) -> str:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,(-")
     return cut + "…" if len(cut) < limit else cut
+
+
+def battery_message(vehicle: SimVehicle) -> Battery:
+    """The BATT a vehicle sends: its declared profile (true, unless made to lie) and its state."""
+    profile = vehicle.declared_profile()
+    return Battery(
+        chemistry=profile.chemistry,
+        cells_series=profile.cells_series,
+        v_nom_v=round(profile.v_nom, 2),
+        v_max_v=round(profile.v_max, 2),
+        v_min_v=round(profile.v_min, 2),
+        capacity_wh=round(profile.capacity_wh, 1),
+        i_max_a=round(profile.i_max, 2),
+        i_min_a=round(profile.i_min, 2),
+        t_min_c=profile.t_min_c,
+        t_max_c=profile.t_max_c,
+        soc_pct=round(min(100.0, vehicle.soc_pct), 1),
+        temperature_c=round(vehicle.temperature_c, 1),
+    )

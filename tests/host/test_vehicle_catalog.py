@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware.pevlink import Battery
 from firmware.pevlink.messages import CHEMISTRIES, VEHICLE_TYPES, decode, encode
 from hal.config import bench_config
+from host.vehicle.agent import battery_message
 from host.vehicle.battery import CELL_LIMITS
 from host.vehicle.catalog import CATALOG_PATH, find, load_catalog
 from host.vehicle.model import SimVehicle, VehicleSpec
@@ -59,21 +59,7 @@ def test_each_vehicle_has_a_complete_and_consistent_battery_profile(spec: Vehicl
 @pytest.mark.parametrize("spec", CATALOG, ids=ids)
 def test_each_vehicle_can_declare_its_battery_on_the_wire(spec: VehicleSpec) -> None:
     """The BATT request a vehicle sends is valid PEV Link and survives the codec unchanged."""
-    profile = SimVehicle(spec, soc_pct=50.0).declared_profile()
-    battery = Battery(
-        chemistry=profile.chemistry,
-        cells_series=profile.cells_series,
-        v_nom_v=round(profile.v_nom, 2),
-        v_max_v=round(profile.v_max, 2),
-        v_min_v=round(profile.v_min, 2),
-        capacity_wh=round(profile.capacity_wh, 1),
-        i_max_a=round(profile.i_max, 2),
-        i_min_a=round(profile.i_min, 2),
-        t_min_c=profile.t_min_c,
-        t_max_c=profile.t_max_c,
-        soc_pct=50.0,
-        temperature_c=25.0,
-    )
+    battery = battery_message(SimVehicle(spec, soc_pct=50.0))
     assert decode(encode(battery, 7)).message == battery
 
 
