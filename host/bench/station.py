@@ -101,7 +101,10 @@ class VehicleBay:
         if name:
             spec = replace(spec, name=name)
         vehicle = SimVehicle(spec, soc_pct=soc_pct, temperature_c=temperature_c, seed=seed)
-        transport = open_peer(self.hardware.ports[port_id].peer_path)
+        peer_path = self.hardware.ports[port_id].peer_path
+        if peer_path is None:
+            raise ValueError(f"port {port_id} has no simulated cable to plug a vehicle into")
+        transport = open_peer(peer_path)
         self._serial += 1
         agent = VehicleAgent(
             vehicle, transport, self.clock, serial=f"SIM-{port_id}-{self._serial:04d}", seed=seed
