@@ -191,10 +191,12 @@ class PortController:
         self.thermal_factor = 1.0
         self.reading: PowerReading | None = None
         self.connected_at: float | None = None
+        self.warning: str | None = None
+        """The vehicle's last FAULT sev=warn, until it leaves or a new session starts."""
         self.vehicle_gone = False
+        """The faulted vehicle fell silent: the next one to identify clears the fault."""
         self.taper: list[tuple[float, float]] = []
         """(time, current) every few seconds of the constant-voltage taper: how fast it decays."""
-        """The faulted vehicle fell silent: the next one to identify clears the fault."""
         self.ident_prompted = False
         self.reading_at: float | None = None
         self.verified = False
@@ -368,9 +370,14 @@ class PortController:
                 self.set_state(PortState.CONNECTED)
             self._on_change(self)
         elif isinstance(message, Fault):
+            text = message.text or "The vehicle reported a fault"
             if message.severity == "stop" and (self.state in LIVE_STATES or self.relay_closed):
-                text = message.text or "The vehicle reported a fault"
                 await self.trip(Trip(message.code, f"Vehicle fault: {text}"))
+            elif message.severity == "warn":
+                # Not a reason to stop, but the rider and the operator should see it.
+                log.warning("port %d: vehicle warning %s: %s", self.port_id, message.code, text)
+                self.warning = f"Vehicle warning: {text}"
+                self._on_change(self)
         elif isinstance(message, Boot):
             self.link.reset()
             if self.state in LIVE_STATES or self.relay_closed:
@@ -381,6 +388,7 @@ class PortController:
             self.set_state(PortState.CONNECTED if self.state != PortState.FAULT else self.state)
 
     def forget_vehicle(self, keep_fault: bool = False) -> None:
+        self.warning = None
         self.hello = None
         self.battery = None
         self.request = None
@@ -396,6 +404,7 @@ class PortController:
         if soc is None and self.battery is not None:
             soc = self.battery.soc_pct
         self.taper.clear()
+        self.warning = None
         self.session = LiveSession(
             session_id=None,
             public_token=secrets.token_urlsafe(16),

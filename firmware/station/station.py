@@ -855,6 +855,7 @@ class Station:
             "limit_reason": port.limit_reason,
             "limit_detail": port.limit_detail,
             "thermal_factor": port.thermal_factor,
+            "warning": port.warning,
             "fault": None
             if port.fault is None
             else {"code": port.fault.code, "text": port.fault.text},

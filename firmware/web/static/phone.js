@@ -64,6 +64,8 @@
     const faultText = (port && port.fault && port.fault.text) || (session.end_reason === "fault" ? session.end_text : null);
     $("fault").hidden = !faultText;
     $("fault").textContent = faultText ? "Fault: " + faultText : "";
+    $("warning").hidden = !(port && port.warning && !faultText);
+    $("warning").textContent = port && port.warning ? port.warning : "";
     const socValue = soc === null || soc === undefined ? 0 : Math.max(0, Math.min(100, soc));
     $("soc-fill").style.width = socValue + "%";
     $("soc-label").textContent = soc === null || soc === undefined ? "State of charge unknown" : pct(soc) + " charged";

@@ -77,6 +77,7 @@
     if (v && v.temperature_c !== undefined && v.temperature_c !== null) add("Battery", v.temperature_c.toFixed(0) + " °C");
     body.push(kv);
     if (p.fault) body.push(el("p", { class: "alert", role: "alert", text: p.fault.text }));
+    if (p.warning && !p.fault) body.push(el("p", { class: "notice", text: p.warning }));
     if (controls) {
       const actions = el("div", { class: "actions" });
       if (p.state === "ready") {

@@ -37,3 +37,17 @@ async def test_a_device_that_never_says_hello_is_not_recognised_and_asked_to_reb
         assert len(boots) == 1 and boots[0].message.role == "station"
     finally:
         await peer.close()
+
+
+async def test_a_vehicle_warning_is_shown_and_the_charge_goes_on(bench: Bench) -> None:
+    from firmware.pevlink import Fault
+
+    await bench.charging(1, "ebike-36v-500wh", 40.0)
+    agent = bench.bay.bays[1].agent
+    await agent.link.notify(Fault("bms", "warn", "Cell balance is off"))
+    await bench.run_until(lambda: bench.port(1).warning is not None)
+    assert bench.port(1).warning == "Vehicle warning: Cell balance is off"
+    assert bench.station.port_view(bench.port(1))["warning"] == bench.port(1).warning
+    await bench.run_for(2.0)
+    assert bench.port(1).state == PortState.CHARGING
+    assert bench.hardware.ports[1].relay.is_closed
