@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from firmware.events import EventHub
 from firmware.pevlink.errors import PevLinkError
-from firmware.pevlink.messages import SUPPORTED_VERSIONS, BmsFlag, Boot
+from firmware.pevlink.messages import SUPPORTED_VERSIONS, BmsFlag, Boot, Summary
 from firmware.pevlink.timers import T_IDENT, T_LINK, T_REPLY, T_SETTLE, T_TEL, T_TEL_PERIOD
 from firmware.station.allocator import Demand, Policy, SharingPolicy, plan_transition
 from firmware.station.eta import EtaInput, estimate_seconds, taper_seconds
@@ -213,6 +213,15 @@ class Station:
                 session.ended_at = self.clock.wall()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._session_ended(port, session), 2.0)
+                # The switch is already open; tell the vehicle why, so it does not wait for power.
+                summary = Summary(
+                    round(session.energy_wh, 3),
+                    int(session.power_seconds),
+                    "shutdown",
+                    round(session.peak_w, 1),
+                )
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(port.link.notify(summary), 0.5)
             with contextlib.suppress(Exception):
                 await port.aclose()
         if self._records:

@@ -524,3 +524,12 @@ async def test_a_shutdown_ends_the_sessions_in_the_records(tmp_path: Path) -> No
         await asyncio.gather(task, return_exceptions=True)
         sessions = await b.store.sessions()
         assert [(s.status, s.end_reason) for s in sessions] == [("ended", "shutdown")] * 2
+        # Each vehicle is told why its power went, so it does not wait for it.
+        await b.run_until(
+            lambda: all(
+                b.bay.bays[p].agent.summary is not None
+                and b.bay.bays[p].agent.summary.reason == "shutdown"  # type: ignore[union-attr]
+                for p in (1, 2)
+            ),
+            timeout=2.0,
+        )
