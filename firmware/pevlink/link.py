@@ -80,6 +80,8 @@ class Link:
         self._buffer = LineBuffer()
         self._seq = 0
         self._pending: dict[int, asyncio.Future[Decoded]] = {}
+        self._expected: dict[int, str] = {}
+        """The name each outstanding request's reply must carry (or NAK)."""
         self._request_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self._answered: dict[int, tuple[bytes, bytes]] = {}  # seq -> (request line, reply line)
@@ -128,6 +130,7 @@ class Link:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[Decoded] = loop.create_future()
             self._pending[seq] = future
+            self._expected[seq] = message.NAME
             try:
                 for attempt in range(self._retries + 1):
                     if attempt:
@@ -146,6 +149,7 @@ class Link:
                 )
             finally:
                 self._pending.pop(seq, None)
+                self._expected.pop(seq, None)
                 if not future.done():
                     future.cancel()
 
@@ -204,6 +208,15 @@ class Link:
     async def _dispatch(self, line: bytes, decoded: Decoded) -> None:
         if decoded.kind == "R":
             future = self._pending.get(decoded.seq)
+            expected = self._expected.get(decoded.seq)
+            name = decoded.message.NAME
+            if expected is not None and name not in (expected, Nak.NAME):
+                # A reply under our sequence number but to another request: not ours, dropped.
+                self._report(
+                    line,
+                    ProtocolError(ErrorCode.BAD_SEQUENCE, f"{name} reply to a {expected} request"),
+                )
+                return
             if future is not None and not future.done():
                 future.set_result(decoded)
             return

@@ -191,6 +191,8 @@ class PortController:
         self.thermal_factor = 1.0
         self.reading: PowerReading | None = None
         self.connected_at: float | None = None
+        self.battery_at: float | None = None
+        """When the last BATT arrived: its departure time counts from there."""
         self.warning: str | None = None
         """The vehicle's last FAULT sev=warn, until it leaves or a new session starts."""
         self.vehicle_gone = False
@@ -340,6 +342,7 @@ class PortController:
                 )
             raise
         self.battery = battery
+        self.battery_at = self.clock.monotonic()
         if self.state in (PortState.CONNECTED, PortState.UNSUPPORTED, PortState.DONE):
             self.set_state(PortState.READY)
         else:

@@ -513,7 +513,10 @@ class Station:
                 measured = max(measured, port.grant_a)  # still ramping: not spare headroom
             departure = None
             if battery.departure_s is not None:
-                departure = session.requested_at + battery.departure_s
+                declared_at = (
+                    port.battery_at if port.battery_at is not None else session.requested_at
+                )
+                departure = declared_at + battery.departure_s
             out.append(
                 Demand(
                     port_id=port.port_id,

@@ -243,3 +243,31 @@ async def test_silence_after_every_retry_raises_link_timeout() -> None:
         await vehicle_port.close()
         await far_end.close()
         cable.close()
+
+
+async def test_a_reply_to_another_request_under_our_number_is_not_taken_for_ours() -> None:
+    from firmware.pevlink import encode as encode_line
+    from firmware.pevlink.errors import ErrorCode
+
+    clock = SimClock()
+    cable = PtyCable("names")
+    vehicle_port, station_port = open_peer(cable.peer_path), open_peer(cable.station_path)
+    vehicle = Link(vehicle_port, clock, heartbeat_period=None, read_slice=0.01, name="vehicle")
+    task = asyncio.create_task(vehicle.run())
+    try:
+        request = asyncio.create_task(vehicle.request(HELLO))
+        received = b""
+        while b"\n" not in received:
+            received += await finish(station_port.read(1.0))
+        seq = decode(received.split(b"\n")[0] + b"\n").seq
+        await station_port.write(encode_line(BatteryReply(12.0, 84.0, 5.0, 420.0), seq))
+        await station_port.write(encode_line(HelloReply(1, "pev-charger", 1), seq))
+        assert await finish(request) == HelloReply(1, "pev-charger", 1)
+        assert vehicle.stats.errors == {ErrorCode.BAD_SEQUENCE: 1}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await vehicle.aclose()
+        await vehicle_port.close()
+        await station_port.close()
+        cable.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from firmware.pevlink import Telemetry, decode, encode
 from firmware.pevlink.messages import Boot
 from firmware.pevlink.timers import T_IDENT
@@ -51,3 +53,20 @@ async def test_a_vehicle_warning_is_shown_and_the_charge_goes_on(bench: Bench) -
     await bench.run_for(2.0)
     assert bench.port(1).state == PortState.CHARGING
     assert bench.hardware.ports[1].relay.is_closed
+
+
+async def test_a_departure_time_counts_from_the_battery_message_that_carried_it(
+    bench: Bench,
+) -> None:
+    from dataclasses import replace
+
+    await bench.bay.attach(1, "ebike-36v-500wh", 40.0)
+    await bench.run_until(lambda: bench.port(1).state == PortState.READY)
+    port = bench.port(1)
+    assert port.battery is not None and port.battery_at is not None
+    port.battery = replace(port.battery, departure_s=3600)  # "I leave in an hour"
+    await bench.run_for(60.0, step=0.1)  # the rider takes a minute to press start
+    await bench.station.start(1)
+    await bench.run_until(lambda: bench.port(1).state == PortState.CHARGING)
+    (demand,) = bench.station.demands(bench.clock.monotonic())
+    assert demand.departure_at == pytest.approx(port.battery_at + 3600)
