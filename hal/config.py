@@ -46,6 +46,8 @@ class PortConfig:
     gain: int = 8
     relay_gpio: int = 17
     relay_active_high: bool = True
+    detect_gpio: int | None = None
+    """The connector's detect pin (pulled up; the plug ties it to ground), if the board has one."""
     uart: str = ""
     baud: int = 115200
     max_current_a: float = 5.0
@@ -81,6 +83,7 @@ _PORT_TYPES: dict[str, type] = {
     "gain": int,
     "relay_gpio": int,
     "relay_active_high": bool,
+    "detect_gpio": int,
     "uart": str,
     "baud": int,
     "max_current_a": float,
@@ -151,6 +154,8 @@ def _port(source: str, index: int, table: Any) -> PortConfig:
         raise ConfigError(f"{where}: need 0 < min_voltage_v < max_voltage_v")
     if not 0 <= port.relay_gpio <= 27:
         raise ConfigError(f"{where}: relay_gpio {port.relay_gpio} is not a BCM GPIO (0..27)")
+    if port.detect_gpio is not None and not 0 <= port.detect_gpio <= 27:
+        raise ConfigError(f"{where}: detect_gpio {port.detect_gpio} is not a BCM GPIO (0..27)")
     if port.baud not in (9600, 19200, 38400, 57600, 115200, 230400):
         raise ConfigError(f"{where}: baud {port.baud} is not a standard rate")
     return port
@@ -207,6 +212,18 @@ def _check_unique(source: str, ports: tuple[PortConfig, ...], backend: str, wd_g
                 f"{where}: relay_gpio {port.relay_gpio} is reserved (ID EEPROM, I2C1 or UART0)"
             )
         gpios[port.relay_gpio] = f"port {port.id}"
+        if port.detect_gpio is not None:
+            if port.detect_gpio in gpios:
+                raise ConfigError(
+                    f"{where}: detect_gpio {port.detect_gpio} is already used by "
+                    f"{gpios[port.detect_gpio]}"
+                )
+            if backend == "pi" and port.detect_gpio in RESERVED_GPIO:
+                raise ConfigError(
+                    f"{where}: detect_gpio {port.detect_gpio} is reserved "
+                    "(ID EEPROM, I2C1 or UART0)"
+                )
+            gpios[port.detect_gpio] = f"port {port.id}'s detect pin"
         if backend == "pi":
             if not port.uart:
                 raise ConfigError(f"{where}: missing key 'uart' (the port's serial device)")

@@ -16,7 +16,7 @@ from typing import Any
 from hal.clock import Clock
 from hal.config import HalConfig
 from hal.errors import BackendUnavailable, ConfigError
-from hal.interfaces import PowerMonitor, Relay, SerialLink, Watchdog
+from hal.interfaces import PlugDetect, PowerMonitor, Relay, SerialLink, Watchdog
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "sim": ("hal.sim.backend", "build"),
@@ -32,6 +32,8 @@ class PortHardware:
     link: SerialLink
     peer_path: str | None = None
     """Bench only: the pty path a vehicle or a person opens to plug into this port."""
+    detect: PlugDetect | None = None
+    """The connector's detect pin, where the board wires one."""
 
 
 @dataclass

@@ -70,6 +70,17 @@ class SerialLink(ABC):
     async def close(self) -> None: ...
 
 
+class PlugDetect(ABC):
+    """The connector's detect pin: it breaks before the power pins, so an unplug is seen first."""
+
+    @abstractmethod
+    def plugged(self) -> bool | None:
+        """True while a plug is in, False once it is out, None when this connector cannot tell.
+
+        A read is a GPIO level, cheap enough for every poll.
+        """
+
+
 class Watchdog(ABC):
     """The board's hardware watchdog: relays hold only while it is kicked."""
 

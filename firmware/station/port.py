@@ -45,7 +45,7 @@ from firmware.pevlink.timers import I_BREAK_A, T_RAMP_MAX, T_SETTLE, T_VERIFY
 from firmware.station.safety import GuardState, Limits, SafetyConfig, Trip, voltage_matches
 from hal.clock import Clock
 from hal.errors import SensorError
-from hal.interfaces import PowerMonitor, PowerReading, Relay
+from hal.interfaces import PlugDetect, PowerMonitor, PowerReading, Relay
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,9 @@ class PortIO(Protocol):
 
     @property
     def link(self) -> ByteTransport: ...
+
+    @property
+    def detect(self) -> PlugDetect | None: ...
 
 
 @dataclass(slots=True)
@@ -433,6 +436,9 @@ class PortController:
             self.previous_grant_a = self.grant_a
             self.verified = False
             self.guard = GuardState()
+            if self.io.detect is not None and self.io.detect.plugged() is False:
+                await self.trip(Trip("disconnect", "The vehicle was unplugged before power-on"))
+                return False
             await self.io.relay.close()
             closed_at = self.clock.monotonic()
             if not await self._verify_at_rest(closed_at):

@@ -289,6 +289,9 @@ class Station:
     async def _check_port(
         self, port: PortController, reading: PowerReading | None, now: float, dt: float
     ) -> None:
+        if port.io.detect is not None and port.io.detect.plugged() is False:
+            await self._unplugged(port)
+            return
         if port.relay_closed:
             await self._check_powered(port, reading, now, dt)
         if port.state in LIVE_STATES and port.state != PortState.FAULT:
@@ -373,6 +376,26 @@ class Station:
         if factor != port.thermal_factor:
             port.thermal_factor = factor
             self._wake.set()
+
+    async def _unplugged(self, port: PortController) -> None:
+        """The detect pin opened: it breaks before the power pins, so cut now, before they part."""
+        if port.relay_closed or port.state in LIVE_STATES:
+            if port.state != PortState.FAULT:
+                await port.trip(Trip("disconnect", "The vehicle was unplugged during the charge"))
+            else:
+                await port.io.relay.open()
+            return
+        if port.state == PortState.EMPTY:
+            return
+        if port.session is not None and port.state in SESSION_STATES:
+            await port.stop("vehicle", "The vehicle was unplugged before charging")
+        # Unplugging is what clears a fault, and it frees the port for the next rider.
+        port.fault = None
+        port.vehicle_gone = False
+        port.thermal_factor = 1.0
+        port.link.last_rx = None
+        port.forget_vehicle()
+        port.set_state(PortState.EMPTY)
 
     def _check_identification(self, port: PortController, now: float) -> None:
         """T_IDENT: something talks on the port but never identifies; ask it to start over, once."""

@@ -10,7 +10,7 @@ from hal.errors import BackendUnavailable
 from hal.factory import Hardware, PortHardware
 from hal.interfaces import PowerMonitor
 from hal.monitors import Ina219Monitor, Ina228Monitor
-from hal.pi.gpio import GpioRelay, GpioWatchdog, load_gpio
+from hal.pi.gpio import GpioPlugDetect, GpioRelay, GpioWatchdog, load_gpio
 from hal.serial_link import PySerialLink
 
 
@@ -61,5 +61,8 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
                 max_current_a=port.sensor_range_a,
             )
         uart = serial.Serial(port.uart, baudrate=port.baud, timeout=0, write_timeout=0)
-        ports[port.id] = PortHardware(port.id, monitor, relay, PySerialLink(uart, port.uart))
+        detect = GpioPlugDetect(gpio, port.detect_gpio) if port.detect_gpio is not None else None
+        ports[port.id] = PortHardware(
+            port.id, monitor, relay, PySerialLink(uart, port.uart), detect=detect
+        )
     return Hardware(ports=ports, watchdog=watchdog, closers=[gpio.cleanup])

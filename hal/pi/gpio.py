@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from hal.errors import BackendUnavailable, RelayError
-from hal.interfaces import Relay, Watchdog
+from hal.interfaces import PlugDetect, Relay, Watchdog
 
 
 def load_gpio() -> Any:
@@ -68,6 +68,18 @@ class GpioRelay(Relay):
     @property
     def is_closed(self) -> bool:
         return self._closed
+
+
+class GpioPlugDetect(PlugDetect):
+    """The connector's detect pin, pulled up on the Pi; a plug ties it to ground."""
+
+    def __init__(self, gpio: Any, pin: int) -> None:
+        self._gpio = gpio
+        self.pin = pin
+        gpio.setup(pin, gpio.IN, pull_up_down=gpio.PUD_UP)
+
+    def plugged(self) -> bool:
+        return bool(self._gpio.input(self.pin) == self._gpio.LOW)
 
 
 class GpioWatchdog(Watchdog):

@@ -16,7 +16,7 @@ from hal.sim.ina219 import Ina219Model
 from hal.sim.ina228 import Ina228Model
 from hal.sim.relay import SimRelay, SimWatchdog
 from hal.sim.serial_pty import PtyCable, open_peer
-from hal.sim.world import BenchWorld, SimPort
+from hal.sim.world import BenchWorld, SimPlugDetect, SimPort
 
 RELAY_STATE_FILE_ENV = "PEV_SIM_RELAY_LOG"
 """If set, every relay transition is appended to this file (for tests across processes)."""
@@ -71,9 +71,10 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
         cable = PtyCable(f"port{port.id}")
         closers.append(cable.close)
         link = open_peer(cable.station_path, port.baud)
-        ports[port.id] = PortHardware(port.id, monitor, relay, link, cable.peer_path)
-        sim_ports[port.id] = SimPort(
-            port.id, relay, sensor, bus=bus, address=port.i2c_address, cable=cable
+        sim_port = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address, cable=cable)
+        sim_ports[port.id] = sim_port
+        ports[port.id] = PortHardware(
+            port.id, monitor, relay, link, cable.peer_path, detect=SimPlugDetect(sim_port, clock)
         )
     world = BenchWorld(clock, sim_ports)
     return Hardware(ports=ports, watchdog=watchdog, world=world, closers=closers)

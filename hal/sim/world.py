@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from hal.clock import Clock
+from hal.interfaces import PlugDetect
 from hal.sim.i2c import SimI2C
 from hal.sim.ina219 import Ina219Model
 from hal.sim.ina228 import Ina228Model
@@ -41,9 +42,35 @@ class SimPort:
     address: int = 0x40
     cable: PtyCable | None = None
     load: SimLoad | None = None
+    plugged: bool | None = None
+    """The detect pin: True with a simulated vehicle on the port, False for a moment after it is
+    unplugged, None otherwise (an external device on the pty brings no detect pin)."""
+    unplugged_at: float | None = None
     stuck_reading: tuple[float, float] | None = None
     """Force the sensor to see (volts, amps) whatever flows: an implausible or stuck sensor."""
     history: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+UNPLUG_SHOWN_S = 1.0
+"""How long the detect pin reads "out" after a simulated vehicle leaves: many supervisor polls."""
+
+
+class SimPlugDetect(PlugDetect):
+    """The detect pin of a simulated port, following the world's vehicles."""
+
+    def __init__(self, port: SimPort, clock: Clock) -> None:
+        self.port = port
+        self.clock = clock
+
+    def plugged(self) -> bool | None:
+        port = self.port
+        if (
+            port.plugged is False
+            and port.unplugged_at is not None
+            and self.clock.monotonic() - port.unplugged_at >= UNPLUG_SHOWN_S
+        ):
+            port.plugged = None
+        return port.plugged
 
 
 class BenchWorld:
@@ -55,6 +82,7 @@ class BenchWorld:
 
     def attach(self, port_id: int, load: SimLoad) -> None:
         self.ports[port_id].load = load
+        self.ports[port_id].plugged = True
 
     def fail_sensor(self, port_id: int, transfers: int = 1_000_000) -> None:
         """The port's sensor stops answering on the bus (a broken wire or a dead part)."""
@@ -65,6 +93,8 @@ class BenchWorld:
     def detach(self, port_id: int) -> None:
         port = self.ports[port_id]
         port.load = None
+        port.plugged = False
+        port.unplugged_at = self.clock.monotonic()
         self._update_sensor(port)
 
     def step(self, dt_s: float) -> None:

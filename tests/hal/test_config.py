@@ -71,6 +71,13 @@ def test_a_good_map_parses() -> None:
         ([port()], {"backend": "fpga"}, "[hal]: backend 'fpga' is not one of sim, pi"),
         ([port()], {"speed": 3}, "[hal]: unknown key 'speed'"),
         ([port(relay_gpio=2)], {"backend": "pi"}, "relay_gpio 2 is reserved"),
+        ([port(detect_gpio=17)], {}, "port 1: detect_gpio 17 is already used by port 1"),
+        ([port(detect_gpio=40)], {}, "port 1: detect_gpio 40 is not a BCM GPIO (0..27)"),
+        (
+            [port(max_current_a=6.0, sensor="INA219", shunt_ohms=0.05, max_voltage_v=25.0)],
+            {},
+            "needs the sensor to measure 7.5 A (1.25 x, to see an over-current)",
+        ),
     ],
 )
 def test_configuration_errors_name_the_port_and_key(

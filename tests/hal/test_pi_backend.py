@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class FakeGpioChip(types.ModuleType):
     """A stand-in for the Pi's GPIO chip with the RPi.GPIO API: records every level written."""
 
-    BCM, OUT, HIGH, LOW = "BCM", "OUT", 1, 0
+    BCM, OUT, IN, PUD_UP, HIGH, LOW = "BCM", "OUT", "IN", "PUD_UP", 1, 0
 
     def __init__(self) -> None:
         super().__init__("RPi.GPIO")
@@ -34,8 +34,13 @@ class FakeGpioChip(types.ModuleType):
     def setmode(self, mode: str) -> None:
         self.mode = mode
 
-    def setup(self, pin: int, direction: str, initial: int = 0) -> None:
-        self.levels[pin] = [initial]
+    def setup(
+        self, pin: int, direction: str, initial: int = 0, pull_up_down: str | None = None
+    ) -> None:
+        self.levels[pin] = [1 if pull_up_down == "PUD_UP" else initial]
+
+    def input(self, pin: int) -> int:
+        return self.levels[pin][-1]
 
     def output(self, pin: int, level: int) -> None:
         self.levels[pin].append(level)
@@ -101,3 +106,12 @@ def test_gpio_watchdog_toggles_and_stops_low(chip: FakeGpioChip) -> None:
         watchdog.kick()
     watchdog.stop()
     assert chip.levels[4] == [0, 1, 0, 1, 0, 0]
+
+
+def test_the_detect_pin_is_pulled_up_and_a_plug_pulls_it_low(chip: FakeGpioChip) -> None:
+    from hal.pi.gpio import GpioPlugDetect
+
+    detect = GpioPlugDetect(chip, 22)
+    assert not detect.plugged()  # pulled up: nothing in the connector
+    chip.levels[22].append(chip.LOW)  # the plug ties the pin to ground
+    assert detect.plugged()

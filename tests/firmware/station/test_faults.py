@@ -265,6 +265,23 @@ async def test_battery_temperature_outside_its_window_trips(
     await reset_and_charge(bench, 1)
 
 
+async def test_pulling_the_plug_opens_the_relay_at_the_next_poll_and_frees_the_port(
+    bench: Bench,
+) -> None:
+    """The detect pin breaks before the power pins: the station cuts before they part."""
+    await bench.charging(1, BIKE, 40.0)
+    port = bench.port(1)
+    pulled_at = bench.clock.monotonic()
+    bench.bay.inject(1, FaultKind.UNPLUG)
+    await relay_opens_within_one_poll(bench, 1, pulled_at)
+    assert [f.code for f in await recorded_faults(bench, 1)] == ["disconnect"]
+    assert port.last_session is not None and port.last_session.end_reason == "fault"
+    assert "unplugged" in (port.last_session.end_text or "")
+    # Unplugging is what clears a fault: the port is free for the next rider.
+    await bench.run_until(lambda: port.state == PortState.EMPTY, timeout=POLL * 2)
+    assert port.fault is None and port.hello is None
+
+
 async def test_a_fault_the_vehicle_reports_trips(bench: Bench) -> None:
     await bench.charging(1, BIKE, 40.0)
     agent = bench.bay.bays[1].agent
@@ -304,7 +321,10 @@ async def test_current_vanishing_while_the_vehicle_reports_charging_trips(bench:
     port = bench.port(1)
     assert port.vehicle_reports_charging()
     unplugged_at = bench.clock.monotonic()
-    bench.bay.inject(1, FaultKind.UNPLUG)  # the cable is pulled: 0 A at once, the link silent
+    # A power contact opens and the data line goes silent while the plug's detect pin still says
+    # "in" (a worn connector): only the current tells.
+    bench.bay.inject(1, FaultKind.UNPLUG)
+    world(bench).ports[1].plugged = True
     await moment(bench, lambda: port.guard.vanished_since is not None)
     first_sample = port.guard.vanished_since
     assert first_sample is not None and first_sample - unplugged_at <= POLL + 1e-6
@@ -318,9 +338,10 @@ async def test_current_vanishing_while_the_vehicle_reports_charging_trips(bench:
     # rider may come back), and the next vehicle that identifies itself charges without a reset.
     await bench.run_until(lambda: "no longer answers" in port.state_text, timeout=5)
     assert port.state == PortState.FAULT and "unplugged" in port.state_text
-    await bench.bay.detach(1)
-    await bench.charging(1, BIKE, 60.0)
+    await bench.bay.detach(1)  # now the plug comes out: the port is free at once
+    await bench.run_until(lambda: port.state == PortState.EMPTY, timeout=POLL * 2)
     assert port.fault is None
+    await bench.charging(1, BIKE, 60.0)
 
 
 async def test_telemetry_silent_past_its_timer_trips(bench: Bench) -> None:
