@@ -15,6 +15,20 @@ _EPS = 1e-6
 """Times add up in floating point: a debounce of 0.2 s must expire after four 50 ms polls."""
 
 
+def debounce(
+    since: float | None, active: bool, now: float, hold_s: float
+) -> tuple[float | None, bool]:
+    """One debounce for every rule: (when the condition began, whether it has held ``hold_s``).
+
+    The start time is forgotten as soon as the condition clears.
+    """
+    if not active:
+        return None, False
+    if since is None:
+        since = now
+    return since, now - since >= hold_s - _EPS
+
+
 @dataclass(frozen=True, slots=True)
 class SafetyConfig:
     overcurrent_margin_a: float = 0.2
@@ -75,16 +89,13 @@ def check_overcurrent(
             "overcurrent",
             f"Current {current_a:.2f} A is far above the port's {limits.port_max_a:.1f} A limit",
         )
-    if current_a > overcurrent_threshold(cfg, limits.grant_a):
-        if state.over_since is None:
-            state.over_since = now
-        if now - state.over_since >= cfg.overcurrent_debounce_s - _EPS:
-            return Trip(
-                "overcurrent",
-                f"The vehicle drew {current_a:.2f} A, more than the {limits.grant_a:.2f} A granted",
-            )
-    else:
-        state.over_since = None
+    over = current_a > overcurrent_threshold(cfg, limits.grant_a)
+    state.over_since, held = debounce(state.over_since, over, now, cfg.overcurrent_debounce_s)
+    if held:
+        return Trip(
+            "overcurrent",
+            f"The vehicle drew {current_a:.2f} A, more than the {limits.grant_a:.2f} A granted",
+        )
     return None
 
 
@@ -133,13 +144,12 @@ def check_disconnect(
     now: float,
 ) -> Trip | None:
     """Current vanished while the vehicle still reports charging: a cable or contact opened."""
-    if vehicle_says_charging and measured_a < cfg.disconnect_current_a:
-        if state.vanished_since is None:
-            state.vanished_since = now
-        if now - state.vanished_since >= cfg.disconnect_debounce_s - _EPS:
-            return Trip("disconnect", "The charging current stopped: the cable may be unplugged")
-    else:
-        state.vanished_since = None
+    vanished = vehicle_says_charging and measured_a < cfg.disconnect_current_a
+    state.vanished_since, held = debounce(
+        state.vanished_since, vanished, now, cfg.disconnect_debounce_s
+    )
+    if held:
+        return Trip("disconnect", "The charging current stopped: the cable may be unplugged")
     return None
 
 
@@ -156,14 +166,12 @@ def check_reported_voltage(
     A vehicle that starts lying mid-session (a faulty or tampered BMS) is caught here, not only at
     the start check; the cable's drop under current is allowed for.
     """
-    margin = max(cfg.verify_margin_v, cfg.verify_margin_frac * reported_v)
-    margin += cfg.mismatch_ohm * max(0.0, current_a)
-    if abs(measured_v - reported_v) <= margin:
-        state.mismatch_since = None
-        return None
-    if state.mismatch_since is None:
-        state.mismatch_since = now
-    if now - state.mismatch_since >= cfg.mismatch_debounce_s - _EPS:
+    cable_drop_v = cfg.mismatch_ohm * max(0.0, current_a)
+    mismatched = not voltage_matches(cfg, measured_v, reported_v, cable_drop_v)
+    state.mismatch_since, held = debounce(
+        state.mismatch_since, mismatched, now, cfg.mismatch_debounce_s
+    )
+    if held:
         return Trip(
             "mismatch",
             f"The vehicle reports {reported_v:.1f} V but the port measures {measured_v:.1f} V: "
@@ -172,8 +180,10 @@ def check_reported_voltage(
     return None
 
 
-def voltage_matches(cfg: SafetyConfig, measured_v: float, declared_v: float) -> bool:
-    margin = max(cfg.verify_margin_v, cfg.verify_margin_frac * declared_v)
+def voltage_matches(
+    cfg: SafetyConfig, measured_v: float, declared_v: float, extra_margin_v: float = 0.0
+) -> bool:
+    margin = max(cfg.verify_margin_v, cfg.verify_margin_frac * declared_v) + extra_margin_v
     return abs(measured_v - declared_v) <= margin
 
 

@@ -39,6 +39,7 @@ from firmware.station.safety import (
     check_reported_voltage,
     check_temperature,
     check_vehicle_flags,
+    debounce,
     overcurrent_threshold,
     thermal_factor,
 )
@@ -439,13 +440,10 @@ class Station:
         ]
         total = sum(w for _, w in measured)
         limit = self.budget_w * (1.0 + self.settings.budget_tolerance_frac) + 5.0
-        if total <= limit:
-            self._over_budget_since = None
-            return
-        if self._over_budget_since is None:
-            self._over_budget_since = now
-            return
-        if now - self._over_budget_since < self.settings.budget_debounce_s - 1e-6 or not measured:
+        self._over_budget_since, held = debounce(
+            self._over_budget_since, total > limit, now, self.settings.budget_debounce_s
+        )
+        if not held or not measured:
             return
 
         def excess(item: tuple[PortController, float]) -> float:
