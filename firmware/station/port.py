@@ -148,6 +148,12 @@ class LiveSession:
     samples: list[tuple[float, float, float]] = field(default_factory=list)
     """(wall time, power W, SoC %) every sample period: the phone page's charge curve."""
 
+    def summary(self, reason: str) -> Summary:
+        """The SUM notice that tells the vehicle how its session ended."""
+        return Summary(
+            round(self.energy_wh, 3), int(self.power_seconds), reason, round(self.peak_w, 1)
+        )
+
 
 class PortController:
     """State and conversation of one port."""
@@ -317,9 +323,7 @@ class PortController:
         self.battery = None
         self.request = None
         if self.state == PortState.FAULT and self.vehicle_gone:
-            self.fault = None
-            self.guard = GuardState()
-            self.set_state(PortState.CONNECTED)
+            self.reset_fault()  # a new vehicle identified itself: as good as a reset
         elif self.state != PortState.FAULT:
             self.set_state(PortState.CONNECTED)
         else:
@@ -402,6 +406,7 @@ class PortController:
         self.last_tel_at = None
         if not keep_fault:
             self.fault = None
+            self.vehicle_gone = False
 
     # --- the station acts -------------------------------------------------------------------------
 
@@ -638,14 +643,7 @@ class PortController:
             if asyncio.iscoroutine(result):
                 await result
         with contextlib.suppress(PevLinkError, OSError):
-            await self.link.notify(
-                Summary(
-                    round(session.energy_wh, 3),
-                    int(session.power_seconds),
-                    reason,
-                    round(session.peak_w, 1),
-                )
-            )
+            await self.link.notify(session.summary(reason))
 
     def vehicle_reports_charging(self) -> bool:
         tel = self.telemetry

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from firmware.events import EventHub
 from firmware.pevlink.errors import PevLinkError
-from firmware.pevlink.messages import SUPPORTED_VERSIONS, BmsFlag, Boot, Summary
+from firmware.pevlink.messages import SUPPORTED_VERSIONS, BmsFlag, Boot
 from firmware.pevlink.timers import T_IDENT, T_LINK, T_REPLY, T_SETTLE, T_TEL, T_TEL_PERIOD
 from firmware.station.allocator import Demand, Policy, SharingPolicy, plan_transition
 from firmware.station.eta import EtaInput, estimate_seconds, taper_seconds
@@ -215,14 +215,8 @@ class Station:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._session_ended(port, session), 2.0)
                 # The switch is already open; tell the vehicle why, so it does not wait for power.
-                summary = Summary(
-                    round(session.energy_wh, 3),
-                    int(session.power_seconds),
-                    "shutdown",
-                    round(session.peak_w, 1),
-                )
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(port.link.notify(summary), 0.5)
+                    await asyncio.wait_for(port.link.notify(session.summary("shutdown")), 0.5)
             with contextlib.suppress(Exception):
                 await port.aclose()
         if self._records:
@@ -271,17 +265,14 @@ class Station:
     async def _read(self, port: PortController, now: float) -> PowerReading | None:
         try:
             reading = await port.io.monitor.read()
-        except SensorOverflow as exc:
-            port.reading = None
-            if port.relay_closed or port.state in LIVE_STATES:
-                await port.trip(
-                    Trip("overcurrent", f"Current beyond what the port can measure: {exc}")
-                )
-            return None
         except SensorError as exc:
             port.reading = None
             if port.relay_closed or port.state in LIVE_STATES:
-                await port.trip(Trip("sensor", f"The port's power sensor failed: {exc}"))
+                if isinstance(exc, SensorOverflow):  # most likely a real over-current
+                    trip = Trip("overcurrent", f"Current beyond what the port can measure: {exc}")
+                else:
+                    trip = Trip("sensor", f"The port's power sensor failed: {exc}")
+                await port.trip(trip)
             return None
         port.reading = reading
         port.reading_at = now
@@ -391,12 +382,7 @@ class Station:
         if port.session is not None and port.state in SESSION_STATES:
             await port.stop("vehicle", "The vehicle was unplugged before charging")
         # Unplugging is what clears a fault, and it frees the port for the next rider.
-        port.fault = None
-        port.vehicle_gone = False
-        port.thermal_factor = 1.0
-        port.link.last_rx = None
-        port.forget_vehicle()
-        port.set_state(PortState.EMPTY)
+        self._vehicle_gone(port)
 
     def _check_identification(self, port: PortController, now: float) -> None:
         """T_IDENT: something talks on the port but never identifies; ask it to start over, once."""
@@ -420,17 +406,23 @@ class Station:
             return
         if port.session is not None and port.state in SESSION_STATES:
             self._spawn(port.stop("vehicle", "The vehicle left before charging"))
-        port.thermal_factor = 1.0
-        port.link.last_rx = None
         if port.state == PortState.FAULT and port.fault is not None:
             # Keep the reason on show: the rider may come back to a bike that is still plugged
             # in. The next vehicle that identifies itself clears it, as a reset would.
-            port.forget_vehicle(keep_fault=True)
+            self._vehicle_gone(port, keep_fault=True)
             port.vehicle_gone = True
             port.set_state(PortState.FAULT, f"{port.fault.text} (the vehicle no longer answers)")
             return
-        port.forget_vehicle()
-        port.set_state(PortState.EMPTY)
+        self._vehicle_gone(port)
+
+    @staticmethod
+    def _vehicle_gone(port: PortController, *, keep_fault: bool = False) -> None:
+        """Forget the vehicle, its link and its derating; the port is free unless a fault stays."""
+        port.thermal_factor = 1.0
+        port.link.last_rx = None
+        port.forget_vehicle(keep_fault=keep_fault)
+        if not keep_fault:
+            port.set_state(PortState.EMPTY)
 
     async def _check_budget(self, now: float) -> None:
         measured = [
