@@ -203,27 +203,15 @@ def _check_unique(source: str, ports: tuple[PortConfig, ...], backend: str, wd_g
                 f"used by port {addresses[key]}"
             )
         addresses[key] = port.id
-        if port.relay_gpio in gpios:
-            raise ConfigError(
-                f"{where}: relay_gpio {port.relay_gpio} is already used by {gpios[port.relay_gpio]}"
-            )
-        if backend == "pi" and port.relay_gpio in RESERVED_GPIO:
-            raise ConfigError(
-                f"{where}: relay_gpio {port.relay_gpio} is reserved (ID EEPROM, I2C1 or UART0)"
-            )
-        gpios[port.relay_gpio] = f"port {port.id}"
+        pins = [("relay_gpio", port.relay_gpio, f"port {port.id}")]
         if port.detect_gpio is not None:
-            if port.detect_gpio in gpios:
-                raise ConfigError(
-                    f"{where}: detect_gpio {port.detect_gpio} is already used by "
-                    f"{gpios[port.detect_gpio]}"
-                )
-            if backend == "pi" and port.detect_gpio in RESERVED_GPIO:
-                raise ConfigError(
-                    f"{where}: detect_gpio {port.detect_gpio} is reserved "
-                    "(ID EEPROM, I2C1 or UART0)"
-                )
-            gpios[port.detect_gpio] = f"port {port.id}'s detect pin"
+            pins.append(("detect_gpio", port.detect_gpio, f"port {port.id}'s detect pin"))
+        for name, pin, owner in pins:
+            if pin in gpios:
+                raise ConfigError(f"{where}: {name} {pin} is already used by {gpios[pin]}")
+            if backend == "pi" and pin in RESERVED_GPIO:
+                raise ConfigError(f"{where}: {name} {pin} is reserved (ID EEPROM, I2C1 or UART0)")
+            gpios[pin] = owner
         if backend == "pi":
             if not port.uart:
                 raise ConfigError(f"{where}: missing key 'uart' (the port's serial device)")

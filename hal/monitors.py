@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from hal.clock import Clock
+from hal.config import PortConfig
 from hal.errors import BackendUnavailable, ImplausibleReading, SensorError, SensorOverflow
 from hal.interfaces import PowerMonitor, PowerReading
 
@@ -182,3 +183,28 @@ class Ina228Monitor(_DriverMonitor):
             "shunt_ohms": self.shunt_ohms,
             "max_current_a": self.max_current_a,
         }
+
+
+def monitor_for(
+    port: PortConfig, bus: Any, clock: Clock, *, inline: bool = False, range_factor: float = 1.0
+) -> PowerMonitor:
+    """The driver for a port's configured sensor, calibrated for its measuring range."""
+    if port.sensor == "INA219":
+        return Ina219Monitor(
+            bus,
+            clock,
+            address=port.i2c_address,
+            shunt_ohms=port.shunt_ohms,
+            max_current_a=port.sensor_range_a * range_factor,
+            bus_range_v=port.bus_range_v,
+            gain=port.gain,
+            inline=inline,
+        )
+    return Ina228Monitor(
+        bus,
+        clock,
+        address=port.i2c_address,
+        shunt_ohms=port.shunt_ohms,
+        max_current_a=port.sensor_range_a * range_factor,
+        inline=inline,
+    )

@@ -8,8 +8,7 @@ from hal.clock import Clock
 from hal.config import HalConfig
 from hal.errors import BackendUnavailable
 from hal.factory import Hardware, PortHardware
-from hal.interfaces import PowerMonitor
-from hal.monitors import Ina219Monitor, Ina228Monitor
+from hal.monitors import monitor_for
 from hal.pi.gpio import GpioPlugDetect, GpioRelay, GpioWatchdog, load_gpio
 from hal.serial_link import PySerialLink
 
@@ -41,25 +40,7 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
         bus = buses.get(port.i2c_bus)
         if bus is None:
             bus = buses[port.i2c_bus] = open_i2c(port.i2c_bus)
-        monitor: PowerMonitor
-        if port.sensor == "INA219":
-            monitor = Ina219Monitor(
-                bus,
-                clock,
-                address=port.i2c_address,
-                shunt_ohms=port.shunt_ohms,
-                max_current_a=port.sensor_range_a,
-                bus_range_v=port.bus_range_v,
-                gain=port.gain,
-            )
-        else:
-            monitor = Ina228Monitor(
-                bus,
-                clock,
-                address=port.i2c_address,
-                shunt_ohms=port.shunt_ohms,
-                max_current_a=port.sensor_range_a,
-            )
+        monitor = monitor_for(port, bus, clock)
         uart = serial.Serial(port.uart, baudrate=port.baud, timeout=0, write_timeout=0)
         detect = GpioPlugDetect(gpio, port.detect_gpio) if port.detect_gpio is not None else None
         ports[port.id] = PortHardware(

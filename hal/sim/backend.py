@@ -10,7 +10,7 @@ from hal.clock import Clock
 from hal.config import HalConfig, PortConfig
 from hal.factory import Hardware, PortHardware
 from hal.interfaces import PowerMonitor
-from hal.monitors import Ina219Monitor, Ina228Monitor
+from hal.monitors import monitor_for
 from hal.sim.i2c import SimI2C
 from hal.sim.ina219 import Ina219Model
 from hal.sim.ina228 import Ina228Model
@@ -26,32 +26,13 @@ def sim_sensor(
     port: PortConfig, bus: SimI2C, clock: Clock, range_factor: float = 1.0
 ) -> tuple[PowerMonitor, Ina219Model | Ina228Model]:
     """A port's register-level sensor model on ``bus``, and the real driver that reads it."""
-    monitor: PowerMonitor
     sensor: Ina219Model | Ina228Model
     if port.sensor == "INA219":
         sensor = Ina219Model(port.shunt_ohms)
-        bus.add_device(port.i2c_address, sensor)
-        monitor = Ina219Monitor(
-            bus,
-            clock,
-            address=port.i2c_address,
-            shunt_ohms=port.shunt_ohms,
-            max_current_a=port.sensor_range_a * range_factor,
-            bus_range_v=port.bus_range_v,
-            gain=port.gain,
-            inline=True,
-        )
     else:
         sensor = Ina228Model(port.shunt_ohms)
-        bus.add_device(port.i2c_address, sensor)
-        monitor = Ina228Monitor(
-            bus,
-            clock,
-            address=port.i2c_address,
-            shunt_ohms=port.shunt_ohms,
-            max_current_a=port.sensor_range_a * range_factor,
-            inline=True,
-        )
+    bus.add_device(port.i2c_address, sensor)
+    monitor = monitor_for(port, bus, clock, inline=True, range_factor=range_factor)
     return monitor, sensor
 
 
