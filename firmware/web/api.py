@@ -13,7 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -123,12 +123,13 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def port_id_of(request: web.Request) -> int:
-    raw = request.match_info["port_id"]
+def port_id_of(request: web.Request, known: Collection[int] | None = None) -> int:
+    """The ``{port_id}`` of the address, one of ``known`` (the station's ports by default)."""
+    raw = request.match_info.get("port_id", "")
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 3:
         raise ApiFailure("not_found", f"There is no port {raw!r}.")
     port_id = int(raw)
-    if port_id not in request.app[STATION_KEY].ports:
+    if port_id not in (request.app[STATION_KEY].ports if known is None else known):
         raise ApiFailure("not_found", f"There is no port {port_id}.")
     return port_id
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from firmware.config import StationConfig
 from firmware.daemon import Daemon
 from firmware.station.station import Station
-from firmware.web.api import ApiFailure, read_json
+from firmware.web.api import ApiFailure, port_id_of, read_json
 from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
@@ -172,10 +172,7 @@ MAX_SPEED = 20.0
 
 def _bay(request: web.Request) -> tuple[VehicleBay, int]:
     bay = request.app[BAY_KEY]
-    raw = request.match_info.get("port_id", "")
-    if not (raw.isascii() and raw.isdigit()) or int(raw) not in bay.hardware.ports:
-        raise ApiFailure("not_found", f"There is no port {raw!r}.")
-    return bay, int(raw)
+    return bay, port_id_of(request, bay.hardware.ports)
 
 
 async def get_catalog(request: web.Request) -> web.Response:

@@ -309,8 +309,7 @@ def _fit(text: str, limit: int) -> str:
     """Shorten at a word boundary, so a display never shows half a word."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,(-")
-    return cut + "…" if len(cut) < limit else cut
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,(-") + "…"
 
 
 def battery_message(vehicle: SimVehicle) -> Battery:
