@@ -227,7 +227,8 @@ async def put_budget(request: web.Request) -> web.Response:
     return web.json_response(station.station_summary())
 
 
-def _find(request: web.Request) -> tuple[PortController, Any, bool]:
+def find_session_of(request: web.Request) -> tuple[PortController, Any, bool]:
+    """(port, session, live) for the address's ``{token}``, or a 404 that says what to check."""
     token = request.match_info["token"]
     found = request.app[STATION_KEY].find_session(token) if len(token) <= 64 else None
     if found is None:
@@ -238,7 +239,7 @@ def _find(request: web.Request) -> tuple[PortController, Any, bool]:
 async def get_session(request: web.Request) -> web.Response:
     station = request.app[STATION_KEY]
     try:
-        port, session, live = _find(request)
+        port, session, live = find_session_of(request)
     except ApiFailure:
         record = await _stored_session(request)
         if record is None:
@@ -259,7 +260,7 @@ async def _stored_session(request: web.Request) -> dict[str, Any] | None:
 
 async def stop_session(request: web.Request) -> web.Response:
     """A rider stops their own session: only with the owner token from the start."""
-    port, session, live = _find(request)
+    port, session, live = find_session_of(request)
     data = await read_json(request)
     owner = request.headers.get("X-Owner-Token") or data.get("owner_token")
     if not isinstance(owner, str) or not owner:
@@ -282,7 +283,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     token = request.match_info.get("token")
     port_filter: int | None = None
     if token is not None:
-        port, _, _ = _find(request)
+        port, _, _ = find_session_of(request)
         port_filter = port.port_id
     response = web.StreamResponse(
         headers={

@@ -21,6 +21,7 @@ from firmware.web.api import (
     STATION_KEY,
     ApiFailure,
     error_response,
+    find_session_of,
     is_operator,
     is_touchscreen,
     owner_link,
@@ -68,27 +69,11 @@ async def phone_page(request: web.Request) -> web.Response:
     if found is None:
         return await _finished_page(request, token)
     port, session, live = found
-    settings = request.app[SETTINGS_KEY]
     owner = request.query.get("owner", "")
     is_owner = bool(owner) and hmac.compare_digest(owner.encode(), session.owner_token.encode())
     view = station.session_view(session, port, live)
     view["port_view"] = station.port_view(port)
-    desk = request.app.get(PAYMENT_KEY)
-    return render(
-        TEMPLATES,
-        "phone.html",
-        name=station.settings.name,
-        port=port.port_id,
-        initial=json_script(
-            {
-                "session": view,
-                "owner_token": session.owner_token if is_owner else None,
-                "viewer_url": viewer_link(settings, session.public_token),
-                "payment": desk.terms() if desk else None,
-                "receipt": _receipt(desk, session.public_token),
-            }
-        ),
-    )
+    return _render_phone(request, view, session.owner_token if is_owner else None)
 
 
 async def _finished_page(request: web.Request, token: str) -> web.Response:
@@ -97,18 +82,25 @@ async def _finished_page(request: web.Request, token: str) -> web.Response:
     record = await history.session(token) if history is not None and _token_ok(token) else None
     if record is None:
         return not_found_page()
-    station = request.app[STATION_KEY]
-    desk = request.app.get(PAYMENT_KEY)
     record["port_view"] = None
+    return _render_phone(request, record, None)
+
+
+def _render_phone(
+    request: web.Request, view: dict[str, Any], owner_token: str | None
+) -> web.Response:
+    """The phone page around a session's view; ``owner_token`` only for the session's owner."""
+    token = view["public_token"]
+    desk = request.app.get(PAYMENT_KEY)
     return render(
         TEMPLATES,
         "phone.html",
-        name=station.settings.name,
-        port=record["port"],
+        name=request.app[STATION_KEY].settings.name,
+        port=view["port"],
         initial=json_script(
             {
-                "session": record,
-                "owner_token": None,
+                "session": view,
+                "owner_token": owner_token,
                 "viewer_url": viewer_link(request.app[SETTINGS_KEY], token),
                 "payment": desk.terms() if desk else None,
                 "receipt": _receipt(desk, token),
@@ -126,12 +118,7 @@ def _receipt(desk: PaymentDesk | None, token: str) -> dict[str, Any] | None:
 
 async def session_qr(request: web.Request) -> web.Response:
     """The QR code of a session: the owner's link on the station's own screen, else the viewer's."""
-    token = request.match_info["token"]
-    station = request.app[STATION_KEY]
-    found = station.find_session(token) if _token_ok(token) else None
-    if found is None:
-        raise ApiFailure("not_found", "No session has this link.")
-    _, session, _ = found
+    _, session, _ = find_session_of(request)
     settings = request.app[SETTINGS_KEY]
     if request.query.get("owner") == "1" and (is_touchscreen(request) or is_operator(request)):
         url = owner_link(settings, session.public_token, session.owner_token)
@@ -147,12 +134,8 @@ async def pay(request: web.Request) -> web.Response:
     desk = request.app.get(PAYMENT_KEY)
     if desk is None:
         raise ApiFailure("not_found", "This station does not take payments.")
-    token = request.match_info["token"]
     station = request.app[STATION_KEY]
-    found = station.find_session(token) if _token_ok(token) else None
-    if found is None:
-        raise ApiFailure("not_found", "No session has this link.")
-    port, session, live = found
+    port, session, live = find_session_of(request)
     data = await read_json(request)
     owner = request.headers.get("X-Owner-Token") or data.get("owner_token")
     if not isinstance(owner, str) or not hmac.compare_digest(
