@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,13 @@ from hal.clock import SimClock
 from hal.config import bench_config
 from hal.factory import Hardware, build_hardware
 from host.bench.station import VehicleBay
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a daemon started by a test."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import free_port
 
 PEV_CHARGER = Path(sys.executable).with_name("pev-charger")
 # Simulated seconds per real second: fast enough to record energy within a second or two, slow
@@ -76,12 +77,6 @@ class Daemon:
             raise AssertionError(
                 f"the daemon did not exit on {sig.name}; its output:\n" + self.output.read_text()
             ) from None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
