@@ -77,29 +77,10 @@ async def run_checking(
         await asyncio.sleep(0.0005)
 
 
-async def let_lines_land(bench: Bench) -> None:
-    """Hold simulated time and wait (real time) until no byte is crossing any pty.
-
-    Closing a vehicle while one of its lines lands can lose the cancellation of its reader on
-    Python 3.11 (``asyncio.wait_for`` in ``PySerialLink.read``), which hangs the teardown.
-    """
-    assert bench.hardware.world is not None
-    cables = [p.cable for p in bench.hardware.world.ports.values() if p.cable is not None]
-    last, quiet = -1, 0
-    for _ in range(400):
-        copied = sum(c.bytes_copied for c in cables)
-        quiet = quiet + 1 if copied == last else 0
-        if quiet >= 3:
-            return
-        last = copied
-        await asyncio.sleep(0.005)
-
-
 @pytest.fixture
 async def budget_bench(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bench]:
     async with make_bench(tmp_path, budget_w=request.param) as b:
         yield b
-        await let_lines_land(b)
 
 
 def with_budget(watts: float) -> pytest.MarkDecorator:

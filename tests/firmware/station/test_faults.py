@@ -41,30 +41,6 @@ MARGIN = 2 * FINE
 BIKE = "ebike-36v-500wh"  # 42 V max, 4 A max, charges between 0 and 40 °C
 
 
-async def let_lines_land(bench: Bench) -> None:
-    """Hold simulated time and wait (real time) until no byte is crossing any pty.
-
-    Closing a vehicle while one of its lines lands can lose the cancellation of its reader on
-    Python 3.11 (``asyncio.wait_for`` in ``PySerialLink.read``), which hangs the teardown.
-    """
-    cables = [p.cable for p in world(bench).ports.values() if p.cable is not None]
-    last, quiet = -1, 0
-    for _ in range(400):
-        copied = sum(c.bytes_copied for c in cables)
-        quiet = quiet + 1 if copied == last else 0
-        if quiet >= 3:
-            return
-        last = copied
-        await asyncio.sleep(0.005)
-
-
-@pytest.fixture
-async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
-    async with make_bench(tmp_path) as b:
-        yield b
-        await let_lines_land(b)
-
-
 def world(bench: Bench) -> BenchWorld:
     assert isinstance(bench.hardware.world, BenchWorld)
     return bench.hardware.world
@@ -220,7 +196,6 @@ async def test_a_vehicle_that_draws_more_than_granted_is_cut_off(tmp_path: Path)
         assert first_sample is not None
         await relay_opens_within_one_poll(b, 1, first_sample + SAFETY.overcurrent_debounce_s)
         await assert_latched(b, 1, "overcurrent", "more than", "2.00 A granted")
-        await let_lines_land(b)
 
 
 # --- voltage, temperature, the vehicle's own faults -----------------------------------------------
@@ -492,7 +467,6 @@ async def station_not_started(tmp_path: Path) -> AsyncIterator[tuple[Bench, list
     try:
         bench = Bench(clock, hardware, station, bay, store)
         yield bench, relays
-        await let_lines_land(bench)
     finally:
         await bay.aclose()
         physics.cancel()
