@@ -86,8 +86,8 @@
       }
       if (s && s.live && ["payment", "waiting", "starting", "charging"].includes(p.state)) {
         actions.append(el("button", { type: "button", class: "secondary", "data-action": "qr",
-          onclick: () => api("GET", "/api/sessions/" + encodeURIComponent(s.public_token)).then(() =>
-            showQr(p.id, { public_token: s.public_token, owner_url: "/s/" + s.public_token })) }, "Show QR"));
+          onclick: () => showQr(p.id, { public_token: s.public_token, owner_url: "/s/" + s.public_token }) },
+          "Show QR"));
         actions.append(el("button", { type: "button", class: "danger", "data-action": "stop", "data-port": p.id,
           onclick: () => act("/api/ports/" + p.id + "/stop", p.id) }, "Stop"));
       }
