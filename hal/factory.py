@@ -45,9 +45,10 @@ class Hardware:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     async def aclose(self) -> None:
+        self.watchdog.stop()  # first: the board drops any switch that does not open below
         for port in self.ports.values():
-            port.relay.open_now()
-        self.watchdog.stop()
+            with contextlib.suppress(Exception):
+                port.relay.open_now()
         for port in self.ports.values():
             with contextlib.suppress(Exception):  # best effort: the relays are already open
                 await port.link.close()

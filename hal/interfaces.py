@@ -9,6 +9,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from hal.errors import SerialLinkError
+
 
 @dataclass(frozen=True, slots=True)
 class PowerReading:
@@ -46,7 +48,8 @@ class Relay(ABC):
 
     @abstractmethod
     def open_now(self) -> None:
-        """Open synchronously, for exit, signal and exception paths. Never raises."""
+        """Open synchronously (a GPIO write). Raises :class:`hal.errors.RelayError` when the switch
+        cannot be driven; it then reads as closed, since nobody knows it is open."""
 
     @property
     @abstractmethod
@@ -68,6 +71,10 @@ class SerialLink(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    async def reopen(self) -> None:
+        """Open the device again after it went away; raises while it is still absent."""
+        raise SerialLinkError(f"{self.name} cannot be reopened")
 
 
 class PlugDetect(ABC):

@@ -212,7 +212,7 @@ async def reset_port(request: web.Request) -> web.Response:
     require_local_or_operator(request)
     port_id = port_id_of(request)
     station = request.app[STATION_KEY]
-    station.reset(port_id)
+    await station.reset(port_id)
     return web.json_response(station.port_view(station.ports[port_id]))
 
 

@@ -153,7 +153,11 @@ async def pay(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": {"code": "payment_declined", "message": str(exc)}}, status=402
         )
-    station.payment_approved(port.port_id)
+    if not await station.payment_approved(port.port_id, session):
+        # The session ended while the card was being checked (its payment window closed): the
+        # hold must not outlive it.
+        await desk.release(session)
+        raise ApiFailure("conflict", "This session ended before the payment completed.")
     return web.json_response({"receipt": receipt.view(), "state": port.state.value})
 
 

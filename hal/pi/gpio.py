@@ -8,7 +8,6 @@ interface. Nothing here changes between the two.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from hal.errors import BackendUnavailable, RelayError
@@ -37,6 +36,7 @@ class GpioRelay(Relay):
         self.pin = pin
         self.active_high = active_high
         self._closed = False
+        self.unknown = False
         try:
             gpio.setup(pin, gpio.OUT, initial=self._level(False))
         except Exception as exc:
@@ -50,24 +50,26 @@ class GpioRelay(Relay):
         try:
             self._gpio.output(self.pin, self._level(closed))
         except Exception as exc:
+            # The pin's level is not known any more: count the switch as closed, never as open.
+            self.unknown = True
             raise RelayError(f"GPIO {self.pin}: cannot drive the relay: {exc}") from exc
         self._closed = closed
+        self.unknown = False
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._drive, True)
+        # A GPIO write takes microseconds: done in place, never queued behind other threads' work.
+        self._drive(True)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self._drive, False)
+        self._drive(False)
 
     def open_now(self) -> None:
-        try:
-            self._drive(False)
-        except Exception:
-            self._closed = False
+        """Open synchronously; raises :class:`RelayError` (and the relay is unknown) on failure."""
+        self._drive(False)
 
     @property
     def is_closed(self) -> bool:
-        return self._closed
+        return self._closed or self.unknown
 
 
 class GpioPlugDetect(PlugDetect):
