@@ -70,6 +70,10 @@ class StageProtection(IntFlag):
     OVER_CURRENT = 0x02
     OVER_TEMPERATURE = 0x04
     INPUT_FAULT = 0x08
+    NO_BATTERY = 0x10
+    """No pack on the output, or one connected in reverse."""
+    LINK_TIMEOUT = 0x20
+    """The stage stopped because the station's commands stopped reaching it."""
     OTHER = 0x80
 
 

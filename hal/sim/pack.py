@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+def slew_toward(value: float, target: float, step: float) -> float:
+    """``value`` moved toward ``target`` by at most ``step``: a regulator's limit slewing."""
+    if value < target:
+        return min(target, value + step)
+    return max(target, value - step)
+
+
 class StageLoad(Protocol):
     def supply(self, voltage_limit_v: float, current_limit_a: float, dt_s: float) -> None:
         """Advance ``dt_s`` with the stage holding these limits (a 0 A limit: output off)."""

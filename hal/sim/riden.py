@@ -47,7 +47,7 @@ from hal.riden import (
     REG_V_SET,
     RidenModel,
 )
-from hal.sim.pack import StageLoad
+from hal.sim.pack import StageLoad, slew_toward
 from hal.sim.serial_pty import PtyCable
 
 REGISTER_COUNT = 120
@@ -72,12 +72,6 @@ READ_ONLY = frozenset(
 )
 ILLEGAL_ADDRESS, ILLEGAL_VALUE = 0x02, 0x03
 """Modbus exception codes (pymodbus's ExcCodes values)."""
-
-
-def _toward(value: float, target: float, step: float) -> float:
-    if value < target:
-        return min(target, value + step)
-    return max(target, value - step)
 
 
 class Rd60xxModel:
@@ -162,8 +156,8 @@ class Rd60xxModel:
         on = self.output_on
         target_v = self.voltage_set_v if on else 0.0
         target_i = self.current_set_a if on else 0.0
-        self.voltage_limit_v = _toward(self.voltage_limit_v, target_v, self.slew_v_per_s * dt_s)
-        self.current_limit_a = _toward(self.current_limit_a, target_i, self.slew_a_per_s * dt_s)
+        self.voltage_limit_v = slew_toward(self.voltage_limit_v, target_v, self.slew_v_per_s * dt_s)
+        self.current_limit_a = slew_toward(self.current_limit_a, target_i, self.slew_a_per_s * dt_s)
         if self.load is not None:
             self.load.supply(self.voltage_limit_v, self.current_limit_a if on else 0.0, dt_s)
             volts, amps = self.load.terminal_voltage_v, self.load.current_a

@@ -1,16 +1,23 @@
 """A pack without an on-board charge controller: it draws what the station's CC/CV stage allows.
 
-First on its own, driven in explicit steps; then behind the simulated RD60xx, through the real
-Modbus driver over a pty, in virtual time.
+First on its own, driven in explicit steps; then behind the simulated RD60xx (the real Modbus
+driver over a pty) and the simulated TC/Elcon charger (the CAN driver on python-can's virtual bus),
+in virtual time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import can
 import pytest
 
 from hal.clock import SimClock
+from hal.elcon import ElconStage
 from hal.interfaces import StageMode
 from hal.riden import RD6006, RidenStage
+from hal.sim.elcon import SimElconCharger
 from hal.sim.riden import SimRiden
 from hal.stages import apply_output, apply_setpoints
 from host.vehicle.battery import CELL_LIMITS
@@ -95,3 +102,34 @@ async def test_behind_the_simulated_rd6006_the_current_follows_each_set_point() 
     finally:
         await stage.close()
         await sim.aclose()
+
+
+async def test_a_126_v_unicycle_charges_behind_the_simulated_can_charger() -> None:
+    clock = SimClock()
+    vehicle = SimVehicle(find("eunicycle-126v"), soc_pct=40.0, seed=1, on_board_controller=False)
+    station_bus = can.Bus(interface="virtual", channel="unicycle-126v")
+    charger_bus = can.Bus(interface="virtual", channel="unicycle-126v")
+    charger = SimElconCharger(clock, charger_bus, load=vehicle, max_voltage_v=130.0)
+    task = asyncio.create_task(charger.run())
+    stage = ElconStage(station_bus, clock, max_voltage_v=126.0, max_current_a=10.0)
+    try:
+        opening = asyncio.ensure_future(stage.open())
+        while not opening.done():
+            await clock.advance(0.05)
+        await opening
+        await apply_setpoints(stage, vehicle.spec.v_max, 1.0)
+        await apply_output(stage, True)
+        for grant in (1.0, 2.3, 0.5):
+            await apply_setpoints(stage, current_a=grant)
+            await clock.advance(4.0)  # the charger's soft start: 50 V/s up to the pack's 111 V
+            assert vehicle.current_a == pytest.approx(grant)
+            status = await stage.read()
+            assert status.output_current_a == pytest.approx(grant, abs=0.1)
+            assert 100.0 < status.output_voltage_v < 126.0
+    finally:
+        await stage.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        station_bus.shutdown()
+        charger_bus.shutdown()
