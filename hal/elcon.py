@@ -11,7 +11,11 @@ that project's ``TCCharger.ino`` describe it:
 - the charger answers ``0x18FF50E5`` once a second: bytes 0-1 output voltage, 2-3 output current
   (same scale), byte 4 status bits: 0 hardware failure, 1 over-temperature, 2 input voltage wrong,
   3 battery disconnected or reversed, 4 communication time-out;
-- without a valid command for 5 s the charger stops by itself, and starts again on the next one.
+- without a valid command for 5 s the charger stops by itself, and starts again on the next one;
+- up to four chargers share a bus at addresses 0xE5, 0xE7, 0xE8, 0xE9. The ids are J1939 ones
+  (priority 6, PGN 0x06 to destination 0xE5 from source 0xF4; PGN 0xFF50 from source 0xE5), so
+  charger ``a`` takes ``0x1806aaF4`` and answers ``0x18FF50aa``; that is inferred from the id
+  layout, not read in a maker's document, and has not been tried on a unit.
 
 The part has no read-back of its set points: :class:`StageStatus` carries what this driver last
 commanded, and the station verifies the stage through its output (voltage at or below the limit,
@@ -34,8 +38,19 @@ from hal.errors import BackendUnavailable, StageError, StageTimeout
 from hal.interfaces import PowerStage, StageLimits, StageMode, StageProtection, StageStatus
 from hal.stages import check_range
 
+CHARGER_ADDRESSES = (0xE5, 0xE7, 0xE8, 0xE9)
 COMMAND_ID = 0x1806E5F4
 STATUS_ID = 0x18FF50E5
+
+
+def command_id(charger_address: int = 0xE5) -> int:
+    return 0x180600F4 | (charger_address << 8)
+
+
+def status_id(charger_address: int = 0xE5) -> int:
+    return 0x18FF5000 | charger_address
+
+
 BITRATE = 250_000
 COMMAND_PERIOD_S = 1.0
 CHARGER_TIMEOUT_S = 5.0
@@ -97,7 +112,11 @@ def open_bus(interface: str, channel: str, bitrate: int = BITRATE) -> Any:
 
 
 class ElconStage(PowerStage):
-    """A TC/Elcon charger on a CAN bus. The station owns the bus object and closes it."""
+    """A TC/Elcon charger on a CAN bus. The station owns the bus object and closes it.
+
+    Each stage reads its bus without blocking and keeps only its charger's status frames, so each
+    needs its own bus object (on SocketCAN, one socket per stage on the same ``can0``).
+    """
 
     part = "TC/Elcon CAN charger"
 
@@ -110,8 +129,16 @@ class ElconStage(PowerStage):
         max_current_a: float,
         timeout_s: float = 1.0,
         stale_s: float = 1.5,
+        charger_address: int = 0xE5,
     ) -> None:
+        if charger_address not in CHARGER_ADDRESSES:
+            raise StageError(
+                f"charger address 0x{charger_address:02X} is not one of "
+                + ", ".join(f"0x{a:02X}" for a in CHARGER_ADDRESSES)
+            )
         self.bus = bus
+        self.command_id = command_id(charger_address)
+        self.status_id = status_id(charger_address)
         self._clock = clock
         self._limits = StageLimits(max_voltage_v, max_current_a, 0.1, 0.1)
         self.timeout_s = timeout_s
@@ -136,8 +163,8 @@ class ElconStage(PowerStage):
         return {
             "part": self.part,
             "link": f"CAN {getattr(self.bus, 'channel_info', self.bus)}",
-            "command_id": f"0x{COMMAND_ID:08X}",
-            "status_id": f"0x{STATUS_ID:08X}",
+            "command_id": f"0x{self.command_id:08X}",
+            "status_id": f"0x{self.status_id:08X}",
             "max_voltage_v": self._limits.max_voltage_v,
             "max_current_a": self._limits.max_current_a,
         }
@@ -176,7 +203,7 @@ class ElconStage(PowerStage):
         import can
 
         frame = can.Message(
-            arbitration_id=COMMAND_ID,
+            arbitration_id=self.command_id,
             is_extended_id=True,
             data=encode_command(self.voltage_v, self.current_a, self.charging),
         )
@@ -192,7 +219,7 @@ class ElconStage(PowerStage):
             frame = self.bus.recv(timeout=0)
             if frame is None:
                 return
-            if frame.arbitration_id == STATUS_ID and frame.is_extended_id:
+            if frame.arbitration_id == self.status_id and frame.is_extended_id:
                 with contextlib.suppress(ValueError):  # a short frame is ignored, not trusted
                     self._status = decode_status(bytes(frame.data))
                     self._status_at = self._clock.monotonic()
@@ -213,7 +240,7 @@ class ElconStage(PowerStage):
             return await wait_for(self._clock, wait(), timeout)
         except TimeoutError as exc:
             raise StageTimeout(
-                f"no status frame (0x{STATUS_ID:08X}) from the charger within {timeout:g} s"
+                f"no status frame (0x{self.status_id:08X}) from the charger within {timeout:g} s"
             ) from exc
 
     async def set_voltage(self, voltage_v: float) -> None:

@@ -14,13 +14,7 @@ import contextlib
 from typing import Any
 
 from hal.clock import Clock
-from hal.elcon import (
-    CHARGER_TIMEOUT_S,
-    COMMAND_ID,
-    STATUS_ID,
-    decode_command,
-    encode_status,
-)
+from hal.elcon import CHARGER_TIMEOUT_S, command_id, decode_command, encode_status, status_id
 from hal.sim.pack import StageLoad, slew_toward
 
 HARDWARE_FAILURE, OVER_TEMPERATURE, INPUT_VOLTAGE, NO_BATTERY, COMM_TIMEOUT = 1, 2, 4, 8, 16
@@ -39,8 +33,11 @@ class SimElconCharger:
         slew_a_per_s: float = 5.0,
         status_period_s: float = 1.0,
         physics_dt_s: float = 0.05,
+        address: int = 0xE5,
     ) -> None:
         self.clock = clock
+        self.command_id = command_id(address)
+        self.status_id = status_id(address)
         self.bus = bus
         self.load = load
         self.max_voltage_v = max_voltage_v
@@ -95,7 +92,7 @@ class SimElconCharger:
             frame = self.bus.recv(timeout=0)
             if frame is None:
                 return
-            if self.silent or frame.arbitration_id != COMMAND_ID or not frame.is_extended_id:
+            if self.silent or frame.arbitration_id != self.command_id or not frame.is_extended_id:
                 continue
             with contextlib.suppress(ValueError):
                 volts, amps, charge = decode_command(bytes(frame.data))
@@ -109,7 +106,7 @@ class SimElconCharger:
         import can
 
         frame = can.Message(
-            arbitration_id=STATUS_ID,
+            arbitration_id=self.status_id,
             is_extended_id=True,
             data=encode_status(self.output_voltage_v, self.output_current_a, self.status_bits),
         )

@@ -17,10 +17,12 @@ from hal.elcon import (
     COMMAND_ID,
     STATUS_ID,
     ElconStage,
+    command_id,
     decode_command,
     decode_status,
     encode_command,
     encode_status,
+    status_id,
 )
 from hal.errors import StageError, StageTimeout
 from hal.interfaces import StageMode, StageProtection
@@ -166,3 +168,49 @@ async def test_limits_beyond_the_rating_are_refused(rig: Rig) -> None:
         await rig.stage.set_voltage(127.0)
     with pytest.raises(StageError, match="outside the stage's 0-10 A"):
         await rig.stage.set_current(12.0)
+
+
+def test_the_default_address_gives_the_documented_ids() -> None:
+    assert command_id(0xE5) == COMMAND_ID == 0x1806E5F4
+    assert status_id(0xE5) == STATUS_ID == 0x18FF50E5
+    assert (command_id(0xE7), status_id(0xE7)) == (0x1806E7F4, 0x18FF50E7)
+    with pytest.raises(StageError, match="0xE6 is not one of 0xE5, 0xE7, 0xE8, 0xE9"):
+        ElconStage(None, SimClock(), max_voltage_v=84.0, max_current_a=5.0, charger_address=0xE6)
+
+
+async def test_two_chargers_on_one_bus_each_answer_their_own_stage() -> None:
+    clock = SimClock()
+    channel = f"elcon-test-{next(_channels)}"
+    charger_bus = can.Bus(interface="virtual", channel=channel)
+    packs = {0xE5: unicycle_pack(), 0xE7: unicycle_pack()}
+    chargers = {
+        a: SimElconCharger(clock, charger_bus, load=packs[a], address=a) for a in (0xE5, 0xE7)
+    }
+    # One bus object would let one charger's model eat the other's commands: one each.
+    chargers[0xE7].bus = can.Bus(interface="virtual", channel=channel)
+    tasks = [asyncio.create_task(c.run()) for c in chargers.values()]
+    station_buses = [can.Bus(interface="virtual", channel=channel) for _ in range(2)]
+    stages = {
+        a: ElconStage(bus, clock, max_voltage_v=126.0, max_current_a=10.0, charger_address=a)
+        for a, bus in zip((0xE5, 0xE7), station_buses, strict=True)
+    }
+    try:
+        for stage in stages.values():
+            await settle(clock, stage.open())
+        await apply_setpoints(stages[0xE5], 126.0, 1.0)
+        await apply_setpoints(stages[0xE7], 126.0, 2.5)
+        for stage in stages.values():
+            await apply_output(stage, True)
+        await clock.advance(3.0)
+        assert packs[0xE5].current_a == pytest.approx(1.0)
+        assert packs[0xE7].current_a == pytest.approx(2.5)
+        assert (await stages[0xE7].read()).output_current_a == pytest.approx(2.5, abs=0.1)
+        assert (await stages[0xE5].read()).output_current_a == pytest.approx(1.0, abs=0.1)
+    finally:
+        for stage in stages.values():
+            await stage.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for bus in [charger_bus, chargers[0xE7].bus, *station_buses]:
+            bus.shutdown()
