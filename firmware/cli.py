@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
-import logging
 import math
 import sys
 from collections.abc import Callable
@@ -20,33 +18,9 @@ from typing import Any, NoReturn
 
 from firmware.config import ConfigError, StationConfig, load_config, state_path
 from firmware.daemon import serve
+from firmware.logs import configure_logging
 from hal.clock import Clock, ScaledClock
 from hal.errors import HalError
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: structured logs that journald and people can both read."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "t": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data)
-
-
-def configure_logging(debug: bool, json_logs: bool) -> None:
-    handler = logging.StreamHandler()
-    if json_logs:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -109,8 +109,13 @@ class PySerialLink(SerialLink):
             self._port.close()
 
 
-async def open_serial(path: str, baud: int = 115200, *, exclusive: bool = True) -> PySerialLink:
-    """Open a serial device, pty or pyserial URL with clear errors for the usual problems."""
+def open_port(path: str, baud: int = 115200, *, exclusive: bool = True) -> PySerialLink:
+    """Open a serial device, pty or pyserial URL with clear errors for the usual problems.
+
+    ``exclusive`` takes pyserial's lock (``flock``) on the device: a second program that asks for
+    it too (the station, ``pev-console``, ``pev-vehicle``) is refused instead of reading the same
+    line and stealing half its bytes.
+    """
     import serial  # pyserial is a core dependency; imported here to keep hal import light
 
     try:
@@ -120,3 +125,8 @@ async def open_serial(path: str, baud: int = 115200, *, exclusive: bool = True) 
     except (OSError, serial.SerialException, ValueError) as exc:
         raise _open_error(path, exc) from exc
     return PySerialLink(port, path)
+
+
+async def open_serial(path: str, baud: int = 115200, *, exclusive: bool = True) -> PySerialLink:
+    """:func:`open_port` for async callers."""
+    return open_port(path, baud, exclusive=exclusive)

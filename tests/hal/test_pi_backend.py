@@ -13,10 +13,11 @@ import sys
 import tomllib
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hal.errors import BackendUnavailable
+from hal.errors import BackendUnavailable, SerialLinkError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,3 +210,40 @@ def test_the_detect_pin_is_pulled_up_and_a_plug_pulls_it_low(chip: FakeGpioChip)
     assert not detect.plugged()  # pulled up: nothing in the connector
     chip.levels[22].append(chip.LOW)  # the plug ties the pin to ground
     assert detect.plugged()
+
+
+def _pi_config(uart: str) -> Any:
+    from hal.config import parse_hal_config
+
+    port = {"id": 1, "relay_gpio": 17, "uart": uart, "max_current_a": 5.0}
+    return parse_hal_config({"hal": {"backend": "pi"}, "ports": [port]}, "station.toml")
+
+
+@pytest.fixture
+def no_sensors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No INA228 can answer on this machine: the backend gets no I2C bus and no monitor."""
+    monkeypatch.setattr("hal.pi.backend.open_i2c", lambda bus: object())
+    monkeypatch.setattr("hal.pi.backend.monitor_for", lambda port, bus, clock: object())
+
+
+async def test_the_station_holds_its_uarts_exclusively(
+    chip: FakeGpioChip, no_sensors: None
+) -> None:
+    from hal.clock import SimClock
+    from hal.pi.backend import build
+    from hal.serial_link import open_serial
+
+    controller, device = os.openpty()
+    path = os.ttyname(device)
+    try:
+        hardware = build(_pi_config(path), SimClock())
+        with pytest.raises(SerialLinkError, match=f"serial port {path} is busy"):
+            await open_serial(path)  # what pev-console does
+        await hardware.aclose()
+        console = await open_serial(path)  # free again once the station has stopped
+        with pytest.raises(SerialLinkError, match="is busy"):
+            build(_pi_config(path), SimClock())  # and the station does not share it either
+        await console.close()
+    finally:
+        os.close(controller)
+        os.close(device)
