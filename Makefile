@@ -29,6 +29,8 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@if command -v shellcheck >/dev/null 2>&1; then shellcheck hardware/install.sh; \
+	else echo "shellcheck is not installed: hardware/install.sh not linted"; fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
