@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from firmware.config import ConfigError, StationConfig, load_config, state_path
 from firmware.daemon import serve
@@ -43,6 +44,18 @@ def number(kind: type, lo: float, hi: float, what: str) -> Callable[[str], float
         return value  # type: ignore[no-any-return]
 
     return parse
+
+
+def base_url(text: str) -> str:
+    """An argparse type: the phone pages' base URL, http(s)://host[:port][/path]."""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has a port that is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// address")
+    return text
 
 
 MAX_BENCH_PORTS = 16
@@ -87,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--payment", action="store_true", help="require payment before charging (demo provider)"
     )
-    run.add_argument("--public-url", help="base URL of the phone pages (QR codes)")
+    run.add_argument("--public-url", type=base_url, help="base URL of the phone pages (QR codes)")
     run.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
     run.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
     check = sub.add_parser("check-config", help="validate a configuration file and exit")

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from firmware.station.safety import SafetyConfig
 from hal.config import SENSOR_HEADROOM, HalConfig, default_bench_config, parse_hal_config
@@ -143,6 +144,13 @@ def parse_config(
                 raise ConfigError(f"{source}: [station] touchscreen_hosts must list addresses")
             value = tuple(value)
         values[key] = value
+    if "public_url" in values:
+        parts = urlsplit(values["public_url"])
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{source}: [station] public_url {values['public_url']!r} is not an http:// or "
+                "https:// address"
+            )
     if not values.get("operator_token"):
         values["operator_token"] = os.environ.get("PEV_OPERATOR_TOKEN") or None
     web = _section(source, data, "web")

@@ -72,6 +72,10 @@ def test_a_file_without_a_backend_is_refused(tmp_path: Path) -> None:
         ({"safety": {"disconnect_debounce_s": 0.01}}, "is shorter than poll_period_s = 0.05"),
         ({"safety": {"mismatch_ohm": float("nan")}}, "mismatch_ohm = nan is outside"),
         ({"station": {"budget_w": float("nan")}}, "budget_w = nan is outside"),
+        (
+            {"station": {"public_url": "charger.local:8080"}},
+            "public_url 'charger.local:8080' is not",
+        ),
     ],
 )
 def test_safety_settings_have_ranges(sections: dict[str, Any], message: str) -> None:
@@ -115,6 +119,11 @@ def test_a_relative_db_path_goes_to_the_state_directory(
         (["--speed", "-5"], "argument --speed: -5 is outside 0.1..20"),
         (["--port", "70000"], "argument --port: 70000 is outside 1..65535"),
         (["--port", "http"], "argument --port: 'http' is not a TCP port"),
+        (
+            ["--public-url", "charger.local"],
+            "argument --public-url: 'charger.local' is not an http",
+        ),
+        (["--public-url", "http://x:port"], "argument --public-url: 'http://x:port' has a port"),
     ],
 )
 def test_every_bad_command_line_value_is_one_line(
@@ -124,5 +133,6 @@ def test_every_bad_command_line_value_is_one_line(
         main(["run", "--sim", *args])
     assert info.value.code == 2
     captured = capsys.readouterr()
-    assert captured.err == f"pev-charger run: {message}\n"
+    assert captured.err.startswith(f"pev-charger run: {message}")
+    assert captured.err.count("\n") == 1
     assert captured.out == ""
