@@ -40,8 +40,7 @@ SENSOR_LIMIT_V = {"INA219": 26.0, "INA228": 85.0}
 BACKENDS = ("sim", "pi")
 I2C1_GPIO = {2: "I2C-1 SDA (the sensors)", 3: "I2C-1 SCL (the sensors)"}
 ID_EEPROM_GPIO = {0: "the HAT ID EEPROM (ID_SD)", 1: "the HAT ID EEPROM (ID_SC)"}
-RESERVED_GPIO = set(I2C1_GPIO) | set(ID_EEPROM_GPIO)
-"""Pins that no relay, detect input or watchdog may use; 0/1 may still carry a UART."""
+"""I2C-1 carries every sensor; the ID EEPROM's pins may carry a UART, never a switch or input."""
 
 
 @dataclass(frozen=True, slots=True)
