@@ -21,6 +21,7 @@ import ipaddress
 import json
 import math
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -153,7 +154,16 @@ def loads_limited(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     and integers too long for Python to convert: each a ValueError, never a RecursionError."""
     if json_depth(text) > max_depth:
         raise ValueError(f"the JSON is nested more than {max_depth} deep")
-    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # Python's guard against quadratic int() on huge digit strings
+        if "digits" not in str(exc):
+            raise
+        raise ValueError(
+            f"a number in it has more than {sys.get_int_max_str_digits()} digits"
+        ) from None
 
 
 # --- what a stranger sees -------------------------------------------------------------------------
