@@ -180,12 +180,14 @@ async def serve(
         await site.start()
         station_task = asyncio.create_task(daemon.station.run(), name="station")
         log.info(
-            "station %r on http://%s:%d (%d ports, budget %.0f W)",
+            "station %r on http://%s:%d (%s hardware, %d ports, budget %.0f W, records in %s)",
             config.name,
             config.http_host,
             config.http_port,
+            "simulated" if config.hal.backend == "sim" else f"{config.hal.backend!r}",
             len(daemon.station.ports),
             config.budget_w,
+            config.db_path,
         )
         notify("READY=1")
         daemon.station.on_tick = _systemd_watchdog(daemon.clock)

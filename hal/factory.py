@@ -65,8 +65,8 @@ def build_hardware(config: HalConfig, clock: Clock) -> Hardware:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BackendUnavailable(
-            f"the '{config.backend}' hardware backend cannot load ({exc}); "
-            "on a Raspberry Pi install the 'pi' extra: pip install 'pev-charger[pi]'"
+            f"the '{config.backend}' hardware backend cannot load ({exc}); on a Raspberry Pi "
+            "install the 'pi' extra into the station's venv (hardware/install.sh does)"
         ) from exc
     hardware: Hardware = getattr(module, function)(config, clock)
     for port in hardware.ports.values():

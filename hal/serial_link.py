@@ -159,8 +159,13 @@ class PySerialLink(SerialLink):
             self._port.close()
 
 
-async def open_serial(path: str, baud: int = 115200, *, exclusive: bool = True) -> PySerialLink:
-    """Open a serial device, pty or pyserial URL with clear errors for the usual problems."""
+def open_port(path: str, baud: int = 115200, *, exclusive: bool = True) -> PySerialLink:
+    """Open a serial device, pty or pyserial URL with clear errors for the usual problems.
+
+    ``exclusive`` takes pyserial's lock (``flock``) on the device: a second program that asks for
+    it too (the station, ``pev-console``, ``pev-vehicle``) is refused instead of reading the same
+    line and stealing half its bytes.
+    """
     import serial  # pyserial is a core dependency; imported here to keep hal import light
 
     def opener() -> Any:
@@ -172,3 +177,8 @@ async def open_serial(path: str, baud: int = 115200, *, exclusive: bool = True) 
             raise _open_error(path, exc) from exc
 
     return PySerialLink(opener(), path, opener=opener)
+
+
+async def open_serial(path: str, baud: int = 115200, *, exclusive: bool = True) -> PySerialLink:
+    """:func:`open_port` for async callers."""
+    return open_port(path, baud, exclusive=exclusive)
