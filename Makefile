@@ -17,13 +17,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pev-charger run --sim
 
-# Debian's chromium (page tests) and zbar-tools (QR decoding), installed when missing and we are root.
+# Debian's chromium (page tests), zbar-tools (QR decoding) and mosquitto (the MQTT broker the tests
+# start), installed when missing and we are root.
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v zbarimg >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools >/dev/null) \
 	      || echo "warning: could not install chromium/zbar-tools; browser tests will be skipped"; \
 	  else echo "warning: chromium or zbarimg missing and not root; browser tests will be skipped"; fi; \
+	fi
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null) \
+	      || echo "warning: could not install mosquitto; MQTT broker tests will be skipped"; \
+	  else echo "warning: mosquitto missing and not root; MQTT broker tests will be skipped"; fi; \
 	fi
 
 lint: $(STAMP)
