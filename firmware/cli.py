@@ -45,6 +45,8 @@ def configure_logging(debug: bool, json_logs: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # A meter that stops answering is logged once by the budget manager, not at every retry.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,10 +12,15 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from firmware.budget.manager import BudgetManager
+from firmware.budget.manual import ManualBudgetFile
+from firmware.budget.meters import ModbusMeter
+from firmware.budget.mqtt_meter import MqttMeter
 from firmware.config import StationConfig
 from firmware.events import EventHub
 from firmware.metrics import StationMetrics
@@ -24,7 +29,7 @@ from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SampleRecord, SessionRecord, Store
 from firmware.systemd import notify
-from firmware.web.api import ApiSettings
+from firmware.web.api import BUDGET_KEY, ApiSettings
 from firmware.web.app import create_app
 from firmware.web.metrics import add_metrics_route, metrics_app
 from hal.clock import Clock, RealClock
@@ -43,6 +48,7 @@ class Daemon:
     station: Station
     app: web.Application
     metrics: StationMetrics | None = None
+    budget: BudgetManager | None = None
     services: list[Service] = field(default_factory=list)
     """Long-lived tasks beside the station (metrics, budget, MQTT): started and awaited by serve."""
 
@@ -175,14 +181,52 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         station.on_end = desk.settle
     app = create_app(station, api_settings, StoreHistory(store), desk)
     daemon = Daemon(config, clock, hardware, store, station, app)
+    daemon.budget = build_budget(daemon)
     if config.metrics.enabled:
         metrics = StationMetrics(station, clock, late_kick_s=config.metrics.late_kick_s)
         metrics.attach()
+        metrics.budget = daemon.budget
         daemon.metrics = metrics
         daemon.services.append(metrics.run)
         if config.metrics.port is None:
             add_metrics_route(app, metrics)
     return daemon
+
+
+def build_budget(daemon: Daemon) -> BudgetManager:
+    """The budget's source from ``[budget]``; the operator's manual budget is read back here."""
+    config = daemon.config
+    state_file = config.budget.state_file or str(config.state_dir() / "budget.json")
+    meter = ModbusMeter(config.budget.modbus) if config.budget.source == "modbus" else None
+    manager = BudgetManager(
+        config.budget,
+        daemon.station,
+        daemon.clock,
+        static_w=config.budget_w,
+        manual_file=ManualBudgetFile(Path(state_file)),
+        meter=meter,
+    )
+    manager.load()
+    daemon.app[BUDGET_KEY] = manager
+    daemon.services.append(manager.run)
+    if config.budget.source == "mqtt":
+        feed = MqttMeter(config.mqtt, config.budget.mqtt, daemon.clock, manager.observe)
+        daemon.services.append(feed.run)
+    if meter is not None:
+        daemon.services.append(_closing(meter.aclose))
+    return manager
+
+
+def _closing(close: Callable[[], Awaitable[None]]) -> Service:
+    """A service that does nothing but ``close()`` when it is cancelled at shutdown."""
+
+    async def wait_then_close() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await close()
+
+    return wait_then_close
 
 
 def chain_tick(station: Station, tick: Callable[[], None]) -> None:
