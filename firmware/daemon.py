@@ -24,6 +24,7 @@ from firmware.budget.mqtt_meter import MqttMeter
 from firmware.config import StationConfig
 from firmware.events import EventHub
 from firmware.metrics import StationMetrics
+from firmware.mqtt.publisher import MqttPublisher
 from firmware.payment import PaymentDesk, make_provider
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
@@ -182,10 +183,24 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     app = create_app(station, api_settings, StoreHistory(store), desk)
     daemon = Daemon(config, clock, hardware, store, station, app)
     daemon.budget = build_budget(daemon)
+    publisher: MqttPublisher | None = None
+    if config.mqtt.enabled:
+        publisher = MqttPublisher(
+            config.mqtt,
+            station,
+            clock,
+            station_name=config.name,
+            budget=daemon.budget,
+            max_budget_w=max(config.budget_w, config.budget.max_w),
+        )
+        daemon.services.append(publisher.run)
     if config.metrics.enabled:
         metrics = StationMetrics(station, clock, late_kick_s=config.metrics.late_kick_s)
         metrics.attach()
         metrics.budget = daemon.budget
+        if publisher is not None:
+            follower = publisher
+            metrics.internal_subscribers.append(lambda: int(follower.subscribed))
         daemon.metrics = metrics
         daemon.services.append(metrics.run)
         if config.metrics.port is None:

@@ -71,8 +71,9 @@ class StationMetrics:
         self.timer = timer
         self.late_kick_s = late_kick_s or 2.0 * station.poll_period_s
         self.budget: BudgetView | None = None
-        self.extra_subscribers = 0
-        """Subscriptions that are not SSE clients (MQTT publisher, ...), left out of the count."""
+        self.own_subscriptions = 0
+        self.internal_subscribers: list[Callable[[], int]] = []
+        """Other subscriptions that are not SSE clients (the MQTT publisher), left out."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.pass_seconds = Histogram(
             "pev_supervisor_pass_seconds",
@@ -146,7 +147,7 @@ class StationMetrics:
     async def run(self) -> None:
         """Follow the station's events for trips and energy, until cancelled."""
         with self.station.events.subscribe(maxsize=512) as sub:
-            self.extra_subscribers += 1
+            self.own_subscriptions += 1
             try:
                 for port in self.station.snapshot()["ports"]:
                     self.observe_port(port)
@@ -154,7 +155,7 @@ class StationMetrics:
                     if event["type"] == "port":
                         self.observe_port(event["data"])
             finally:
-                self.extra_subscribers -= 1
+                self.own_subscriptions -= 1
 
     def observe_port(self, view: dict[str, Any]) -> None:
         """Count a trip once per fault, and add the energy a session gained since last seen."""
@@ -203,7 +204,8 @@ class _SnapshotCollector(Collector):
             "1 while the records are written, 0 after a failure.",
             1.0 if snap.get("store_ok", True) else 0.0,
         )
-        subscribers = max(0, m.station.events.subscribers - m.extra_subscribers)
+        internal = m.own_subscriptions + sum(count() for count in m.internal_subscribers)
+        subscribers = max(0, m.station.events.subscribers - internal)
         yield _gauge("pev_sse_clients", "Pages and tools following the event stream.", subscribers)
         grant = GaugeMetricFamily(
             "pev_port_granted_watts", "Power granted to a port.", labels=["port"]

@@ -7,6 +7,7 @@ not parse is logged and ignored: it is no reading, so it cannot pass for zero lo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -48,6 +49,16 @@ def parse_power(payload: bytes, key: str | None, scale: float = 1.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"not a number: {value!r}")
     return float(value) * scale
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that was swallowed on the way: on Python 3.11, asyncio.wait_for
+    (which aiomqtt's publish and disconnect use) drops a cancellation that arrives as its inner
+    future completes, and the client's exit can turn one into an MqttError. The task still
+    counts as cancelling, so a loop that checks this after each await ends as it should."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def client_for(broker: MqttConfig, **extra: Any) -> aiomqtt.Client:
@@ -111,5 +122,6 @@ class MqttMeter:
                     log.warning("%s: %s; reconnecting", self.description, exc)
             finally:
                 self.connected = False
+            raise_if_cancelled()
             await self.clock.sleep(RETRY_S[min(failures, len(RETRY_S) - 1)])
             failures += 1
