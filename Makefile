@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make run METER=sim`: the budget follows a simulated site meter (house load and solar).
 run: $(STAMP)
-	$(BIN)/pev-charger run --sim
+	$(BIN)/pev-charger run --sim $(if $(METER),--meter $(METER))
 
 # Debian's chromium (page tests), zbar-tools (QR decoding) and mosquitto (the MQTT broker the tests
 # start), installed when missing and we are root.

@@ -92,11 +92,11 @@ class BudgetManager:
         """A fresh reading from the meter or the topic: decide and apply at once."""
         now = self.clock.monotonic()
         station_w = float(self.station.snapshot().get("measured_w", 0.0))
-        was_stale = self.policy.stale(now)
+        was_stale = self.policy.reading_at is not None and self.policy.stale(now)
         self.site_w = meter_w
         self.meter_error = None
         self.policy.observe(meter_w, station_w, now)
-        if was_stale and self.policy.reading_at is not None:
+        if was_stale:
             log.info("site reading back: %.0f W", meter_w)
         self.apply()
 

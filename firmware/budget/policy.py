@@ -68,10 +68,10 @@ class BudgetPolicy:
             self._above_since = None
             self.budget_w = c.fallback_w
             if self.reading_at is None:
-                text = "no site reading yet: fallback budget"
+                text = "no site reading yet"
             else:
                 age = now - self.reading_at
-                text = f"site reading {age:.0f} s old: fallback budget"
+                text = f"site reading {age:.0f} s old"
             return Decision(self.budget_w, True, None, text)
         target = c.max_import_w - c.margin_w - self.load_w
         target = min(c.max_w, max(c.min_w, target))

@@ -129,7 +129,7 @@
   }
 
   const SOURCE_NAMES = { static: "Configured budget", manual: "Set by the operator",
-    meter: "Follows the site meter", fallback: "Fallback: no site reading" };
+    meter: "Follows the site meter", fallback: "Fallback budget" };
 
   // What sets the budget now; a stale meter is shown until readings return.
   function renderBudget(b) {
