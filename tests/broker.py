@@ -44,8 +44,23 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], deadline_s: flo
     raise RuntimeError(f"mosquitto did not listen on {port} within {deadline_s} s")
 
 
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made with Debian's openssl, and its key."""
+    cert, key = tmp_path / "broker.crt", tmp_path / "broker.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 @contextlib.contextmanager
-def mosquitto(tmp_path: Path, *, password_file: Path | None = None) -> Iterator[Broker]:
+def mosquitto(
+    tmp_path: Path, *, password_file: Path | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[Broker]:
+    """``tls``: (certificate, key) for a TLS listener instead of plain TCP."""
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (make system-deps installs it as root)")
     port = free_port()
@@ -53,6 +68,8 @@ def mosquitto(tmp_path: Path, *, password_file: Path | None = None) -> Iterator[
     lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr"]
     if os.geteuid() == 0:
         lines.append("user root")  # else it drops to 'mosquitto', who cannot read tmp_path
+    if tls is not None:
+        lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
     if password_file is None:
         lines.append("allow_anonymous true")
     else:

@@ -93,6 +93,7 @@ class MqttMeter:
         self.on_reading = on_reading
         self.description = f"MQTT {meter.topic} on {broker.host}:{broker.port}"
         self.connected = False
+        self.subscribed = False
 
     def handle(self, payload: bytes) -> None:
         try:
@@ -109,8 +110,9 @@ class MqttMeter:
                 async with client_for(self.broker) as client:
                     self.connected = True
                     failures = 0
-                    log.info("%s: subscribed", self.description)
                     await client.subscribe(self.meter.topic, qos=0)
+                    self.subscribed = True  # the broker confirmed: readings flow from now
+                    log.info("%s: subscribed", self.description)
                     async for message in client.messages:
                         payload = message.payload
                         if isinstance(payload, bytes | bytearray):
@@ -122,6 +124,7 @@ class MqttMeter:
                     log.warning("%s: %s; reconnecting", self.description, exc)
             finally:
                 self.connected = False
+                self.subscribed = False
             raise_if_cancelled()
             await self.clock.sleep(RETRY_S[min(failures, len(RETRY_S) - 1)])
             failures += 1

@@ -67,6 +67,10 @@ class MqttPublisher:
         self.client: aiomqtt.Client | None = None
         self.subscribed = False
         self.refused = 0
+        self.failures = 0
+        """Connection attempts failed in a row (the retry delay grows with it)."""
+        self.failed = 0
+        """Connections failed or lost since start."""
         self._sent: dict[str, tuple[float, str]] = {}
 
     # --- payloads ---------------------------------------------------------------------------------
@@ -97,7 +101,6 @@ class MqttPublisher:
 
     async def run(self) -> None:
         """Connect, publish, follow; reconnect after a lost connection, until cancelled."""
-        failures = 0
         while True:
             will = aiomqtt.Will(self.topics.availability, b"offline", qos=1, retain=True)
             try:
@@ -106,10 +109,11 @@ class MqttPublisher:
                 ) as client:
                     self.connected = True
                     self.client = client
-                    failures = 0
+                    self.failures = 0
                     await self._session(client)
             except aiomqtt.MqttError as exc:
-                if failures == 0:
+                self.failed += 1
+                if self.failures == 0:
                     log.warning(
                         "MQTT %s:%d: %s; reconnecting", self.config.host, self.config.port, exc
                     )
@@ -117,8 +121,8 @@ class MqttPublisher:
                 self.connected = False
                 self.client = None
             raise_if_cancelled()
-            await self.clock.sleep(RETRY_S[min(failures, len(RETRY_S) - 1)])
-            failures += 1
+            await self.clock.sleep(RETRY_S[min(self.failures, len(RETRY_S) - 1)])
+            self.failures += 1
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.topics.ha_status, qos=1)

@@ -22,7 +22,7 @@ from firmware.budget.manual import ManualBudgetFile
 from firmware.budget.mqtt_meter import MqttMeter, parse_power
 from firmware.mqtt.publisher import MqttPublisher
 from firmware.site_config import BudgetConfig, MqttConfig, MqttMeterConfig
-from tests.broker import Broker, mosquitto
+from tests.broker import Broker, mosquitto, self_signed
 from tests.support import Bench, make_bench
 
 pytestmark = pytest.mark.broker
@@ -223,7 +223,20 @@ async def test_username_and_password(tmp_path: Path) -> None:
                 await until(lambda: publisher.subscribed)
             bad = broker_config(broker, username="station", password="wrong")
             async with publishing(bench, bad, tmp_path) as (publisher, _):
-                await asyncio.sleep(0.5)  # the broker answers a bad password at once
+                await until(lambda: publisher.failed >= 1)  # the broker refuses it
+                assert not publisher.subscribed
+
+
+async def test_tls_with_the_broker_certificate(tmp_path: Path) -> None:
+    cert, key = await asyncio.to_thread(self_signed, tmp_path)
+    with mosquitto(tmp_path, tls=(cert, key)) as broker:
+        async with make_bench(tmp_path, ports=1) as bench:
+            trusted = broker_config(broker, tls=True, ca_file=str(cert))
+            async with publishing(bench, trusted, tmp_path) as (publisher, _):
+                await until(lambda: publisher.subscribed)
+            untrusted = broker_config(broker, tls=True)  # the system's CAs do not know it
+            async with publishing(bench, untrusted, tmp_path) as (publisher, _):
+                await until(lambda: publisher.failed >= 1)  # the handshake fails
                 assert not publisher.subscribed
 
 
@@ -252,8 +265,7 @@ async def test_budget_follows_a_topic_and_falls_back_when_it_stops(tmp_path: Pat
             feed = MqttMeter(broker_config(broker), config.mqtt, bench.clock, manager.observe)
             tasks = [asyncio.create_task(feed.run()), asyncio.create_task(manager.run())]
             try:
-                await ha.until(lambda: feed.connected)
-                await asyncio.sleep(0.2)  # the subscription reaches the broker
+                await ha.until(lambda: feed.subscribed)
                 assert bench.station.budget_w == 100.0
 
                 async def reading(watts: float) -> None:
