@@ -136,7 +136,9 @@ class BudgetManager:
             was_stale = self.decision.stale if self.decision is not None else False
             self.decision = self.policy.decide(self.clock.monotonic())
             if self.decision.stale and not was_stale:
-                log.warning("budget: %s (%.0f W)", self.decision.text, self.config.fallback_w)
+                log.warning(
+                    "budget falls back to %.0f W: %s", self.config.fallback_w, self.decision.text
+                )
             watts = self.decision.budget_w
             if self.manual_w is not None:
                 watts = min(watts, self.manual_w)

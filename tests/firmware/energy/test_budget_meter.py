@@ -101,7 +101,9 @@ async def test_meter_rise_lowers_budget_and_grants_fall_rises_after_dwell(tmp_pa
         took = await bench.run_until(lambda: station.budget_w <= 200.0, timeout=5.0)
         assert took <= 1.0 + 0.5 + 0.1  # one poll (and the meter's own update), no dwell
         settled = await bench.run_until(lambda: s.granted_w() <= 200.0, timeout=5.0)
-        assert settled <= station.settings.allocation_period_s + 0.1  # one allocator round
+        # The budget's change wakes the allocator at once: one round, plus the vehicles' replies
+        # over their real ptys (a little simulated time passes per real millisecond).
+        assert settled <= station.settings.allocation_period_s + 0.5
         assert all(p.fault is None for p in station.ports.values())
         # The house load falls again: the budget waits the dwell before it rises.
         s.meter.house_w = 2400.0
@@ -128,12 +130,13 @@ async def test_meter_stops_answering_falls_back_and_shows_it(
         await bench.charging(1, "ebike-36v-500wh")
         await s.meter.drop()
         dropped_at = bench.clock.monotonic()
-        highest = 0.0
         while not s.manager.view()["stale"]:
             await bench.run_for(0.1)
-            highest = max(highest, station.budget_w)
+            assert station.budget_w <= 600.0  # never more than before, while it waits
             assert bench.clock.monotonic() - dropped_at <= 5.0 + 1.0 + 0.1
         assert station.budget_w == 100.0
+        # The grants follow the fallback (the pause goes through the vehicle's real pty).
+        await bench.run_until(lambda: s.granted_w() <= 100.0 + 1.0, timeout=5.0)
         for _ in range(50):  # five more seconds without the meter: never more than the fallback
             await bench.run_for(0.1)
             assert station.budget_w == 100.0
