@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from firmware.site_config import MqttConfig
 
 Payload = dict[str, Any]
 FAULT_ATTRIBUTES = "{{ {'fault': value_json.fault_text} | tojson }}"
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("pev-charger")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def node_id(name: str) -> str:
@@ -104,10 +112,10 @@ def discovery(
     *,
     allow_budget_set: bool,
     max_budget_w: float,
-    version: str = "0.1.0",
+    version: str | None = None,
 ) -> list[tuple[str, Payload | None]]:
     """Every config message, as (topic, payload); a None payload clears a config HA may hold."""
-    device = _device(topics, station_name, version)
+    device = _device(topics, station_name, version or package_version())
     st = topics.station
     out: list[tuple[str, Payload | None]] = []
 
