@@ -103,9 +103,16 @@ class BudgetManager:
     async def run(self) -> None:
         """Poll the meter (if any) and re-decide every ``poll_s``, until cancelled."""
         while True:
-            if self.meter is not None:
-                await self._poll()
-            self.apply()
+            try:
+                if self.meter is not None:
+                    await self._poll()
+                self.apply()
+            except Exception:
+                # Whatever broke, a metered budget must not stay where the meter last put it.
+                log.exception("budget: decision failed")
+                if self.metered:
+                    self.budget_w = self.config.fallback_w
+                    self.station.set_budget(self.config.fallback_w)
             await self.clock.sleep(self.config.poll_s)
 
     async def _poll(self) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
+from firmware.budget.manager import BudgetManager
+from firmware.budget.manual import ManualBudgetFile
 from firmware.budget.policy import BudgetPolicy
 from firmware.site_config import BudgetConfig, ConfigError, ModbusMeterConfig, parse_budget
+from tests.support import make_bench
 
 CONFIG = BudgetConfig(
     source="mqtt",
@@ -100,3 +106,38 @@ def test_budget_configuration_errors_name_the_key(section: dict[str, object], me
     with pytest.raises(ConfigError, match=message) as raised:
         parse_budget("site.toml", section, 600.0, None)  # type: ignore[arg-type]
     assert str(raised.value).startswith("site.toml: [budget")
+
+
+class BrokenMeter:
+    """A meter driver that fails in a way nobody planned for."""
+
+    description = "a broken meter"
+
+    async def read_w(self) -> float:
+        raise RuntimeError("driver bug")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_an_unexpected_failure_falls_back(tmp_path: Path) -> None:
+    async with make_bench(tmp_path, ports=1) as bench:
+        manager = BudgetManager(
+            CONFIG,
+            bench.station,
+            bench.clock,
+            static_w=600.0,
+            manual_file=ManualBudgetFile(tmp_path / "budget.json"),
+            meter=BrokenMeter(),
+        )
+        manager.policy.observe(2500.0, 0.0, 0.0)
+        manager.policy.budget_w = 500.0
+        manager.apply()
+        assert bench.station.budget_w == 500.0
+        task = asyncio.create_task(manager.run())
+        try:
+            await bench.run_for(0.1)
+            assert bench.station.budget_w == 100.0
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
