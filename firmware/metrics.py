@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -42,8 +42,6 @@ class Watched(Protocol):
     poll_period_s: float
 
     def snapshot(self) -> dict[str, Any]: ...
-
-    async def supervise_once(self) -> None: ...
 
 
 class BudgetView(Protocol):
@@ -117,18 +115,23 @@ class StationMetrics:
     def attach(self) -> None:
         """Time every pass and every kick; chain to an ``on_tick`` set before."""
         station = self.station
-        original = station.supervise_once
+        original: Callable[[], Awaitable[None]] | None = getattr(station, "supervise_once", None)
+        if original is None:
+            # A station without one pass method to wrap: the kick intervals still tell the story.
+            log.warning("metrics: no supervise_once to time; pass durations are not measured")
+        else:
+            passing = original
 
-        @functools.wraps(original)
-        async def timed() -> None:
-            started = self.timer()
-            try:
-                await original()
-            finally:
-                self.pass_seconds.observe(self.timer() - started)
+            @functools.wraps(passing)
+            async def timed() -> None:
+                started = self.timer()
+                try:
+                    await passing()
+                finally:
+                    self.pass_seconds.observe(self.timer() - started)
 
-        # An instance attribute shadows the method: the supervisor loop calls this one.
-        station.supervise_once = timed  # type: ignore[method-assign]
+            # An instance attribute shadows the method: the supervisor loop calls this one.
+            setattr(station, "supervise_once", timed)  # noqa: B010 - not a declared attribute
         self._previous_tick = station.on_tick
         station.on_tick = self.tick
 
