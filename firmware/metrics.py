@@ -12,7 +12,6 @@ station with two listeners never collide.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -23,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from firmware.events import EventHub, Subscription
+from firmware.events import EventHub
 from hal.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -106,8 +105,6 @@ class StationMetrics:
         self._last_kick: float | None = None
         self._faults: dict[int, tuple[str, str] | None] = {}
         self._energy_seen: dict[tuple[int, str], float] = {}
-        self._subscription: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
         self._previous_tick: Callable[[], None] | None = None
 
     # --- wiring -----------------------------------------------------------------------------------
