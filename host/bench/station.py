@@ -322,7 +322,12 @@ def bench_extension(*, lan: bool = False) -> Callable[[Daemon], Awaitable[None]]
 
 
 async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
-    """Adds the vehicle bay, its routes, and the world's physics task to a bench daemon."""
+    """Adds the vehicle bay, its routes, and the world's physics task to a bench daemon (and the
+    simulated site meter when the configuration reads its budget from one on this machine)."""
+    if daemon.config.budget.source == "modbus" and daemon.config.budget.modbus.host == "127.0.0.1":
+        from host.bench.meter_api import add_simulated_meter
+
+        add_simulated_meter(daemon)
     bay = VehicleBay(daemon.hardware, daemon.clock, daemon.station, lan=lan)
     if isinstance(daemon.clock, ScaledClock):
         bay.set_speed(min(MAX_SPEED, daemon.clock.speed))
