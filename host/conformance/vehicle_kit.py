@@ -246,7 +246,12 @@ class VehicleKit(LinkChecks):
         times = [e.t for e in self.wire.received() if is_msg("TEL")(e) and e.t >= self.ready_at]
         end = self.wire.now()
         if not times:
-            self.results.failed("VH-APP-03", "no TEL after HELLO was answered")
+            since = next((e.index for e in self.wire.entries if e.t >= self.ready_at), 0)
+            self.results.failed(
+                "VH-APP-03",
+                "no TEL after HELLO was answered",
+                self.wire.lines(since, until=since + 12),
+            )
             return
         points = [self.ready_at, *times, end]
         for a, b in itertools.pairwise(points):

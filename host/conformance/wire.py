@@ -215,7 +215,7 @@ class Wire:
                 return False
             if decoded.seq == seq:
                 return True
-            return name == decoded.message.NAME
+            return decoded.message.NAME in (name, "NAK")
 
         for _ in range(retries + 1):
             await self.send_raw(line)

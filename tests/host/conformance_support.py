@@ -10,7 +10,7 @@ from hal.clock import SimClock
 
 T = TypeVar("T")
 
-STEP_S = 0.002
+STEP_S = 0.004
 """Simulated time per step while lines cross the real ptys: a reply's T_REPLY (0.5 s) is then at
 least 125 ms of real time, far more than a pty round trip takes even on a busy machine."""
 

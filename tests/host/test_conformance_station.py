@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from firmware.station.port import PortController
 from hal.serial_link import open_serial
 from host.conformance.as_vehicle import VehicleProfile
-from host.conformance.report import Verdict, text_report
+from host.conformance.report import Results, Verdict, text_report
 from host.conformance.station_kit import StationKit
 from host.conformance.wire import Wire
 from host.vehicle.catalog import find
 from host.vehicle.model import SimVehicle
+from tests.host.broken_peers import power_before_grant
 from tests.host.conformance_support import drive
 from tests.support import make_bench
 
 
-async def test_the_reference_station_passes_the_kit(tmp_path: Path) -> None:
+async def kit_against_station(
+    tmp_path: Path, break_port: Callable[[PortController], None] | None = None
+) -> Results:
     async with make_bench(tmp_path, ports=1) as bench:
+        if break_port is not None:
+            break_port(bench.port(1))
         pack = SimVehicle(find("ebike-36v-500wh"), soc_pct=40.0)
         bench.hardware.world.attach(1, pack)
         transport = await open_serial(bench.hardware.ports[1].peer_path)
@@ -40,9 +49,26 @@ async def test_the_reference_station_passes_the_kit(tmp_path: Path) -> None:
             await drive(bench.clock, run())
         finally:
             await transport.close()
-    results = kit.results
+    return kit.results
+
+
+async def test_the_reference_station_passes_the_kit(tmp_path: Path) -> None:
+    results = await kit_against_station(tmp_path)
     report = text_report(results)
     print(report)
     assert results.failed_ids() == [], report
     untested = {o.requirement.id for o in results.outcomes() if o.verdict is Verdict.UNTESTABLE}
     assert untested == {r.id for r in results.requirements if not r.kit}, report
+
+
+@pytest.mark.slow
+async def test_a_station_that_powers_before_the_grant_is_accepted_fails_exactly_that(
+    tmp_path: Path,
+) -> None:
+    results = await kit_against_station(tmp_path, power_before_grant)
+    report = text_report(results)
+    # POWER on=1 before R GRANT (ST-APP-08), and so also before the GRANT it then sees refused
+    assert results.failed_ids() == ["ST-APP-08", "ST-APP-09"], report
+    failure = next(o for o in results.outcomes() if o.requirement.id == "ST-APP-08")
+    assert "POWER on=1 came before the vehicle confirmed the GRANT" in failure.detail
+    assert any("POWER on=1" in line for line in failure.lines), report
