@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             config = bench.bench_station_config(ports=args.ports or 4)
             config = apply_overrides(config, args)
             clock = ScaledClock(args.speed)
-            asyncio.run(serve(config, clock=clock, extend=bench.extend_with_bench))
+            asyncio.run(
+                serve(config, clock=clock, extend=bench.extend_with_bench, ready=bench.announce)
+            )
         else:
             config = apply_overrides(load_config(args.config), args)
             asyncio.run(serve(config))

@@ -21,7 +21,7 @@ from firmware.pevlink.messages import (
     Nak,
     Stop,
 )
-from firmware.pevlink.timers import T_LINK, T_REPLY, T_TEL, T_TEL_PERIOD, T_VERIFY
+from firmware.pevlink.timers import N_RETRIES, T_LINK, T_REPLY, T_TEL, T_TEL_PERIOD, T_VERIFY
 from host.conformance.as_vehicle import why_not
 from host.conformance.common import (
     Blocked,
@@ -77,6 +77,7 @@ class StationKit(LinkChecks):
             ),
             (self.check_refused_grant, ("ST-APP-09",)),
             (self.check_mismatch, ("ST-APP-10",)),
+            (self.check_fault_while_granting, ("ST-APP-17", "ST-APP-19")),
             (self.check_telemetry_silence, ("ST-APP-12", "ST-APP-22")),
             (self.check_stop_flag, ("ST-APP-13",)),
             (self.check_vehicle_fault, ("ST-APP-17",)),
@@ -212,6 +213,18 @@ class StationKit(LinkChecks):
         self.results.check(
             "ST-APP-09", power is None, "POWER on=1 after a refused GRANT", self.wire.lines(since)
         )
+
+    async def check_fault_while_granting(self) -> None:
+        """The vehicle faults while the station's GRANT waits for its reply: the GRANT is
+        abandoned, not sent again after the station's FAULT (checked on the whole tape)."""
+        await self.identify()
+        self.answer_grants = False
+        since = self.wire.mark()
+        await self.start_session()
+        await self.wire.send(Fault("bms", "stop", "BMS opened its switch"))
+        await self.wire.pause((N_RETRIES + 1) * T_REPLY + self.slack)
+        await self._after_fault(since)
+        self.answer_grants = True
 
     async def check_mismatch(self) -> None:
         if self.profile.pack_v is None:
