@@ -16,13 +16,8 @@ from firmware.pevlink.messages import (
     StopReply,
     Telemetry,
 )
-from firmware.pevlink.timers import (
-    N_RETRIES,
-    T_REPLY,
-)
-from host.conformance.common import (
-    Blocked,
-)
+from firmware.pevlink.timers import N_RETRIES, T_REPLY
+from host.conformance.common import Blocked
 from host.conformance.report import Results
 from host.conformance.wire import Entry, Wire
 

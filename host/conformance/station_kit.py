@@ -23,14 +23,7 @@ from firmware.pevlink.messages import (
 )
 from firmware.pevlink.timers import N_RETRIES, T_LINK, T_REPLY, T_TEL, T_TEL_PERIOD, T_VERIFY
 from host.conformance.as_vehicle import why_not
-from host.conformance.common import (
-    Blocked,
-    is_any,
-    is_nak,
-    is_reply,
-    short,
-    value,
-)
+from host.conformance.common import Blocked, is_any, is_nak, is_reply, short, value
 from host.conformance.report import Results
 from host.conformance.station_link_checks import LinkChecks
 from host.conformance.tape_checks import (
@@ -44,6 +37,8 @@ from host.conformance.wire import is_msg
 
 
 class StationKit(LinkChecks):
+    """Every ST- check the kit can run, in order, and the rules checked on the whole tape."""
+
     # --- running ----------------------------------------------------------------------------------
 
     async def run(self) -> Results:

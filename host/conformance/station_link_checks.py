@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from firmware.pevlink.framing import crc16
-from firmware.pevlink.messages import (
-    SUPPORTED_VERSIONS,
-    Boot,
-    ChargeRequest,
-    encode,
-)
+from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot, ChargeRequest, encode
 from firmware.pevlink.timers import T_REPLY
 from host.conformance.as_vehicle import KitVehicle
-from host.conformance.common import (
-    Blocked,
-    body_of,
-    is_nak,
-    is_reply,
-    short,
-    value,
-    with_crc,
-)
+from host.conformance.common import Blocked, body_of, is_nak, is_reply, short, value, with_crc
 from host.conformance.wire import is_msg
 
 
 class LinkChecks(KitVehicle):
+    """The link layer and identification, checked on a station before any session."""
+
     async def check_identification(self) -> None:
         r, wire = self.results, self.wire
         await wire.send(Boot("vehicle", SUPPORTED_VERSIONS))

@@ -22,18 +22,9 @@ from firmware.pevlink.messages import (
     Stop,
     Summary,
 )
-from firmware.pevlink.timers import (
-    I_BREAK_A,
-    T_LINK,
-    T_RAMP,
-    T_SETTLE,
-    T_TEL_PERIOD,
-)
+from firmware.pevlink.timers import I_BREAK_A, T_LINK, T_RAMP, T_SETTLE, T_TEL_PERIOD
 from host.conformance.as_station import tolerance
-from host.conformance.common import (
-    Blocked,
-    is_reply,
-)
+from host.conformance.common import Blocked, is_reply
 from host.conformance.report import Results
 from host.conformance.tape_checks import (
     heartbeat,
@@ -47,6 +38,8 @@ from host.conformance.wire import is_msg
 
 
 class VehicleKit(LinkChecks):
+    """Every VH- check the kit can run, in order, and the rules checked on the whole tape."""
+
     # --- running ----------------------------------------------------------------------------------
 
     async def run(self) -> Results:

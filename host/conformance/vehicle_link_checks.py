@@ -16,23 +16,15 @@ from firmware.pevlink.messages import (
     StationState,
     encode,
 )
-from firmware.pevlink.timers import (
-    I_BREAK_A,
-    N_RETRIES,
-    T_REPLY,
-    T_TEL_PERIOD,
-)
+from firmware.pevlink.timers import I_BREAK_A, N_RETRIES, T_REPLY, T_TEL_PERIOD
 from host.conformance.as_station import KitStation
-from host.conformance.common import (
-    Blocked,
-    is_nak,
-    is_reply,
-    with_crc,
-)
+from host.conformance.common import Blocked, is_nak, is_reply, with_crc
 from host.conformance.wire import Entry, is_msg
 
 
 class LinkChecks(KitStation):
+    """Identification and the link layer, checked on a vehicle before power is on."""
+
     async def check_identification(self) -> None:
         r, wire = self.results, self.wire
         first = await wire.expect(lambda e: e.decoded is not None, self.plug_wait_s, 0)
