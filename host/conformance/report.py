@@ -88,7 +88,7 @@ class Results:
                     Outcome(
                         req,
                         Verdict.UNTESTABLE,
-                        "physical or electrical: not visible on the serial line",
+                        "not visible on the serial line (physical, electrical or internal)",
                     )
                 )
             else:

@@ -330,6 +330,12 @@ VEHICLE: tuple[Requirement, ...] = (
     _r("VH-LINK-14", "2.8", "Drops noise and half lines and understands the next good line.", True),
     _r("VH-LINK-15", "2.9", "Refuses a value with a bad `%` escape with E203.", True),
     _r("VH-LINK-16", "2.3", "Answers a request numbered 00 like any other, echoing 00.", True),
+    _r(
+        "VH-LINK-17",
+        "2.6",
+        "Does not act on a request of its own left unanswered after the retries as if it had been accepted.",
+        False,
+    ),
     _r("VH-BOOT-01", "2.10", "Sends BOOT as the first line whenever its link starts.", True),
     _r(
         "VH-BOOT-02",
