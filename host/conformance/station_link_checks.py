@@ -6,7 +6,16 @@ from firmware.pevlink.framing import crc16
 from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot, ChargeRequest, encode
 from firmware.pevlink.timers import T_REPLY
 from host.conformance.as_vehicle import KitVehicle
-from host.conformance.common import Blocked, body_of, is_nak, is_reply, short, value, with_crc
+from host.conformance.common import (
+    Blocked,
+    any_reply,
+    body_of,
+    is_nak,
+    is_reply,
+    short,
+    value,
+    with_crc,
+)
 from host.conformance.wire import is_msg
 
 
@@ -46,7 +55,7 @@ class LinkChecks(KitVehicle):
             since = wire.mark()
             await wire.send_raw(line)
             answer = await wire.expect(
-                lambda e: e.decoded is not None and e.decoded.kind == "R",
+                any_reply,
                 T_REPLY + self.slack,
                 since,
             )
@@ -104,9 +113,7 @@ class LinkChecks(KitVehicle):
         )
         since = wire.mark()
         await wire.send_raw(with_crc(b"Q48 HELLO ver=1 type=boat maker=Kit model=Kit"))
-        answer = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R", T_REPLY + self.slack, since
-        )
+        answer = await wire.expect(any_reply, T_REPLY + self.slack, since)
         r.check(
             "ST-APP-21",
             answer is not None and is_nak(answer, "E205"),
@@ -115,9 +122,7 @@ class LinkChecks(KitVehicle):
         )
         since = wire.mark()
         await wire.send_raw(with_crc(b"Q49 HELLO ver=1 type=ebike maker=Kit%G1 model=Kit"))
-        answer = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R", T_REPLY + self.slack, since
-        )
+        answer = await wire.expect(any_reply, T_REPLY + self.slack, since)
         r.check(
             "ST-LINK-15",
             answer is not None and is_nak(answer, "E203"),
@@ -126,9 +131,7 @@ class LinkChecks(KitVehicle):
         )
         since = wire.mark()
         await wire.send_raw(with_crc(b"Q00 STOP reason=user"))
-        answer = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R", T_REPLY + self.slack, since
-        )
+        answer = await wire.expect(any_reply, T_REPLY + self.slack, since)
         r.check(
             "ST-LINK-16",
             answer is not None and answer.decoded is not None and answer.decoded.seq == 0,
@@ -149,12 +152,10 @@ class LinkChecks(KitVehicle):
         since = wire.mark()
         line = encode(self.profile.battery(), wire.next_seq())
         await wire.send_raw(line)
-        first = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R", T_REPLY + self.slack, since
-        )
+        first = await wire.expect(any_reply, T_REPLY + self.slack, since)
         await wire.send_raw(line)
         second = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R",
+            any_reply,
             T_REPLY + self.slack,
             (first.index + 1) if first else since,
         )
@@ -173,9 +174,7 @@ class LinkChecks(KitVehicle):
         )
         since = wire.mark()
         await wire.send_raw(with_crc(f"Q{wire.next_seq():02X} REQ i=60 v=42".encode()))
-        answer = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R", T_REPLY + self.slack, since
-        )
+        answer = await wire.expect(any_reply, T_REPLY + self.slack, since)
         r.check(
             "ST-LINK-09",
             answer is not None and is_nak(answer, "E202", field="i"),

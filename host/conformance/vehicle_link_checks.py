@@ -18,7 +18,7 @@ from firmware.pevlink.messages import (
 )
 from firmware.pevlink.timers import I_BREAK_A, N_RETRIES, T_REPLY, T_TEL_PERIOD
 from host.conformance.as_station import KitStation
-from host.conformance.common import Blocked, is_nak, is_reply, with_crc
+from host.conformance.common import Blocked, any_reply, is_nak, is_reply, with_crc
 from host.conformance.wire import Entry, is_msg
 
 
@@ -164,7 +164,7 @@ class LinkChecks(KitStation):
             since = wire.mark()
             await wire.send_raw(line)
             reply = await wire.expect(
-                lambda e: e.decoded is not None and e.decoded.kind == "R",
+                any_reply,
                 T_REPLY + self.slack,
                 since,
             )
@@ -251,12 +251,10 @@ class LinkChecks(KitStation):
         since = wire.mark()
         line = encode(Grant(g, self.battery.v_max_v, "kit"), wire.next_seq())
         await wire.send_raw(line)
-        first = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R", T_REPLY + self.slack, since
-        )
+        first = await wire.expect(any_reply, T_REPLY + self.slack, since)
         await wire.send_raw(line)
         second = await wire.expect(
-            lambda e: e.decoded is not None and e.decoded.kind == "R",
+            any_reply,
             T_REPLY + self.slack,
             first.index + 1 if first else since,
         )

@@ -14,7 +14,7 @@ from host.conformance.report import Results, Verdict, text_report
 from host.conformance.station_kit import StationKit
 from host.conformance.wire import Wire
 from tests.host.broken_peers import power_before_grant
-from tests.host.conformance_support import drive
+from tests.host.conformance_support import SLACK_S, drive
 from tests.support import make_bench
 
 
@@ -37,6 +37,7 @@ async def kit_against_station(
                 VehicleProfile(pack_v=round(pack.terminal_voltage_v, 2)),
                 start=start,
                 start_wait_s=10.0,
+                slack_s=SLACK_S,
             )
 
             async def run() -> object:

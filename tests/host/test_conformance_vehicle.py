@@ -21,7 +21,7 @@ from tests.host.broken_peers import (
     StubbornVehicle,
     WrongCrcTransport,
 )
-from tests.host.conformance_support import drive
+from tests.host.conformance_support import SLACK_S, drive
 
 
 async def kit_against(
@@ -38,7 +38,7 @@ async def kit_against(
         agent = make_agent(
             vehicle, wrap(vehicle_end) if wrap else vehicle_end, clock, own_physics=True
         )
-        kit = VehicleKit(wire, plug_wait_s=5.0)
+        kit = VehicleKit(wire, plug_wait_s=5.0, slack_s=SLACK_S)
 
         async def run() -> Results:
             async with wire.running():
