@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 config = meter.with_simulated_meter(config)
             clock = ScaledClock(args.speed)
             extend = bench.bench_extension(lan=args.sim_lan)
-            asyncio.run(serve(config, clock=clock, extend=extend))
+            asyncio.run(serve(config, clock=clock, extend=extend, ready=bench.announce))
         else:
             if args.meter:
                 raise ConfigError("--meter sim is for the bench (--sim) only")
