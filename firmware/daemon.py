@@ -110,6 +110,22 @@ def make_sample(
     )
 
 
+def watch_store(store: Store, station: Station) -> None:
+    """The records' error reaches every page as soon as the writer meets it, and clears with it.
+
+    Writes wait in the store's journal, so the station's own calls rarely fail in time to tell;
+    the writer's health is the truth.
+    """
+
+    def changed(error: str | None) -> None:
+        station.store_error = error
+        station.events.publish("station", station.station_summary())
+
+    store.on_health = changed
+    if store.last_error is not None:
+        changed(store.last_error)
+
+
 def _systemd_watchdog(clock: Clock) -> Callable[[], None]:
     """Tell systemd the safety loop is alive, once a second (only when systemd asks for it)."""
     last = [0.0]
@@ -127,7 +143,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     clock = clock or RealClock()
     hardware = build_hardware(config.hal, clock)
     install_failsafe([p.relay for p in hardware.ports.values()])
-    store = Store(config.db_path)
+    store = Store(config.db_path, journal_path=config.journal_path)
     interrupted = await store.open()
     for record in interrupted:
         log.warning(
@@ -154,12 +170,14 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         watchdog=hardware.watchdog,
         recorder=store,
         sample_factory=make_sample,
-        events=EventHub(),
+        events=EventHub(clock, max_streams=config.max_streams),
     )
+    watch_store(store, station)
     api_settings = ApiSettings(
         operator_token=config.operator_token,
         touchscreen_hosts=config.touchscreen_hosts,
         public_url=config.resolved_public_url(),
+        max_requests=config.max_requests,
     )
     desk: PaymentDesk | None = None
     if config.payment.enabled:
@@ -220,6 +238,7 @@ async def serve(
             station_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await station_task
+        await daemon.station.events.aclose()
         await runner.cleanup()
         await daemon.hardware.aclose()
         await daemon.store.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from firmware.config import StationConfig
 from firmware.daemon import make_sample, port_specs
+from firmware.events import EventHub
 from firmware.station.port import PortController, PortState
 from firmware.station.station import Station, StationSettings
 from firmware.store import Store
@@ -82,6 +83,7 @@ async def make_bench(
         watchdog=hardware.watchdog,
         recorder=store,
         sample_factory=make_sample,
+        events=EventHub(clock),
     )
     bay = VehicleBay(hardware, clock, station)
     tasks = [asyncio.create_task(station.run()), asyncio.create_task(hardware.world.run())]

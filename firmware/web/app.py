@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from firmware.payment import PaymentDesk
 from firmware.station.station import Station
 from firmware.web.api import (
+    BOOT_KEY,
     HISTORY_KEY,
+    IN_FLIGHT_KEY,
     SETTINGS_KEY,
     STATION_KEY,
     ApiSettings,
     History,
     add_api_routes,
     api_errors,
+    request_cap,
 )
 from firmware.web.pages import add_page_routes, page_not_found
 
@@ -24,8 +29,12 @@ def create_app(
     history: History | None = None,
     payment: PaymentDesk | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[page_not_found, api_errors], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[request_cap, page_not_found, api_errors], client_max_size=64 * 1024
+    )
     app[STATION_KEY] = station
+    app[BOOT_KEY] = uuid.uuid4().hex
+    app[IN_FLIGHT_KEY] = [0]
     app[SETTINGS_KEY] = settings
     if history is not None:
         app[HISTORY_KEY] = history

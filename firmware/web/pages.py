@@ -16,6 +16,7 @@ from aiohttp import web
 from firmware.payment import PaymentDeclined, PaymentDesk
 from firmware.station.port import PortState
 from firmware.web.api import (
+    BOOT_KEY,
     HISTORY_KEY,
     SETTINGS_KEY,
     STATION_KEY,
@@ -104,6 +105,8 @@ def _render_phone(
                 "viewer_url": viewer_link(request.app[SETTINGS_KEY], token),
                 "payment": desk.terms() if desk else None,
                 "receipt": _receipt(desk, token),
+                "boot": request.app[BOOT_KEY],
+                "store_error": request.app[STATION_KEY].store_error,
             }
         ),
     )
