@@ -29,13 +29,14 @@ from firmware.web.api import (
     read_json,
     viewer_link,
 )
-from firmware.web.qr import qr_svg
+from firmware.web.qr import QrCache
 from firmware.web.render import json_script, render
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 PAYMENT_KEY = web.AppKey("payment", PaymentDesk)
+QR_KEY = web.AppKey("qr", QrCache)
 
 
 def _token_ok(token: str) -> bool:
@@ -128,7 +129,9 @@ async def session_qr(request: web.Request) -> web.Response:
     else:
         url = viewer_link(settings, session.public_token)
     return web.Response(
-        body=qr_svg(url), content_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+        body=await request.app[QR_KEY].svg(url),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -194,6 +197,7 @@ async def page_not_found(request: web.Request, handler: Any) -> web.StreamRespon
 def add_page_routes(app: web.Application, payment: PaymentDesk | None = None) -> None:
     if payment is not None:
         app[PAYMENT_KEY] = payment
+    app[QR_KEY] = QrCache()
     app.router.add_get("/", station_page)
     app.router.add_get("/s/{token}", phone_page)
     app.router.add_get("/api/sessions/{token}/qr.svg", session_qr)
