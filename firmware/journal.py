@@ -217,11 +217,13 @@ class Writer:
             self._thin()
 
     def _thin(self) -> None:
-        """Every other waiting sample goes (never the oldest, which may be mid-retry)."""
+        """Every other waiting sample goes (never the oldest, which may be mid-retry, nor the
+        newest, which carries the latest totals)."""
         kept: deque[Entry] = deque()
         seen = 0
+        last = len(self._pending) - 1
         for index, entry in enumerate(self._pending):
-            if entry.op == "sample" and index > 0:
+            if entry.op == "sample" and 0 < index < last:
                 seen += 1
                 if seen % 2 == 0:
                     self.thinned += 1

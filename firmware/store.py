@@ -24,6 +24,7 @@ import contextlib
 import hmac
 import itertools
 import logging
+import os
 import sqlite3
 import threading
 import uuid
@@ -53,6 +54,17 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 HealthHook = Callable[[str | None], None]
+
+
+def _read_only(path: Path) -> bool:
+    """The file or its folder cannot be written (a read-only mount, a read-only file)."""
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK))
 
 
 class Store:
@@ -113,6 +125,13 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             migrate(db)
+        except sqlite3.Error as exc:
+            db.close()
+            if _read_only(self.path):
+                raise sqlite3.OperationalError(
+                    f"the records are read-only (is the disk mounted read-only?): {exc}"
+                ) from exc
+            raise
         except BaseException:
             db.close()
             raise
@@ -333,25 +352,41 @@ class Store:
 
     # --- reads ------------------------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
+    def _reader(self) -> tuple[sqlite3.Connection, bool]:
+        """This thread's read connection, and whether to close it after use.
+
+        On a read-only disk SQLite cannot make the WAL's shared-memory file, so the file is read
+        as immutable, with a connection used once (the disk may come back writable).
+        """
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            if not self.path.is_file():
-                raise sqlite3.OperationalError(f"no records at {self.path} yet")
-            wait_ms = int(min(self.busy_timeout_s, self.read_deadline_s * 0.8) * 1000)
+        if db is not None:
+            return db, False
+        if not self.path.is_file():
+            raise sqlite3.OperationalError(f"no records at {self.path} yet")
+        wait_ms = int(min(self.busy_timeout_s, self.read_deadline_s * 0.8) * 1000)
+        if _read_only(self.path):
             db = sqlite3.connect(
-                self.path, timeout=wait_ms / 1000, isolation_level=None, check_same_thread=False
+                f"{self.path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None
             )
-            db.execute(f"PRAGMA busy_timeout={wait_ms}")
-            db.execute("PRAGMA query_only=ON")
-            self._local.db = db
-            self._reader_dbs.append(db)
-        return db
+            return db, True
+        db = sqlite3.connect(
+            self.path, timeout=wait_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        db.execute(f"PRAGMA busy_timeout={wait_ms}")
+        db.execute("PRAGMA query_only=ON")
+        self._local.db = db
+        self._reader_dbs.append(db)
+        return db, False
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             try:
-                return work(self._reader())
+                db, once = self._reader()
+                try:
+                    return work(db)
+                finally:
+                    if once:
+                        db.close()
             except sqlite3.Error as exc:
                 raise StoreError(explain(exc)) from exc
 

@@ -112,6 +112,8 @@ def _hash(token: str) -> str:
 
 def _explain(exc: Exception) -> str:
     text = str(exc)
+    if text.startswith("the records"):
+        return text
     if "full" in text:
         return f"the disk is full: {text}"
     if "locked" in text or "busy" in text:
@@ -159,6 +161,8 @@ def transient(exc: BaseException) -> str | None:
 
 def explain(exc: BaseException) -> str:
     text = str(exc)
+    if text.startswith("the records"):
+        return text
     if "full" in text:
         return f"the disk is full: {text}"
     if "locked" in text or "busy" in text:
