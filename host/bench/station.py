@@ -23,6 +23,7 @@ from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
+from host.bench.kicks import add_kick_routes
 from host.bench.sim_page import add_sim_page
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
@@ -288,6 +289,7 @@ async def extend_with_bench(daemon: Daemon) -> None:
         bay.set_speed(min(MAX_SPEED, daemon.clock.speed))
     add_sim_routes(daemon.app, bay)
     add_sim_page(daemon.app)
+    add_kick_routes(daemon.app, daemon.hardware.watchdog, daemon.clock)
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []
