@@ -13,17 +13,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from firmware.daemon import StoreHistory, watch_store
+from firmware.daemon import StoreHistory, build_daemon, watch_store
 from firmware.station.port import PortState
 from firmware.store import SampleRecord, Store, StoreError
 from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from hal.clock import SimClock
+from host.bench.station import bench_station_config
 from host.vehicle.faults import FaultKind
 from tests.support import Bench, make_bench
 
@@ -408,3 +411,22 @@ async def test_samples_coalesce_within_a_bounded_queue(tmp_path: Path) -> None:
         record = await store.session_by_token("a")
         assert record is not None and record.energy_wh == pytest.approx(99.9)  # the last kept
         await store.close()
+
+
+async def test_the_daemon_starts_on_read_only_records_and_says_so(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "card") as card:
+        path = card / "station.db"
+        first = Store(path)
+        await first.open()
+        await first.close()
+        remount(card, "ro")
+        config = replace(bench_station_config(ports=2), db_path=str(path), public_url="http://s")
+        daemon = await build_daemon(config, SimClock())
+        try:
+            error = daemon.station.store_error or ""
+            assert "read-only" in error
+            snapshot = daemon.station.snapshot()
+            assert snapshot["store_ok"] is False and snapshot["store_error"] == error
+        finally:
+            await daemon.hardware.aclose()
+            await daemon.store.close()
