@@ -2,7 +2,7 @@
 
 Run as its own process by ``bench viewers`` so the viewers' own CPU does not count against the
 API requests being timed. Prints ``ready CONNECTED REFUSED`` once every client has its first
-event (or was refused), then ``done EVENTS`` when its standard input closes.
+event (or was refused; at most 90 s), then ``done EVENTS`` when its standard input closes.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ async def viewer(session: aiohttp.ClientSession, url: str, state: dict[str, int]
                 state["refused"] += 1
                 return
             first = True
-            async for line in response.content:
-                if line.startswith(b"event:"):
-                    state["events"] += 1
-                    if first:
-                        state["connected"] += 1
-                        first = False
+            async for chunk in response.content.iter_any():
+                events = chunk.count(b"event:")
+                state["events"] += events
+                if first and events:
+                    state["connected"] += 1
+                    first = False
     except (aiohttp.ClientError, OSError):
         state["failed"] += 1
 
@@ -35,15 +35,17 @@ async def main(url: str, count: int) -> None:
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks = []
-        for _ in range(count):
+        for n in range(count):
             tasks.append(asyncio.create_task(viewer(session, url, state)))
-            await asyncio.sleep(0.002)  # a crowd arriving, not a single burst
-        for _ in range(600):
+            if n % 50 == 49:
+                await asyncio.sleep(0.05)  # a crowd arriving, not a single burst
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 90.0
+        while loop.time() < deadline:
             if state["connected"] + state["refused"] + state["failed"] >= count:
                 break
             await asyncio.sleep(0.1)
         print(f"ready {state['connected']} {state['refused']} {state['failed']}", flush=True)
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)
         print(f"done {state['events']}", flush=True)
         for task in tasks:

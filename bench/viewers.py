@@ -13,6 +13,7 @@ runs the daemon from another checkout (to compare with an older version).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import ROOT, percentile, python, table
+from bench.common import ROOT, percentile, python, rounded, table
 from bench.footprint import MODELS, charge_all, cpu_seconds, free_port, memory_kb, stop, wait_http
 
 REQUESTS_PER_S = 50.0
@@ -103,7 +104,7 @@ async def level(
                 stdout=asyncio.subprocess.PIPE,
             )
             assert client.stdout is not None
-            line = (await asyncio.wait_for(client.stdout.readline(), 120.0)).split()
+            line = (await asyncio.wait_for(client.stdout.readline(), 180.0)).split()
             out["connected"], out["refused"] = int(line[1]), int(line[2]) + int(line[3])
         await asyncio.sleep(1.0)
         await kicks(session, base, reset=True)
@@ -180,6 +181,7 @@ async def measure(levels: tuple[int, ...], seconds: float) -> list[dict[str, Any
                 await asyncio.sleep(2.0)
                 for viewers in levels:
                     results.append(await level(session, base, process.pid, viewers, seconds))
+                    print(json.dumps({"level": rounded(results[-1])}), flush=True)
         finally:
             await stop(process)
     return results
