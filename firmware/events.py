@@ -150,7 +150,7 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._task: asyncio.Task[None] | None = None
-        self._cache: dict[Any, bytes] = {}
+        self._cache: dict[Any, tuple[float, bytes]] = {}
         self.encodes = 0
         """Events encoded to bytes so far: one per batched event, not one per client."""
         self.batches = 0
@@ -192,11 +192,13 @@ class EventHub:
         return stream
 
     def cached(self, key: Any, build: Callable[[], bytes]) -> bytes:
-        """Bytes built once until the next batch (e.g. the snapshot a new client starts with)."""
+        """Bytes built once per batch interval at most, and never kept past the next batch (the
+        snapshot a crowd of new clients starts with)."""
+        now = self.clock.monotonic()
         found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = build()
-        return found
+        if found is None or now - found[0] >= self.min_interval_s:
+            found = self._cache[key] = (now, build())
+        return found[1]
 
     async def aclose(self) -> None:
         for stream in list(self._streams):

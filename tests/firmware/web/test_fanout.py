@@ -17,6 +17,7 @@ from firmware.daemon import StoreHistory
 from firmware.events import EventHub
 from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from hal.clock import SimClock
 from tests.support import Bench
 
 Client = TestClient[web.Request, web.Application]
@@ -151,3 +152,17 @@ async def test_qr_codes_are_drawn_off_the_loop_and_once_per_link(
     assert [a.status for a in answers] == [200] * 5 and len(bodies) == 1
     assert bodies.pop().startswith(b"<?xml")
     assert len(drawn_on) == 1 and drawn_on[0] != threading.main_thread().name
+
+
+async def test_a_crowd_arriving_shares_one_snapshot_but_never_a_stale_one() -> None:
+    clock = SimClock()
+    hub = EventHub(clock, min_interval_s=0.25)
+    built: list[int] = []
+
+    def build() -> bytes:
+        built.append(1)
+        return f"snapshot {len(built)}".encode()
+
+    assert {hub.cached("snap", build) for _ in range(100)} == {b"snapshot 1"}
+    await clock.advance(0.3)  # nothing published meanwhile: still rebuilt, time has passed
+    assert hub.cached("snap", build) == b"snapshot 2"
