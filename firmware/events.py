@@ -3,9 +3,10 @@
 Two kinds of listener. In-process tools :meth:`EventHub.subscribe` and get every event as a dict
 in a bounded queue that drops its oldest. Web clients :meth:`EventHub.stream`: their events are
 coalesced (latest state wins, per port and for the station), at most one batch every
-``min_interval_s``, each event encoded to server-sent-event bytes once and the same bytes handed
-to every client. A client holds at most ``client_queue`` batches; one that falls further behind
-is dropped (its connection aborted), never buffered, so a phone on a bad network costs nothing.
+``min_interval_s`` (longer past ``max_writes_per_s`` writes a second in all), each event
+encoded to server-sent-event bytes once and the same bytes handed to every client. A client
+holds at most ``client_queue`` batches; one that falls further behind is dropped (its
+connection aborted), never buffered, so a phone on a bad network costs nothing.
 ``max_streams`` caps the web clients; :attr:`full` tells the web layer to refuse with 503.
 A keep-alive comment goes to every client every ``keepalive_s``, so a dead peer is found by
 the write that fails. ``publish`` may be called from another thread; the batching runs on the
@@ -135,12 +136,14 @@ class EventHub:
         client_queue: int = 16,
         max_streams: int = 1000,
         keepalive_s: float = 15.0,
+        max_writes_per_s: float = 4000.0,
     ) -> None:
         self.clock: Clock = clock or RealClock()
         self.min_interval_s = min_interval_s
         self.client_queue = client_queue
         self.max_streams = max_streams
         self.keepalive_s = keepalive_s
+        self.max_writes_per_s = max_writes_per_s
         self._subs: set[Subscription] = set()
         self._streams: set[Stream] = set()
         self._ids = itertools.count(1)
@@ -246,7 +249,13 @@ class EventHub:
                 for stream in list(self._streams):
                     stream.offer(KEEPALIVE)
             if self.flush():
-                await self.clock.sleep(self.min_interval_s)
+                await self.clock.sleep(self.interval_s)
+
+    @property
+    def interval_s(self) -> float:
+        """The pause after a batch: ``min_interval_s``, longer when so many listen that the
+        writes would pass ``max_writes_per_s`` (each batch is one write per client)."""
+        return max(self.min_interval_s, len(self._streams) / self.max_writes_per_s)
 
     def flush(self) -> bool:
         """Encode what changed since the last batch once, and hand it to every web client."""

@@ -4,6 +4,7 @@ get a clear 503; QR codes are drawn off the event loop, once per link."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -166,3 +167,32 @@ async def test_a_crowd_arriving_shares_one_snapshot_but_never_a_stale_one() -> N
     assert {hub.cached("snap", build) for _ in range(100)} == {b"snapshot 1"}
     await clock.advance(0.3)  # nothing published meanwhile: still rebuilt, time has passed
     assert hub.cached("snap", build) == b"snapshot 2"
+
+
+async def test_batches_slow_down_when_so_many_listen_that_writes_would_pile_up() -> None:
+    clock = SimClock()
+    hub = EventHub(clock, min_interval_s=0.25, max_writes_per_s=20.0)
+    few = [hub.stream() for _ in range(2)]
+    assert hub.interval_s == 0.25
+    many = few + [hub.stream() for _ in range(8)]  # 10 clients: 2 batches a second at most
+    assert hub.interval_s == 0.5
+    times: list[float] = []
+    flush = hub.flush
+
+    def timed() -> bool:
+        done = flush()
+        if done:
+            times.append(clock.monotonic())
+        return done
+
+    hub.flush = timed  # type: ignore[method-assign]
+    for i in range(40):  # an update every 50 ms for 2 s
+        hub.publish("port", {"id": 1, "n": i})
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await clock.advance(0.05)
+    assert len(times) >= 3
+    assert all(b - a >= 0.5 - 1e-9 for a, b in itertools.pairwise(times))
+    for stream in many:
+        stream.close()
+    await hub.aclose()
