@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-REQUEST = b"GET /api/events HTTP/1.1\r\nHost: station\r\nAccept: text/event-stream\r\n\r\n"
+REQUEST = b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
 
 
 class Viewer(asyncio.Protocol):

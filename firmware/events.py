@@ -76,9 +76,16 @@ class Subscription:
 class Stream:
     """A web client's bounded queue of encoded batches; :meth:`get` returns None once dropped."""
 
-    def __init__(self, hub: EventHub, port: int | None, on_drop: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        port: int | None,
+        on_drop: Callable[[], None] | None,
+        public: bool = False,
+    ) -> None:
         self._hub = hub
         self.port = port
+        self.public = public
         self._on_drop = on_drop
         self._chunks: deque[bytes] = deque()
         self._ready = asyncio.Event()
@@ -154,6 +161,8 @@ class EventHub:
         self._loop_thread: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._cache: dict[Any, tuple[float, bytes]] = {}
+        self.redact: Callable[[str, Any], Any] | None = None
+        """What a stranger may see of an event (set by the web layer); encoded once too."""
         self.encodes = 0
         """Events encoded to bytes so far: one per batched event, not one per client."""
         self.batches = 0
@@ -182,9 +191,16 @@ class EventHub:
     def full(self) -> bool:
         return len(self._streams) >= self.max_streams
 
-    def stream(self, port: int | None = None, on_drop: Callable[[], None] | None = None) -> Stream:
-        """A web client's stream (all ports, or one port and the station's own events)."""
-        stream = Stream(self, port, on_drop)
+    def stream(
+        self,
+        port: int | None = None,
+        on_drop: Callable[[], None] | None = None,
+        *,
+        public: bool = False,
+    ) -> Stream:
+        """A web client's stream (all ports, or one port and the station's own events); a
+        ``public`` one gets what :attr:`redact` leaves of each event."""
+        stream = Stream(self, port, on_drop, public)
         self._streams.add(stream)
         if self._task is None or self._task.done():
             self._loop = asyncio.get_running_loop()
@@ -265,22 +281,29 @@ class EventHub:
             return False
         self._cache.clear()
         self.batches += 1
-        encoded: list[tuple[int | None, bytes]] = []
-        for kind, data in batch.values():
-            port = data.get("id") if kind == "port" and isinstance(data, dict) else None
-            encoded.append((port, sse(kind, data, next(self._ids))))
-            self.encodes += 1
-        whole = b"".join(chunk for _, chunk in encoded)
-        per_port: dict[int, bytes] = {}
+        items = [(kind, data, next(self._ids)) for kind, data in batch.values()]
+        encoded: dict[bool, list[tuple[int | None, bytes]]] = {}
+        slices: dict[tuple[bool, int | None], bytes] = {}
+
+        def chunk_for(public: bool, port: int | None) -> bytes:
+            found = slices.get((public, port))
+            if found is not None:
+                return found
+            if public not in encoded:
+                redact = self.redact if public else None
+                encoded[public] = []
+                for kind, data, event_id in items:
+                    at = data.get("id") if kind == "port" and isinstance(data, dict) else None
+                    shown = redact(kind, data) if redact is not None else data
+                    encoded[public].append((at, sse(kind, shown, event_id)))
+                    self.encodes += 1
+            found = slices[(public, port)] = b"".join(
+                c for at, c in encoded[public] if port is None or at is None or at == port
+            )
+            return found
+
         for stream in list(self._streams):
-            if stream.port is None:
-                stream.offer(whole)
-                continue
-            chunk = per_port.get(stream.port)
-            if chunk is None:
-                chunk = per_port[stream.port] = b"".join(
-                    c for p, c in encoded if p is None or p == stream.port
-                )
+            chunk = chunk_for(stream.public, stream.port)
             if chunk:
                 stream.offer(chunk)
         return True

@@ -28,7 +28,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 0.1
-RETRY_MAX_S = 2.0
+RETRY_MAX_S = 1.0
 
 
 @dataclass(slots=True, eq=False)
@@ -306,7 +306,11 @@ class Writer:
         return result
 
     def _health(self, error: str | None) -> None:
+        """Told on every failed attempt (at least once a second while it lasts), so that a
+        listener who was told otherwise meanwhile hears it again; a recovery once."""
         if error == self.error:
+            if error is not None:
+                self._on_health(error)
             return
         if error is not None and self.error is None:
             log.error("records: %s (writes wait in the journal)", error)

@@ -187,12 +187,12 @@ class Store(RecordReads):
     def _set_health(self, error: str | None) -> None:
         if error is None and self._writer.error is not None:
             return  # a late message from a thread that has failed again since
-        if error == self.last_error:
+        if error is None and self.last_error is None:
             return
         self.healthy = error is None
         self.last_error = error
         if self.on_health is not None:
-            self.on_health(error)
+            self.on_health(error)  # an error again on every failed attempt: see watch_store
 
     # --- writes -----------------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ def run_daemon(
     assert not lan.startswith("127."), "page tests need a non-loopback address to act as a phone"
     public_url = f"http://{lan}:{port}"
     log = tmp / f"daemon-{time.monotonic_ns()}.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PEV_SIM_WATCHDOG_HOLD_S="2.0")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [

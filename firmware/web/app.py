@@ -18,9 +18,16 @@ from firmware.web.api import (
     History,
     add_api_routes,
     api_errors,
+    error_response,
+    redact_event,
     request_cap,
 )
+from firmware.web.guard import guard_middleware, station_names
 from firmware.web.pages import add_page_routes, page_not_found
+
+
+def refuse(code: str, message: str) -> web.StreamResponse:
+    return error_response(code, message)
 
 
 def create_app(
@@ -29,10 +36,12 @@ def create_app(
     history: History | None = None,
     payment: PaymentDesk | None = None,
 ) -> web.Application:
+    guard = guard_middleware(station_names(settings.public_url), refuse)
     app = web.Application(
-        middlewares=[request_cap, page_not_found, api_errors], client_max_size=64 * 1024
+        middlewares=[request_cap, guard, page_not_found, api_errors], client_max_size=64 * 1024
     )
     app[STATION_KEY] = station
+    station.events.redact = redact_event
     app[BOOT_KEY] = uuid.uuid4().hex
     app[IN_FLIGHT_KEY] = [0]
     app[SETTINGS_KEY] = settings

@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,6 +115,11 @@ async def sessions_through_an_outage(bench: Bench, store: Store, outage: object)
     assert await store.flush(10.0)
     await bench.run_until(lambda: bench.station.store_error is None)
     tokens.append(await charge_and_stop(bench, 6, "ebike-48v-13s"))
+    # The end's write is handed over once the station has settled the session: wait for it.
+    ended = (
+        f"SELECT COUNT(*) FROM sessions WHERE status = 'ended' AND public_token = '{tokens[-1]}'"
+    )
+    await _until(lambda: rows(store.path, ended) == [(1,)], 10.0)
     assert await store.flush(10.0)
     return tokens
 
@@ -205,9 +210,12 @@ async def test_the_error_shows_within_a_second(tmp_path: Path) -> None:
         await store.close()
 
 
-async def _until(condition: object) -> None:
-    assert callable(condition)
-    while not condition():  # noqa: ASYNC110 - the store's writer is a thread
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait for the store's writer thread (real time) to make ``condition`` true."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not condition():
+        assert loop.time() < end, "not within the time"
         await asyncio.sleep(0.01)
 
 

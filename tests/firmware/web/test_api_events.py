@@ -80,7 +80,7 @@ async def test_the_station_stream_starts_with_a_snapshot_then_follows_state_chan
         states = port_states(events, 1)
         # Latest state wins within a batch, so a state that lasted less than one may not show.
         assert states[0] == "connected" and states[-1] == "charging"
-        order = ["connected", "ready", "waiting", "charging"]
+        order = ["connected", "ready", "waiting", "starting", "charging"]
         assert [order.index(s) for s in states] == sorted(order.index(s) for s in states)
         charging = [d for k, d in events if k == "port" and d["state"] == "charging"][-1]
         assert charging["session"]["public_token"] == (await started.json())["public_token"]

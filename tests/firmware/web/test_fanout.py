@@ -81,7 +81,7 @@ async def test_a_client_that_stops_reading_is_cut_off(
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", client.port or 0))
     _reader, writer = await asyncio.open_connection(sock=sock)
-    writer.write(b"GET /api/events HTTP/1.1\r\nHost: station\r\n\r\n")
+    writer.write(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     await bench.run_until(lambda: hub.streams == 1)
     big = "x" * 200_000  # a few of these fill every buffer between us and a reader that sleeps
@@ -196,3 +196,32 @@ async def test_batches_slow_down_when_so_many_listen_that_writes_would_pile_up()
     for stream in many:
         stream.close()
     await hub.aclose()
+
+
+async def test_a_stranger_on_the_station_stream_sees_no_tokens(
+    bench: Bench, aiohttp_client: MakeClient
+) -> None:
+    client = await aiohttp_client(build_app(bench))
+    await bench.charging(1, "ebike-36v-500wh", 40.0)
+    session = bench.port(1).session
+    assert session is not None
+    stranger = await client.get("/api/events")
+    first = b""
+    while b"\n\n" not in first:
+        first += await stranger.content.readany()
+    assert b"snapshot" in first and b'"boot"' in first
+    assert session.public_token.encode() not in first
+    bench.station.events.publish("port", bench.station.port_view(bench.port(1)))
+    hub = bench.station.events
+    chunk = b""
+    hub.flush()
+    while b"event: port" not in chunk:
+        chunk += await stranger.content.readany()
+    assert session.public_token.encode() not in chunk
+    link = await client.get(f"/api/sessions/{session.public_token}/events")
+    mine = b""
+    while b"\n\n" not in mine:
+        mine += await link.content.readany()
+    assert session.public_token.encode() in mine  # the link's holder sees its own session
+    stranger.close()
+    link.close()
