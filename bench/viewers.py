@@ -8,7 +8,9 @@ The daemon's CPU is its own user + system time over the window as a share of one
 /proc/PID/schedstat: on a shared machine, the part of the latency that is not the daemon's); its
 memory is VmRSS at the end. Kick gaps come from the bench's watchdog log
 (``GET /api/sim/watchdog``, host/bench/kicks.py): the longest gap between two kicks in the
-window, and how many outlasted the board's hold time or half of it. ``PEV_BENCH_DAEMON_ROOT``
+window, and how many outlasted the reference board's 100 ms hold or half of it (the daemon's
+environment passes through, so ``PEV_SIM_WATCHDOG_HOLD_S=2`` lets a crowded machine keep the
+ports charging while the gaps are still counted against 100 ms). ``PEV_BENCH_DAEMON_ROOT``
 runs the daemon from another checkout (to compare with an older version).
 """
 
@@ -139,6 +141,8 @@ async def level(
                 kick_gap_max_ms=watchdog["longest_gap_s"] * 1000.0,
                 gaps_over_hold=watchdog["gaps_over_hold"],
                 gaps_over_half_hold=watchdog["gaps_over_half_hold"],
+                gaps_over_100ms=watchdog.get("gaps_over_100ms"),
+                gaps_over_50ms=watchdog.get("gaps_over_50ms"),
                 hold_ms=watchdog["hold_s"] * 1000.0,
             )
         async with session.get(f"{base}/api/station") as response:
@@ -214,8 +218,8 @@ def run(smoke: bool = False) -> dict[str, Any]:
                 "waiting for a CPU %",
                 "RSS MB",
                 "longest kick gap ms",
-                "gaps > hold",
-                "gaps > hold/2",
+                "gaps > 100 ms",
+                "gaps > 50 ms",
                 "charging",
             ],
             [
@@ -228,8 +232,8 @@ def run(smoke: bool = False) -> dict[str, Any]:
                     r["run_queue_pct"],
                     r["rss_mb"],
                     r.get("kick_gap_max_ms"),
-                    r.get("gaps_over_hold"),
-                    r.get("gaps_over_half_hold"),
+                    r.get("gaps_over_100ms", r.get("gaps_over_hold")),
+                    r.get("gaps_over_50ms", r.get("gaps_over_half_hold")),
                     r["ports_charging"],
                 ]
                 for r in results
@@ -238,6 +242,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
     )
     print(
         f"{seconds:g} s windows, {REQUESTS_PER_S:g} GET /api/station per second; "
-        f"daemon from {daemon_root()}"
+        f"daemon from {daemon_root()}; bench watchdog hold "
+        f"{os.environ.get('PEV_SIM_WATCHDOG_HOLD_S', 'as configured')}"
     )
     return {"levels": results, "window_s": seconds, "requests_per_s": REQUESTS_PER_S}
