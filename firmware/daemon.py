@@ -206,6 +206,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         metrics = StationMetrics(station, clock, late_kick_s=config.metrics.late_kick_s)
         metrics.attach()
         metrics.budget = daemon.budget
+        metrics.backlog = lambda: store.backlog
         if publisher is not None:
             follower = publisher
             metrics.internal_subscribers.append(lambda: int(follower.subscribed))
