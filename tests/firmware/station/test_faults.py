@@ -378,7 +378,7 @@ async def test_over_the_budget_the_port_over_its_grant_is_cut_and_the_others_cha
     opened_at = await relay_opens_within_one_poll(
         bench, 2, first_sample + SETTINGS.budget_debounce_s
     )
-    assert opened_at >= cut_at + SETTINGS.budget_debounce_s
+    assert opened_at >= cut_at + SETTINGS.budget_debounce_s - 1e-6  # the debounce's own epsilon
     assert bench.port(2).state == PortState.FAULT
     assert "above its 200 W budget" in bench.port(2).state_text
     assert [f.code for f in await recorded_faults(bench, 2)] == ["budget"]
