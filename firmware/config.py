@@ -1,6 +1,7 @@
 """The station's configuration: one TOML file, validated here, with defaults for the bench.
 
-``[station]``, ``[web]``, ``[payment]`` and ``[safety]`` are the station's; ``[hal]`` and
+``[station]``, ``[web]``, ``[payment]`` and ``[safety]`` are the station's; ``[ocpp]`` is the
+central system uplink's (:mod:`firmware.ocpp.config`); ``[hal]`` and
 ``[[ports]]`` are handed to :mod:`hal.config`. Every error names the file and the key.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from firmware.ocpp.config import OcppConfig, parse_ocpp_config
 from firmware.station.safety import SafetyConfig
 from hal.config import HalConfig, default_bench_config, parse_hal_config
 
@@ -50,6 +52,7 @@ class StationConfig:
     http_port: int = 8080
     payment: PaymentConfig = field(default_factory=PaymentConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    ocpp: OcppConfig = field(default_factory=OcppConfig)
     hal: HalConfig = field(default_factory=default_bench_config)
     source: str = "<defaults>"
 
@@ -117,7 +120,7 @@ def _section(source: str, data: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
-    known = {"station", "web", "payment", "safety", "hal", "ports"}
+    known = {"station", "web", "payment", "safety", "ocpp", "hal", "ports"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{source}: unknown top-level key '{key}'")
@@ -160,6 +163,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfi
             raise ConfigError(f"{source}: [payment] {key} must be between 0 and 1000")
     values["payment"] = payment
     values["safety"] = _dataclass_section(source, data, "safety", SafetyConfig)
+    try:
+        values["ocpp"] = parse_ocpp_config(_section(source, data, "ocpp"))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     if "hal" in data or "ports" in data:
         hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
         values["hal"] = parse_hal_config(hal_data, source)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +19,10 @@ from aiohttp import web
 
 from firmware.config import StationConfig
 from firmware.events import EventHub
+from firmware.ocpp.profiles import CappedPolicy
+from firmware.ocpp.uplink import Uplink
 from firmware.payment import PaymentDesk, make_provider
+from firmware.station.allocator import SharingPolicy
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SampleRecord, SessionRecord, Store
@@ -40,6 +44,7 @@ class Daemon:
     store: Store
     station: Station
     app: web.Application
+    uplink: Uplink | None = None
 
 
 Extension = Callable[[Daemon], Awaitable[None] | None]
@@ -147,6 +152,8 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         payment_required=config.payment.enabled,
         safety=config.safety,
     )
+    # The central system's per-connector limits narrow the station's own sharing policy.
+    policy = CappedPolicy(SharingPolicy()) if config.ocpp.enabled else None
     station = Station(
         settings,
         clock,
@@ -154,6 +161,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         watchdog=hardware.watchdog,
         recorder=store,
         sample_factory=make_sample,
+        policy=policy,
         events=EventHub(),
     )
     api_settings = ApiSettings(
@@ -167,8 +175,20 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
             config.payment, make_provider(config.payment.provider), store, clock.wall
         )
         station.on_end = desk.settle
-    app = create_app(station, api_settings, StoreHistory(store), desk)
-    return Daemon(config, clock, hardware, store, station, app)
+    uplink: Uplink | None = None
+    if config.ocpp.enabled:
+        uplink = Uplink(config.ocpp, station, clock, policy=policy, restart=_restart)
+        await uplink.open()
+        uplink.attach()
+    app = create_app(
+        station, api_settings, StoreHistory(store), desk, link=uplink.link_view if uplink else None
+    )
+    return Daemon(config, clock, hardware, store, station, app, uplink)
+
+
+def _restart() -> None:
+    """A hard reset from the central system: stop as on SIGTERM; the service manager restarts."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def serve(
@@ -187,6 +207,7 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(daemon.app, handle_signals=False, shutdown_timeout=2.0)
     station_task: asyncio.Task[None] | None = None
+    uplink_task: asyncio.Task[None] | None = None
     try:
         if extend is not None:
             result = extend(daemon)
@@ -196,6 +217,8 @@ async def serve(
         site = web.TCPSite(runner, config.http_host, config.http_port)
         await site.start()
         station_task = asyncio.create_task(daemon.station.run(), name="station")
+        if daemon.uplink is not None:
+            uplink_task = asyncio.create_task(daemon.uplink.run(), name="ocpp")
         log.info(
             "station %r on http://%s:%d (%d ports, budget %.0f W)",
             config.name,
@@ -209,10 +232,11 @@ async def serve(
         if ready is not None:
             ready(daemon)
         stop_task = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({station_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        watched = {station_task, stop_task} | ({uplink_task} if uplink_task else set())
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         stop_task.cancel()
-        if station_task in done:
-            station_task.result()
+        for task in done - {stop_task}:
+            task.result()
     finally:
         notify("STOPPING=1")
         await daemon.station.open_all_relays()
@@ -220,6 +244,12 @@ async def serve(
             station_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await station_task
+        if uplink_task is not None and not uplink_task.done():
+            uplink_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await uplink_task
+        if daemon.uplink is not None:
+            await daemon.uplink.close()
         await runner.cleanup()
         await daemon.hardware.aclose()
         await daemon.store.close()

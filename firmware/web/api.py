@@ -75,6 +75,17 @@ class History(Protocol):
 STATION_KEY = web.AppKey("station", Station)
 SETTINGS_KEY = web.AppKey("api_settings", ApiSettings)
 HISTORY_KEY = web.AppKey("history", History)
+LinkView = Callable[[], dict[str, Any]]
+LINK_KEY: web.AppKey[LinkView] = web.AppKey("link")
+"""The central system link's state (OCPP), when the station has one."""
+
+
+def station_snapshot(app: web.Application) -> dict[str, Any]:
+    """The station's snapshot, with the central system link's state when there is one."""
+    snapshot = app[STATION_KEY].snapshot()
+    link = app.get(LINK_KEY)
+    snapshot["ocpp"] = link() if link is not None else None
+    return snapshot
 
 
 # --- who is asking --------------------------------------------------------------------------------
@@ -171,7 +182,7 @@ def viewer_link(settings: ApiSettings, public_token: str) -> str:
 
 
 async def get_station(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATION_KEY].snapshot())
+    return web.json_response(station_snapshot(request.app))
 
 
 async def get_port(request: web.Request) -> web.Response:
@@ -294,7 +305,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     with station.events.subscribe(maxsize=128) as sub:
-        snapshot = station.snapshot()
+        snapshot = station_snapshot(request.app)
         if port_filter is not None:
             snapshot["ports"] = [p for p in snapshot["ports"] if p["id"] == port_filter]
         await response.write(_sse("snapshot", snapshot))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
 
 from firmware.payment import PaymentDesk
 from firmware.station.station import Station
 from firmware.web.api import (
     HISTORY_KEY,
+    LINK_KEY,
     SETTINGS_KEY,
     STATION_KEY,
     ApiSettings,
@@ -23,12 +27,16 @@ def create_app(
     settings: ApiSettings,
     history: History | None = None,
     payment: PaymentDesk | None = None,
+    link: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
+    """``link`` reports the central system link (OCPP), shown on the station page."""
     app = web.Application(middlewares=[page_not_found, api_errors], client_max_size=64 * 1024)
     app[STATION_KEY] = station
     app[SETTINGS_KEY] = settings
     if history is not None:
         app[HISTORY_KEY] = history
+    if link is not None:
+        app[LINK_KEY] = link
     add_api_routes(app)
     add_page_routes(app, payment)
     return app

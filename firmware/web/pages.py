@@ -26,6 +26,7 @@ from firmware.web.api import (
     is_touchscreen,
     owner_link,
     read_json,
+    station_snapshot,
     viewer_link,
 )
 from firmware.web.qr import qr_svg
@@ -50,7 +51,7 @@ async def station_page(request: web.Request) -> web.Response:
         name=station.settings.name,
         initial=json_script(
             {
-                "station": station.snapshot(),
+                "station": station_snapshot(request.app),
                 "controls": is_touchscreen(request) or is_operator(request),
                 "payment": desk.terms() if desk else None,
             }

@@ -1,0 +1,516 @@
+"""The link to the central system: connect, boot, heartbeat, statuses, and the outbox's delivery.
+
+The uplink talks to the station only through its public surface: ``snapshot()``/``port_view``,
+``events``, ``start``, ``stop``, ``reset``, ``set_budget`` and the ``on_start``/``on_end``
+callbacks. The station charges by its own rules whether or not the central system is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ocpp.exceptions import OCPPError
+from ocpp.v16 import call
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from firmware.ocpp.backoff import Backoff
+from firmware.ocpp.client import StationChargePoint
+from firmware.ocpp.config import OcppConfig
+from firmware.ocpp.outbox import Outbox, Queued
+from firmware.ocpp.profiles import CappedPolicy, ProfileBook, iso
+from firmware.ocpp.settings import Settings
+from firmware.ocpp.status import ConnectorStatus, connector_status
+from firmware.ocpp.transactions import Live, id_tag_for, sampled_values, stop_reason
+from firmware.station.station import Station, StationError
+from hal.clock import Clock, wait_for
+
+log = logging.getLogger(__name__)
+
+STATUS_POLL_S = 1.0
+"""Statuses are also re-read this often: some (SuspendedEV) change without a port event."""
+PROFILE_POLL_S = 1.0
+OUTBOX_POLL_S = 5.0
+
+
+class LinkLost(Exception):
+    """The websocket closed while a call was waiting for its answer."""
+
+
+class Uplink:
+    def __init__(
+        self,
+        config: OcppConfig,
+        station: Station,
+        clock: Clock,
+        *,
+        policy: CappedPolicy | None = None,
+        firmware_version: str = "",
+        restart: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.station = station
+        self.clock = clock
+        self.policy = policy
+        self.firmware_version = firmware_version
+        self.restart = restart
+        self.outbox = Outbox(config.db_path)
+        self.settings = Settings(config, self.outbox, len(station.ports))
+        self.profiles = ProfileBook()
+        self.backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
+        self.state = "connecting"
+        self.error: str | None = None
+        self.cp: StationChargePoint | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        self.live: dict[int, Live] = {}
+        self.remote_tags: dict[int, str] = {}
+        self._tx_ids: dict[int, int] = {}
+        self._tx_known = asyncio.Event()
+        self._sent: dict[int, ConnectorStatus] = {}
+        self._budget_set: float | None = None
+        self._budget_base = station.budget_w
+        self._booted = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.profiles_changed = asyncio.Event()
+
+    # --- wiring ---------------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Follow the station's sessions, after whatever else already follows them."""
+        before_start, before_end = self.station.on_start, self.station.on_end
+
+        def on_start(port: Any, session: Any) -> None:
+            if before_start is not None:
+                before_start(port, session)
+            self.session_started(port.port_id, session)
+
+        async def on_end(port: Any, session: Any) -> None:
+            try:
+                await self.session_ended(port.port_id, session, port.fault)
+            finally:
+                if before_end is not None:
+                    await before_end(port, session)
+
+        self.station.on_start = on_start
+        self.station.on_end = on_end
+
+    def link_view(self) -> dict[str, Any]:
+        """For the station page: is the central system there, and what is waiting for it."""
+        return {"state": self.state, "error": self.error, "url": self.config.endpoint}
+
+    async def open(self) -> None:
+        await self.outbox.open()
+        await self.settings.load()
+        self.profiles.profiles = self.settings.saved_profiles()
+        for tx in await self.outbox.unfinished():
+            log.warning(
+                "ocpp: transaction %d on connector %d ended by power loss", tx.ref, tx.connector
+            )
+            payload = {
+                "transaction_id": None,
+                "timestamp": tx.last_at,
+                "reason": "PowerLoss",
+                "id_tag": tx.id_tag,
+            }
+            await self.outbox.end(tx.ref, payload, float(tx.last_meter))
+
+    async def close(self) -> None:
+        """After the station stopped: sessions it ended on the way down end here with Reboot."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for connector, live in list(self.live.items()):
+            if live.ref is not None:
+                with contextlib.suppress(Exception):
+                    await self._end(connector, live, "shutdown", None)
+        await self.outbox.close()
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+        return task
+
+    # --- running --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._meter_loop(), name="ocpp-meter")
+            group.create_task(self._profile_loop(), name="ocpp-profiles")
+            group.create_task(self._connection_loop(), name="ocpp-link")
+
+    async def _connection_loop(self) -> None:
+        while True:
+            self.state = "connecting"
+            try:
+                async with connect(
+                    self.config.endpoint,
+                    subprotocols=[_subprotocol()],
+                    additional_headers=self._auth_headers(),
+                    ssl=self._ssl(),
+                    open_timeout=self.config.response_timeout_s,
+                ) as ws:
+                    self.error = None
+                    await self._connected(ws)
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                self.error = (
+                    "the central system refused the password"
+                    if status == 401
+                    else f"the central system answered HTTP {status}"
+                )
+                log.error("ocpp: %s", self.error)
+            except (OSError, TimeoutError, WebSocketException, LinkLost) as exc:
+                self.error = str(exc) or type(exc).__name__
+                log.warning("ocpp: link down: %s", self.error)
+            self.state = "unauthorized" if self.error and "password" in self.error else "offline"
+            self.cp = None
+            await self.clock.sleep(self.backoff.next_delay())
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self.config.password is None:
+            return {}
+        secret = f"{self.config.charge_point_id}:{self.config.password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(secret).decode()}
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if not self.config.url.startswith("wss://"):
+            return None
+        context = ssl.create_default_context()
+        if self.config.ca_file:
+            context.load_verify_locations(self.config.ca_file)
+        return context
+
+    async def _connected(self, ws: ClientConnection) -> None:
+        cp = StationChargePoint(self.config.charge_point_id, ws, self)
+        reader = asyncio.ensure_future(cp.start())
+        self.cp, self._reader = cp, reader
+        try:
+            await self._boot()
+            self.state = "online"
+            self.backoff.reset()
+            self._sent.clear()
+            loops = [
+                asyncio.ensure_future(self._heartbeat_loop()),
+                asyncio.ensure_future(self._status_loop()),
+                asyncio.ensure_future(self._send_loop()),
+            ]
+            try:
+                done, _ = await asyncio.wait([reader, *loops], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+                raise LinkLost("the central system closed the connection")
+            finally:
+                for task in loops:
+                    task.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+        finally:
+            self.cp = self._reader = None
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def call(self, payload: Any) -> Any:
+        """One call on the live link; a CALLERROR raises, a link lost meanwhile raises LinkLost."""
+        cp, reader = self.cp, self._reader
+        if cp is None or reader is None:
+            raise LinkLost("not connected")
+        pending = asyncio.ensure_future(cp.call(payload, suppress=False))
+        await asyncio.wait([pending, reader], return_when=asyncio.FIRST_COMPLETED)
+        if pending.done():
+            return pending.result()
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        raise LinkLost("the link closed before the central system answered")
+
+    async def _boot(self) -> None:
+        """BootNotification before anything else; Pending and Rejected wait the interval given."""
+        if self._booted:
+            return
+        while True:
+            result = await self.call(
+                call.BootNotification(
+                    charge_point_vendor=self.config.vendor[:20],
+                    charge_point_model=self.config.model[:20],
+                    firmware_version=self.firmware_version[:50] or None,
+                    charge_point_serial_number=self.config.charge_point_id[:25],
+                )
+            )
+            interval = float(result.interval)
+            if result.status == "Accepted":
+                if interval > 0:
+                    self.settings.heartbeat_s = interval
+                self._booted = True
+                return
+            self.state = "pending" if result.status == "Pending" else "rejected"
+            log.warning("ocpp: boot %s; again in %.0f s", result.status, interval or 60)
+            await self.clock.sleep(interval if interval > 0 else 60.0)
+
+    def reboot(self) -> None:
+        """A soft reset: the next connection starts with a BootNotification again."""
+        self._booted = False
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.heartbeat_s)
+            await self.call(call.Heartbeat())
+
+    # --- statuses -------------------------------------------------------------------------------
+
+    def statuses(self) -> dict[int, ConnectorStatus]:
+        snapshot = self.station.snapshot()
+        station_on = self.settings.available(0)
+        out = {0: ConnectorStatus("Available" if station_on else "Unavailable")}
+        for view in snapshot["ports"]:
+            connector = int(view["id"])
+            out[connector] = connector_status(
+                view, station_on and self.settings.available(connector)
+            )
+        return out
+
+    async def send_status(self, connector: int, status: ConnectorStatus) -> None:
+        await self.call(
+            call.StatusNotification(
+                connector_id=connector,
+                error_code=status.error_code,
+                status=status.status,
+                timestamp=iso(self.clock.wall()),
+                info=status.info,
+                vendor_error_code=status.vendor_error_code,
+            )
+        )
+        self._sent[connector] = status
+
+    async def _status_loop(self) -> None:
+        with self.station.events.subscribe() as events:
+            while True:
+                for connector, status in self.statuses().items():
+                    if self._sent.get(connector) != status:
+                        await self.send_status(connector, status)
+                with contextlib.suppress(TimeoutError):
+                    await wait_for(self.clock, events.queue.get(), STATUS_POLL_S)
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    def session_started(self, connector: int, session: Any) -> None:
+        remote = self.remote_tags.pop(connector, None)
+        if not (self.settings.available(0) and self.settings.available(connector)):
+            log.warning("ocpp: connector %d is unavailable; the session is stopped", connector)
+            self.spawn(self.station.stop(connector, "operator"))
+            return
+        tag = remote or id_tag_for(session.owner_token)
+        live = Live(connector, session.public_token, tag, self.clock.wall(), session=session)
+        self.live[connector] = live
+        live.begun = self.spawn(self._begin(live, authorize=remote is None))
+
+    async def _begin(self, live: Live, authorize: bool) -> None:
+        if authorize and self.state == "online":
+            try:
+                result = await wait_for(
+                    self.clock, self.call(call.Authorize(id_tag=live.id_tag)), 10.0
+                )
+                status = result.id_tag_info["status"]
+            except (LinkLost, OCPPError, TimeoutError) as exc:
+                log.warning("ocpp: Authorize unanswered (%s); charging by local rules", exc)
+                status = "Accepted"
+            if status != "Accepted":
+                log.warning("ocpp: idTag %s %s: stopping", live.id_tag, status)
+                self.live.pop(live.connector, None)
+                with contextlib.suppress(StationError):
+                    await self.station.stop(live.connector, "operator")
+                return
+        live.ref, live.meter_start = await self.outbox.begin(
+            live.connector, live.id_tag, iso(live.started_at)
+        )
+        live.register_wh = float(live.meter_start)
+
+    async def session_ended(self, connector: int, session: Any, fault: Any) -> None:
+        live = self.live.get(connector)
+        if live is None or live.session is not session:
+            return
+        if live.begun is not None:
+            await asyncio.gather(live.begun, return_exceptions=True)
+        fault_code = getattr(fault, "code", None)
+        if live.ref is not None:
+            await self._end(connector, live, session.end_reason, fault_code)
+        self.live.pop(connector, None)
+        self.profiles.drop_tx(connector)
+        self.profiles_changed.set()
+
+    async def _end(
+        self, connector: int, live: Live, end_reason: str | None, code: str | None
+    ) -> None:
+        assert live.ref is not None
+        session = live.session
+        register = live.register_wh + float(session.energy_wh)
+        ended = session.ended_at or self.clock.wall()
+        payload = {
+            "transaction_id": None,
+            "timestamp": iso(ended),
+            "reason": stop_reason(end_reason, code, live.stop_override),
+            "id_tag": live.id_tag,
+            "transaction_data": [
+                {
+                    "timestamp": iso(ended),
+                    "sampled_value": [
+                        {
+                            "value": f"{register:.1f}",
+                            "context": "Transaction.End",
+                            "measurand": "Energy.Active.Import.Register",
+                            "unit": "Wh",
+                        }
+                    ],
+                }
+            ],
+        }
+        await self.outbox.end(live.ref, payload, register)
+        live.ref = None
+
+    async def _meter_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.meter_interval_s)
+            views = {int(v["id"]): v for v in self.station.snapshot()["ports"]}
+            for connector, live in list(self.live.items()):
+                view = views.get(connector)
+                session = (view or {}).get("session") or {}
+                if live.ref is None or session.get("public_token") != live.public_token:
+                    continue
+                await self.queue_meter(connector, live, view or {}, "Sample.Periodic")
+
+    async def queue_meter(
+        self, connector: int, live: Live, view: dict[str, Any], context: str
+    ) -> None:
+        if live.ref is None:
+            return
+        values = sampled_values(view, live.register_wh, self.settings.measurands, context)
+        now = iso(self.clock.wall())
+        energy = live.register_wh + float((view.get("session") or {}).get("energy_wh") or 0.0)
+        payload = {
+            "connector_id": connector,
+            "transaction_id": None,
+            "meter_value": [{"timestamp": now, "sampled_value": values}],
+        }
+        await self.outbox.meter(live.ref, payload, int(energy), now)
+
+    def transaction_of(self, transaction_id: int) -> int | None:
+        for connector, live in self.live.items():
+            if live.ref is not None and self._tx_ids.get(live.ref) == transaction_id:
+                return connector
+        return None
+
+    async def wait_transaction(self, transaction_id: int, timeout_s: float = 2.0) -> int | None:
+        """The connector of a transaction, waiting briefly: a RemoteStop may overtake its id."""
+        deadline = self.clock.monotonic() + timeout_s
+        while (connector := self.transaction_of(transaction_id)) is None:
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                return None
+            self._tx_known.clear()
+            with contextlib.suppress(TimeoutError):
+                await wait_for(self.clock, self._tx_known.wait(), left)
+        return connector
+
+    async def _send_loop(self) -> None:
+        while True:
+            self.outbox.changed.clear()
+            item = await self.outbox.head()
+            if item is None:
+                with contextlib.suppress(TimeoutError):
+                    await wait_for(self.clock, self.outbox.changed.wait(), OUTBOX_POLL_S)
+                continue
+            await self._deliver(item)
+
+    async def _deliver(self, item: Queued) -> None:
+        payload = dict(item.payload)
+        if item.action != "StartTransaction":
+            if item.transaction_id is None:
+                await self.outbox.refuse(
+                    item.seq, "the transaction has no id from the central system"
+                )
+                return
+            payload["transaction_id"] = item.transaction_id
+        cls = getattr(call, item.action)
+        try:
+            result = await self.call(cls(**payload))
+        except OCPPError as exc:
+            log.error("ocpp: %s %d refused: %s", item.action, item.seq, exc)
+            await self.outbox.refuse(item.seq, f"{type(exc).__name__}: {exc}")
+            return
+        if item.action != "StartTransaction":
+            await self.outbox.delivered(item.seq)
+            return
+        transaction_id = int(result.transaction_id)
+        await self.outbox.delivered(item.seq, transaction_id)
+        self._tx_ids[item.tx_ref] = transaction_id
+        self._tx_known.set()
+        status = result.id_tag_info.get("status")
+        connector = self.transaction_of(transaction_id)
+        if status != "Accepted" and connector is not None and self.settings.stop_on_invalid_id:
+            self.live[connector].stop_override = "DeAuthorized"
+            with contextlib.suppress(StationError):
+                await self.station.stop(connector, "operator")
+
+    # --- smart charging -------------------------------------------------------------------------
+
+    async def _profile_loop(self) -> None:
+        while True:
+            self.apply_profiles()
+            self.profiles_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await wait_for(self.clock, self.profiles_changed.wait(), PROFILE_POLL_S)
+
+    def port_volts(self, view: dict[str, Any]) -> tuple[float, float]:
+        """(measured voltage for A↔W, the allocator's accounting voltage for W→A)."""
+        accounting = float((view.get("granted") or {}).get("volts") or 0.0)
+        accounting = accounting or float(view["limits"]["v_max_v"])
+        measured = float((view.get("measured") or {}).get("volts") or 0.0)
+        return (measured or accounting), accounting
+
+    def apply_profiles(self) -> None:
+        now = self.clock.wall()
+        views = self.station.snapshot()["ports"]
+        live_volts = [float(v["measured"]["volts"]) for v in views if v["relay_closed"]]
+        station_volts = (
+            min(live_volts) if live_volts else min(float(v["limits"]["v_max_v"]) for v in views)
+        )
+        limit = self.profiles.station_limit_w(now, station_volts)
+        budget = self.station.budget_w
+        if self._budget_set is None or abs(budget - self._budget_set) > 1e-6:
+            self._budget_base = budget  # set by someone else: that is the station's own budget
+        target = self._budget_base if limit is None else min(self._budget_base, max(0.0, limit))
+        if abs(target - budget) > 1e-6:
+            self.station.set_budget(target)
+        self._budget_set = target
+        if self.policy is None:
+            return
+        before = dict(self.policy.caps_a)
+        for view in views:
+            connector = int(view["id"])
+            live = self.live.get(connector)
+            measured, accounting = self.port_volts(view)
+            cap_w = self.profiles.connector_limit_w(
+                connector, now, live.started_at if live else None, measured
+            )
+            if cap_w is None:
+                self.policy.caps_a.pop(connector, None)
+            else:
+                self.policy.caps_a[connector] = round(max(0.0, cap_w) / accounting, 3)
+        if self.policy.caps_a != before:
+            self.station.wake_allocator()
+
+
+def _subprotocol() -> Any:
+    from websockets.typing import Subprotocol
+
+    return Subprotocol("ocpp1.6")
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("ocpp: task failed", exc_info=task.exception())
