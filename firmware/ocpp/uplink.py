@@ -26,7 +26,7 @@ from firmware.ocpp.config import OcppConfig
 from firmware.ocpp.outbox import Outbox, Queued
 from firmware.ocpp.profiles import CappedPolicy, ProfileBook, iso
 from firmware.ocpp.settings import Settings
-from firmware.ocpp.status import ConnectorStatus, connector_status
+from firmware.ocpp.status import TRANSACTION_STATES, ConnectorStatus, connector_status
 from firmware.ocpp.transactions import Live, id_tag_for, sampled_values, stop_reason
 from firmware.station.station import Station, StationError
 from hal.clock import Clock, wait_for
@@ -288,13 +288,25 @@ class Uplink:
         self._sent[connector] = status
 
     async def _status_loop(self) -> None:
+        """Each port event in order (so a CSMS sees Preparing before Charging), and a full
+        re-read every STATUS_POLL_S for what changes without an event."""
         with self.station.events.subscribe() as events:
+            changed = self.statuses()
+            last_full = self.clock.monotonic()
             while True:
-                for connector, status in self.statuses().items():
+                for connector, status in changed.items():
                     if self._sent.get(connector) != status:
                         await self.send_status(connector, status)
+                changed = {}
                 with contextlib.suppress(TimeoutError):
-                    await wait_for(self.clock, events.queue.get(), STATUS_POLL_S)
+                    event = await wait_for(self.clock, events.queue.get(), STATUS_POLL_S)
+                    if event["type"] == "port":
+                        connector = int(event["data"]["id"])
+                        on = self.settings.available(0) and self.settings.available(connector)
+                        changed[connector] = connector_status(event["data"], on)
+                if self.clock.monotonic() - last_full >= STATUS_POLL_S:
+                    changed = {**self.statuses(), **changed}
+                    last_full = self.clock.monotonic()
 
     # --- transactions ---------------------------------------------------------------------------
 
@@ -302,12 +314,26 @@ class Uplink:
         remote = self.remote_tags.pop(connector, None)
         if not (self.settings.available(0) and self.settings.available(connector)):
             log.warning("ocpp: connector %d is unavailable; the session is stopped", connector)
-            self.spawn(self.station.stop(connector, "operator"))
+            self.spawn(self.stop_session(connector, session))
             return
         tag = remote or id_tag_for(session.owner_token)
         live = Live(connector, session.public_token, tag, self.clock.wall(), session=session)
         self.live[connector] = live
         live.begun = self.spawn(self._begin(live, authorize=remote is None))
+
+    async def stop_session(self, connector: int, session: Any) -> None:
+        """Stop a session the central system refused, once the station has it under way (a stop
+        issued while the start command is still running would race it)."""
+        for _ in range(100):
+            view = self.station.port_view(self.station.ports[connector])
+            token = (view.get("session") or {}).get("public_token")
+            if token != session.public_token:
+                return
+            if view["state"] in TRANSACTION_STATES:
+                with contextlib.suppress(StationError):
+                    await self.station.stop(connector, "operator")
+                return
+            await self.clock.sleep(0.05)
 
     async def _begin(self, live: Live, authorize: bool) -> None:
         if authorize and self.state == "online":
@@ -322,8 +348,7 @@ class Uplink:
             if status != "Accepted":
                 log.warning("ocpp: idTag %s %s: stopping", live.id_tag, status)
                 self.live.pop(live.connector, None)
-                with contextlib.suppress(StationError):
-                    await self.station.stop(live.connector, "operator")
+                await self.stop_session(live.connector, live.session)
                 return
         live.ref, live.meter_start = await self.outbox.begin(
             live.connector, live.id_tag, iso(live.started_at)
@@ -453,8 +478,7 @@ class Uplink:
         connector = self.transaction_of(transaction_id)
         if status != "Accepted" and connector is not None and self.settings.stop_on_invalid_id:
             self.live[connector].stop_override = "DeAuthorized"
-            with contextlib.suppress(StationError):
-                await self.station.stop(connector, "operator")
+            await self.stop_session(connector, self.live[connector].session)
 
     # --- smart charging -------------------------------------------------------------------------
 

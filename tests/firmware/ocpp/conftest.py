@@ -49,6 +49,12 @@ class Rig:
             s for s in self.csms.state.of("StatusNotification") if s["connector_id"] == connector
         ]
 
+    async def ask(self, payload: Any) -> Any:
+        """A request from the central system, answered while simulated time runs on."""
+        reply = asyncio.ensure_future(self.csms.call(CP_ID, payload))
+        await self.until(reply.done, timeout=30.0)
+        return reply.result()
+
     async def online(self) -> None:
         await self.until(lambda: self.uplink.state == "online" and CP_ID in self.csms.connected)
 
