@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from firmware.station.allocator import Demand, Grant, Policy
@@ -24,6 +25,17 @@ RECUR_S = {"Daily": 86_400.0, "Weekly": 604_800.0}
 MAX_STACK_LEVEL = 8
 MAX_PERIODS = 24
 MAX_PROFILES = 16
+
+
+def plain(value: Any) -> Any:
+    """The ocpp package parses numbers as Decimal; profiles are kept (and stored) as floats."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def parse_time(text: str | None) -> float | None:
@@ -149,7 +161,7 @@ class ProfileBook:
         self.profiles: list[Installed] = []
 
     def install(self, connector: int, profile: dict[str, Any], now: float) -> None:
-        new = Installed(connector, profile, now)
+        new = Installed(connector, plain(profile), now)
         self.profiles = [
             p
             for p in self.profiles

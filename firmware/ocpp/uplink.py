@@ -366,7 +366,7 @@ class Uplink:
             await self._end(connector, live, session.end_reason, fault_code)
         self.live.pop(connector, None)
         self.profiles.drop_tx(connector)
-        self.profiles_changed.set()
+        self.apply_profiles()
 
     async def _end(
         self, connector: int, live: Live, end_reason: str | None, code: str | None
