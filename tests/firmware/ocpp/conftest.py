@@ -60,6 +60,7 @@ class Rig:
 
     async def kill_uplink(self) -> None:
         """As a SIGKILL would: the uplink stops where it is, writes nothing more."""
+        self.bench.station.on_start = self.bench.station.on_end = None
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
         for task in list(self.uplink._tasks):
@@ -89,9 +90,10 @@ async def make_rig(
     csms: CentralSystem,
     ports: int = 2,
     budget_w: float = 600.0,
+    clock_start: float = 0.0,
     **ocpp: Any,
 ) -> AsyncIterator[Rig]:
-    clock = SimClock()
+    clock = SimClock(start=clock_start)
     config = StationConfig(hal=bench_config(ports), budget_w=budget_w)
     hardware = build_hardware(config.hal, clock)
     store = Store(tmp_path / "records.db")
