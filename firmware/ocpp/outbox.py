@@ -14,6 +14,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     tx_ref INTEGER NOT NULL,
     action TEXT NOT NULL,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    msg_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tx (
     ref INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,6 +58,8 @@ class Queued:
     tx_ref: int
     action: str
     payload: dict[str, Any]
+    msg_id: str
+    """The OCPP-J message id, the same on every attempt, so a central system can see a repeat."""
     transaction_id: int | None
     """The central system's id for the transaction, once known."""
 
@@ -79,6 +83,8 @@ class Outbox:
         self._lock = threading.Lock()
         self.changed = asyncio.Event()
         """Set whenever a message is queued: the sender wakes."""
+        self.waiting = 0
+        """Messages not yet answered by the central system."""
 
     async def open(self) -> None:
         def work() -> sqlite3.Connection:
@@ -90,6 +96,7 @@ class Outbox:
             return db
 
         self._db = await asyncio.to_thread(work)
+        self.waiting = await self.pending()
 
     async def close(self) -> None:
         if self._db is not None:
@@ -138,6 +145,7 @@ class Outbox:
             return ref, meter_start
 
         result = await self._run(fn)
+        self.waiting += 1
         self.changed.set()
         return result
 
@@ -150,6 +158,7 @@ class Outbox:
             _queue(db, ref, "MeterValues", payload)
 
         await self._run(fn)
+        self.waiting += 1
         self.changed.set()
 
     async def end(self, ref: int, payload: dict[str, Any], register_wh: float) -> int:
@@ -173,6 +182,7 @@ class Outbox:
             return meter_stop
 
         result = await self._run(fn)
+        self.waiting += 1
         self.changed.set()
         return result
 
@@ -200,12 +210,12 @@ class Outbox:
     async def head(self) -> Queued | None:
         def fn(db: sqlite3.Connection) -> Queued | None:
             row = db.execute(
-                "SELECT o.seq, o.tx_ref, o.action, o.payload, t.transaction_id"
+                "SELECT o.seq, o.tx_ref, o.action, o.payload, o.msg_id, t.transaction_id"
                 " FROM outbox o LEFT JOIN tx t ON t.ref = o.tx_ref ORDER BY o.seq LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
-            return Queued(row[0], row[1], row[2], json.loads(row[3]), row[4])
+            return Queued(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5])
 
         return await self._run(fn)
 
@@ -223,6 +233,7 @@ class Outbox:
             _bump(db, "delivered")
 
         await self._run(fn)
+        self.waiting -= 1
 
     async def refuse(self, seq: int, error: str) -> None:
         """The central system refused ``seq`` for good: keep it aside, never drop it silently."""
@@ -236,6 +247,7 @@ class Outbox:
             db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
 
         await self._run(fn)
+        self.waiting -= 1
 
     async def pending(self) -> int:
         def fn(db: sqlite3.Connection) -> int:
@@ -267,8 +279,8 @@ class Outbox:
 
 def _queue(db: sqlite3.Connection, ref: int, action: str, payload: dict[str, Any]) -> None:
     db.execute(
-        "INSERT INTO outbox (tx_ref, action, payload) VALUES (?, ?, ?)",
-        (ref, action, json.dumps(payload, separators=(",", ":"))),
+        "INSERT INTO outbox (tx_ref, action, payload, msg_id) VALUES (?, ?, ?, ?)",
+        (ref, action, json.dumps(payload, separators=(",", ":")), str(uuid.uuid4())),
     )
     _bump(db, "queued")
 

@@ -64,8 +64,9 @@ class Uplink:
         self.settings = Settings(config, self.outbox, len(station.ports))
         self.profiles = ProfileBook()
         self.backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
-        self.state = "connecting"
+        self._state = "connecting"
         self.error: str | None = None
+
         self.cp: StationChargePoint | None = None
         self._reader: asyncio.Task[Any] | None = None
         self.live: dict[int, Live] = {}
@@ -100,9 +101,25 @@ class Uplink:
         self.station.on_start = on_start
         self.station.on_end = on_end
 
+    @property
+    def state(self) -> str:
+        """connecting, pending, rejected, online, offline or unauthorized."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if value != self._state:
+            self._state = value
+            self.station.events.publish("ocpp", self.link_view())
+
     def link_view(self) -> dict[str, Any]:
         """For the station page: is the central system there, and what is waiting for it."""
-        return {"state": self.state, "error": self.error, "url": self.config.endpoint}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "url": self.config.endpoint,
+            "queued": self.outbox.waiting,
+        }
 
     async def open(self) -> None:
         await self.outbox.open()
@@ -216,13 +233,21 @@ class Uplink:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
-    async def call(self, payload: Any) -> Any:
-        """One call on the live link; a CALLERROR raises, a link lost meanwhile raises LinkLost."""
+    async def call(self, payload: Any, unique_id: str | None = None) -> Any:
+        """One call on the live link; a CALLERROR raises, a link lost meanwhile raises LinkLost.
+
+        The package waits out its whole response timeout after the socket died; racing the
+        reader ends that wait at once. A reply that came in just before the close still counts.
+        """
         cp, reader = self.cp, self._reader
         if cp is None or reader is None:
             raise LinkLost("not connected")
-        pending = asyncio.ensure_future(cp.call(payload, suppress=False))
+        pending = asyncio.ensure_future(cp.call(payload, suppress=False, unique_id=unique_id))
         await asyncio.wait([pending, reader], return_when=asyncio.FIRST_COMPLETED)
+        for _ in range(5):  # the reply may sit in the package's queue, not yet taken
+            if pending.done():
+                break
+            await asyncio.sleep(0)
         if pending.done():
             return pending.result()
         pending.cancel()
@@ -462,7 +487,7 @@ class Uplink:
             payload["transaction_id"] = item.transaction_id
         cls = getattr(call, item.action)
         try:
-            result = await self.call(cls(**payload))
+            result = await self.call(cls(**payload), item.msg_id)
         except OCPPError as exc:
             log.error("ocpp: %s %d refused: %s", item.action, item.seq, exc)
             await self.outbox.refuse(item.seq, f"{type(exc).__name__}: {exc}")

@@ -128,8 +128,27 @@
     store.textContent = s.store_error ? "Records cannot be written: " + s.store_error + " Charging stays safe." : "";
   }
 
+  const CSMS_WORDS = {
+    online: "Central system: connected",
+    connecting: "Central system: connecting…",
+    pending: "Central system: waiting to be accepted",
+    rejected: "Central system: this station was not accepted",
+    unauthorized: "Central system: the password was refused",
+    offline: "Central system: unreachable. Charging goes on; records are sent when it is back.",
+  };
+
+  function renderCsms(link) {
+    const node = document.getElementById("csms-link");
+    node.hidden = !link;
+    if (!link) return;
+    node.dataset.state = link.state;
+    const waiting = link.queued ? " (" + link.queued + " messages waiting)" : "";
+    node.textContent = (CSMS_WORDS[link.state] || "Central system: " + link.state) + waiting;
+  }
+
   function renderAll(snapshot) {
     renderSummary(snapshot);
+    renderCsms(snapshot.ocpp);
     for (const p of snapshot.ports) renderPort(p);
   }
 
@@ -138,6 +157,7 @@
     snapshot: renderAll,
     port: renderPort,
     station: renderSummary,
+    ocpp: renderCsms,
   }, (ok) => {
     document.getElementById("offline").hidden = ok;
     document.getElementById("link-status").textContent = ok ? "Live" : "Offline";
