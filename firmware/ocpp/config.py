@@ -30,6 +30,8 @@ class OcppConfig:
     """HTTP Basic password (security profile 1 over ws://, profile 2 over wss://)."""
     ca_file: str | None = None
     """Extra certificate authority for wss:// (a CSMS with a private certificate)."""
+    authorize: bool = True
+    """Ask the central system (Authorize) about sessions started at the station."""
     meter_interval_s: float = 60.0
     measurands: tuple[str, ...] = MEASURANDS
     heartbeat_s: float = 300.0
@@ -52,6 +54,7 @@ _KINDS: dict[str, type] = {
     "charge_point_id": str,
     "password": str,
     "ca_file": str,
+    "authorize": bool,
     "meter_interval_s": float,
     "measurands": list,
     "heartbeat_s": float,

@@ -344,7 +344,9 @@ class Uplink:
         tag = remote or id_tag_for(session.owner_token)
         live = Live(connector, session.public_token, tag, self.clock.wall(), session=session)
         self.live[connector] = live
-        live.begun = self.spawn(self._begin(live, authorize=remote is None))
+        live.begun = self.spawn(
+            self._begin(live, authorize=remote is None and self.config.authorize)
+        )
 
     async def stop_session(self, connector: int, session: Any) -> None:
         """Stop a session the central system refused, once the station has it under way (a stop
