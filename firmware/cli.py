@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from firmware.config import ConfigError, StationConfig, load_config
+from firmware.config import ConfigError, StationConfig, load_config, load_ocpp_section
 from firmware.daemon import serve
 from hal.clock import Clock, ScaledClock
 from hal.errors import HalError
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--payment", action="store_true", help="require payment before charging (demo provider)"
     )
     run.add_argument("--public-url", help="base URL of the phone pages (QR codes)")
+    run.add_argument(
+        "--ocpp-config", help="take the [ocpp] section (central system) from this TOML file"
+    )
     run.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
     run.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
@@ -85,6 +88,8 @@ def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationC
         changes["public_url"] = args.public_url
     if args.payment:
         changes["payment"] = replace(config.payment, enabled=True)
+    if args.ocpp_config:
+        changes["ocpp"] = load_ocpp_section(args.ocpp_config)
     return replace(config, **changes) if changes else config
 
 

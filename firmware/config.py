@@ -189,13 +189,26 @@ def _dataclass_section(source: str, data: dict[str, Any], name: str, cls: type[A
     return cls(**out)
 
 
-def load_config(path: str | Path) -> StationConfig:
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: str | Path) -> StationConfig:
+    path = Path(path)
+    return parse_config(_read_toml(path), str(path))
+
+
+def load_ocpp_section(path: str | Path) -> OcppConfig:
+    """Only ``[ocpp]`` from a file: how the bench joins a central system (``--ocpp-config``)."""
+    path = Path(path)
+    data = _read_toml(path)
+    try:
+        return parse_ocpp_config(_section(str(path), data, "ocpp"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

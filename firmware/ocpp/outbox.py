@@ -161,13 +161,17 @@ class Outbox:
         self.waiting += 1
         self.changed.set()
 
-    async def end(self, ref: int, payload: dict[str, Any], register_wh: float) -> int:
-        """Queue the StopTransaction; meterStop is never below a value already reported."""
+    async def end(self, ref: int, payload: dict[str, Any], register_wh: float) -> int | None:
+        """Queue the StopTransaction once; meterStop is never below a value already reported.
 
-        def fn(db: sqlite3.Connection) -> int:
-            connector, last = db.execute(
-                "SELECT connector, last_meter FROM tx WHERE ref=?", (ref,)
+        Returns meterStop, or None when the transaction's end was already queued."""
+
+        def fn(db: sqlite3.Connection) -> int | None:
+            connector, last, ended = db.execute(
+                "SELECT connector, last_meter, ended FROM tx WHERE ref=?", (ref,)
             ).fetchone()
+            if ended:
+                return None  # already queued (an end cut short by shutdown, then retried)
             meter_stop = max(round(register_wh), int(last))
             db.execute(
                 "UPDATE tx SET ended=1, last_meter=?, last_at=? WHERE ref=?",
@@ -182,6 +186,8 @@ class Outbox:
             return meter_stop
 
         result = await self._run(fn)
+        if result is None:
+            return None
         self.waiting += 1
         self.changed.set()
         return result
