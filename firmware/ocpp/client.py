@@ -16,6 +16,7 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
 from firmware.ocpp.profiles import TX, check_profile, iso
+from firmware.ocpp.smart import port_volts
 from firmware.station.station import StationError
 
 if TYPE_CHECKING:
@@ -56,24 +57,24 @@ class StationChargePoint(ChargePoint):
             return call_result.RemoteStartTransaction(status="Rejected")
         if charging_profile is not None and charging_profile.get("charging_profile_purpose") != TX:
             return call_result.RemoteStartTransaction(status="Rejected")
-        up.remote_tags[connector_id] = id_tag
+        up.tx.remote_tags[connector_id] = id_tag
         try:
             await self.station.start(connector_id)  # the same command as the start button
         except StationError as exc:
-            up.remote_tags.pop(connector_id, None)
+            up.tx.remote_tags.pop(connector_id, None)
             log.info("ocpp: remote start on %d refused: %s", connector_id, exc)
             return call_result.RemoteStartTransaction(status="Rejected")
         if charging_profile is not None:
-            up.profiles.install(connector_id, charging_profile, self.uplink.clock.wall())
-            up.profiles_changed.set()
+            up.smart.book.install(connector_id, charging_profile, self.uplink.clock.wall())
+            up.smart.changed.set()
         return call_result.RemoteStartTransaction(status="Accepted")
 
     @on(Action.remote_stop_transaction)
     async def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
-        connector = await self.uplink.wait_transaction(transaction_id)
+        connector = await self.uplink.tx.wait_transaction(transaction_id)
         if connector is None:
             return call_result.RemoteStopTransaction(status="Rejected")
-        self.uplink.live[connector].stop_override = "Remote"
+        self.uplink.tx.live[connector].stop_override = "Remote"
         try:
             await self.station.stop(connector, "operator")
         except StationError:
@@ -97,7 +98,7 @@ class StationChargePoint(ChargePoint):
             return call_result.ChangeAvailability(status="Rejected")
         operative = type == "Operative"
         await self.uplink.settings.set_available(connector_id, operative)
-        busy = any(c in self.uplink.live for c in self._connectors(connector_id))
+        busy = any(c in self.uplink.tx.live for c in self._connectors(connector_id))
         status = "Scheduled" if busy and not operative else "Accepted"
         return call_result.ChangeAvailability(status=status)
 
@@ -108,12 +109,12 @@ class StationChargePoint(ChargePoint):
 
     async def _reset(self, kind: str) -> None:
         up = self.uplink
-        for connector, live in list(up.live.items()):
+        for connector, live in list(up.tx.live.items()):
             live.stop_override = "HardReset" if kind == "Hard" else "SoftReset"
             with contextlib.suppress(StationError):
                 await self.station.stop(connector, "operator")
         deadline = up.clock.monotonic() + RESET_WAIT_S
-        while up.live and up.clock.monotonic() < deadline:
+        while up.tx.live and up.clock.monotonic() < deadline:
             await up.clock.sleep(0.1)
         if kind == "Hard" and up.restart is not None:
             up.restart()
@@ -172,9 +173,9 @@ class StationChargePoint(ChargePoint):
                     await up.send_status(connector, status)
         else:
             views = {int(v["id"]): v for v in self.station.snapshot()["ports"]}
-            for connector, live in list(up.live.items()):
+            for connector, live in list(up.tx.live.items()):
                 if connector_id in (None, 0, connector):
-                    await up.queue_meter(connector, live, views[connector], "Trigger")
+                    await up.tx.queue_meter(connector, live, views[connector], "Trigger")
 
     # --- smart charging -------------------------------------------------------------------------
 
@@ -185,9 +186,9 @@ class StationChargePoint(ChargePoint):
         up = self.uplink
 
         def has_tx(connector: int, transaction_id: int | None) -> bool:
-            if connector not in up.live:
+            if connector not in up.tx.live:
                 return False
-            return transaction_id is None or up.transaction_of(transaction_id) == connector
+            return transaction_id is None or up.tx.transaction_of(transaction_id) == connector
 
         if connector_id != 0 and connector_id not in self.station.ports:
             return call_result.SetChargingProfile(status="Rejected")
@@ -195,9 +196,9 @@ class StationChargePoint(ChargePoint):
         if why is not None:
             log.info("ocpp: charging profile refused: %s", why)
             return call_result.SetChargingProfile(status="Rejected")
-        up.profiles.install(connector_id, cs_charging_profiles, up.clock.wall())
-        await up.settings.save_profiles(up.profiles.profiles)
-        up.apply_profiles()
+        up.smart.book.install(connector_id, cs_charging_profiles, up.clock.wall())
+        await up.settings.save_profiles(up.smart.book.profiles)
+        up.smart.apply()
         return call_result.SetChargingProfile(status="Accepted")
 
     @on(Action.clear_charging_profile)
@@ -209,9 +210,9 @@ class StationChargePoint(ChargePoint):
         stack_level: int | None = None,
     ) -> call_result.ClearChargingProfile:
         up = self.uplink
-        removed = up.profiles.clear(id, connector_id, charging_profile_purpose, stack_level)
-        await up.settings.save_profiles(up.profiles.profiles)
-        up.apply_profiles()
+        removed = up.smart.book.clear(id, connector_id, charging_profile_purpose, stack_level)
+        await up.settings.save_profiles(up.smart.book.profiles)
+        up.smart.apply()
         return call_result.ClearChargingProfile(status="Accepted" if removed else "Unknown")
 
     @on(Action.get_composite_schedule)
@@ -227,11 +228,11 @@ class StationChargePoint(ChargePoint):
             volts = min(float(v["limits"]["v_max_v"]) for v in views.values())
             tx_start = None
         else:
-            volts = up.port_volts(views[connector_id])[0]
-            live = up.live.get(connector_id)
+            volts = port_volts(views[connector_id])[0]
+            live = up.tx.live.get(connector_id)
             tx_start = live.started_at if live else None
         now = up.clock.wall()
-        periods = up.profiles.composite(connector_id, now, float(duration), tx_start, volts, unit)
+        periods = up.smart.book.composite(connector_id, now, float(duration), tx_start, volts, unit)
         if not periods:
             return call_result.GetCompositeSchedule(status="Accepted", connector_id=connector_id)
         return call_result.GetCompositeSchedule(

@@ -99,9 +99,16 @@ class Outbox:
         self.waiting = await self.pending()
 
     async def close(self) -> None:
+        """Closes under the lock: a write still running on its thread (its awaiting task may be
+        cancelled) finishes first; closing a connection in use crashes the interpreter."""
         if self._db is not None:
             db, self._db = self._db, None
-            await asyncio.to_thread(db.close)
+
+            def work() -> None:
+                with self._lock:
+                    db.close()
+
+            await asyncio.to_thread(work)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db

@@ -23,24 +23,21 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 from firmware.ocpp.backoff import Backoff
 from firmware.ocpp.client import StationChargePoint
 from firmware.ocpp.config import OcppConfig
+from firmware.ocpp.errors import LinkLost
 from firmware.ocpp.outbox import Outbox, Queued
-from firmware.ocpp.profiles import CappedPolicy, ProfileBook, iso
+from firmware.ocpp.profiles import CappedPolicy, iso
+from firmware.ocpp.sessions import Transactions
 from firmware.ocpp.settings import Settings
-from firmware.ocpp.status import TRANSACTION_STATES, ConnectorStatus, connector_status
-from firmware.ocpp.transactions import Live, id_tag_for, sampled_values, stop_reason
-from firmware.station.station import Station, StationError
+from firmware.ocpp.smart import SmartCharging
+from firmware.ocpp.status import ConnectorStatus, connector_status
+from firmware.station.station import Station
 from hal.clock import Clock, wait_for
 
 log = logging.getLogger(__name__)
 
 STATUS_POLL_S = 1.0
 """Statuses are also re-read this often: some (SuspendedEV) change without a port event."""
-PROFILE_POLL_S = 1.0
 OUTBOX_POLL_S = 5.0
-
-
-class LinkLost(Exception):
-    """The websocket closed while a call was waiting for its answer."""
 
 
 class Uplink:
@@ -62,23 +59,17 @@ class Uplink:
         self.restart = restart
         self.outbox = Outbox(config.db_path)
         self.settings = Settings(config, self.outbox, len(station.ports))
-        self.profiles = ProfileBook()
         self.backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
         self._state = "connecting"
         self.error: str | None = None
 
         self.cp: StationChargePoint | None = None
         self._reader: asyncio.Task[Any] | None = None
-        self.live: dict[int, Live] = {}
-        self.remote_tags: dict[int, str] = {}
-        self._tx_ids: dict[int, int] = {}
-        self._tx_known = asyncio.Event()
+        self.tx = Transactions(self)
+        self.smart = SmartCharging(station, clock, policy, self.tx.tx_start)
         self._sent: dict[int, ConnectorStatus] = {}
-        self._budget_set: float | None = None
-        self._budget_base = station.budget_w
         self._booted = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.profiles_changed = asyncio.Event()
 
     # --- wiring ---------------------------------------------------------------------------------
 
@@ -89,11 +80,11 @@ class Uplink:
         def on_start(port: Any, session: Any) -> None:
             if before_start is not None:
                 before_start(port, session)
-            self.session_started(port.port_id, session)
+            self.tx.session_started(port.port_id, session)
 
         async def on_end(port: Any, session: Any) -> None:
             try:
-                await self.session_ended(port.port_id, session, port.fault)
+                await self.tx.session_ended(port.port_id, session, port.fault)
             finally:
                 if before_end is not None:
                     await before_end(port, session)
@@ -124,7 +115,7 @@ class Uplink:
     async def open(self) -> None:
         await self.outbox.open()
         await self.settings.load()
-        self.profiles.profiles = self.settings.saved_profiles()
+        self.smart.book.profiles = self.settings.saved_profiles()
         for tx in await self.outbox.unfinished():
             log.warning(
                 "ocpp: transaction %d on connector %d ended by power loss", tx.ref, tx.connector
@@ -142,10 +133,7 @@ class Uplink:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for connector, live in list(self.live.items()):
-            if live.ref is not None:
-                with contextlib.suppress(Exception):
-                    await self._end(connector, live, "shutdown", None)
+        await self.tx.close()
         await self.outbox.close()
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -159,8 +147,8 @@ class Uplink:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._meter_loop(), name="ocpp-meter")
-            group.create_task(self._profile_loop(), name="ocpp-profiles")
+            group.create_task(self.tx.meter_loop(), name="ocpp-meter")
+            group.create_task(self.smart.run(), name="ocpp-profiles")
             group.create_task(self._connection_loop(), name="ocpp-link")
 
     async def _connection_loop(self) -> None:
@@ -333,141 +321,6 @@ class Uplink:
                     changed = {**self.statuses(), **changed}
                     last_full = self.clock.monotonic()
 
-    # --- transactions ---------------------------------------------------------------------------
-
-    def session_started(self, connector: int, session: Any) -> None:
-        remote = self.remote_tags.pop(connector, None)
-        if not (self.settings.available(0) and self.settings.available(connector)):
-            log.warning("ocpp: connector %d is unavailable; the session is stopped", connector)
-            self.spawn(self.stop_session(connector, session))
-            return
-        tag = remote or id_tag_for(session.owner_token)
-        live = Live(connector, session.public_token, tag, self.clock.wall(), session=session)
-        self.live[connector] = live
-        live.begun = self.spawn(
-            self._begin(live, authorize=remote is None and self.config.authorize)
-        )
-
-    async def stop_session(self, connector: int, session: Any) -> None:
-        """Stop a session the central system refused, once the station has it under way (a stop
-        issued while the start command is still running would race it)."""
-        for _ in range(100):
-            view = self.station.port_view(self.station.ports[connector])
-            token = (view.get("session") or {}).get("public_token")
-            if token != session.public_token:
-                return
-            if view["state"] in TRANSACTION_STATES:
-                with contextlib.suppress(StationError):
-                    await self.station.stop(connector, "operator")
-                return
-            await self.clock.sleep(0.05)
-
-    async def _begin(self, live: Live, authorize: bool) -> None:
-        if authorize and self.state == "online":
-            try:
-                result = await wait_for(
-                    self.clock, self.call(call.Authorize(id_tag=live.id_tag)), 10.0
-                )
-                status = result.id_tag_info["status"]
-            except (LinkLost, OCPPError, TimeoutError) as exc:
-                log.warning("ocpp: Authorize unanswered (%s); charging by local rules", exc)
-                status = "Accepted"
-            if status != "Accepted":
-                log.warning("ocpp: idTag %s %s: stopping", live.id_tag, status)
-                self.live.pop(live.connector, None)
-                await self.stop_session(live.connector, live.session)
-                return
-        live.ref, live.meter_start = await self.outbox.begin(
-            live.connector, live.id_tag, iso(live.started_at)
-        )
-        live.register_wh = float(live.meter_start)
-
-    async def session_ended(self, connector: int, session: Any, fault: Any) -> None:
-        live = self.live.get(connector)
-        if live is None or live.session is not session:
-            return
-        if live.begun is not None:
-            await asyncio.gather(live.begun, return_exceptions=True)
-        fault_code = getattr(fault, "code", None)
-        if live.ref is not None:
-            await self._end(connector, live, session.end_reason, fault_code)
-        self.live.pop(connector, None)
-        self.profiles.drop_tx(connector)
-        self.apply_profiles()
-
-    async def _end(
-        self, connector: int, live: Live, end_reason: str | None, code: str | None
-    ) -> None:
-        assert live.ref is not None
-        session = live.session
-        register = live.register_wh + float(session.energy_wh)
-        ended = session.ended_at or self.clock.wall()
-        payload = {
-            "transaction_id": None,
-            "timestamp": iso(ended),
-            "reason": stop_reason(end_reason, code, live.stop_override),
-            "id_tag": live.id_tag,
-            "transaction_data": [
-                {
-                    "timestamp": iso(ended),
-                    "sampled_value": [
-                        {
-                            "value": f"{register:.1f}",
-                            "context": "Transaction.End",
-                            "measurand": "Energy.Active.Import.Register",
-                            "unit": "Wh",
-                        }
-                    ],
-                }
-            ],
-        }
-        await self.outbox.end(live.ref, payload, register)
-        live.ref = None
-
-    async def _meter_loop(self) -> None:
-        while True:
-            await self.clock.sleep(self.settings.meter_interval_s)
-            views = {int(v["id"]): v for v in self.station.snapshot()["ports"]}
-            for connector, live in list(self.live.items()):
-                view = views.get(connector)
-                session = (view or {}).get("session") or {}
-                if live.ref is None or session.get("public_token") != live.public_token:
-                    continue
-                await self.queue_meter(connector, live, view or {}, "Sample.Periodic")
-
-    async def queue_meter(
-        self, connector: int, live: Live, view: dict[str, Any], context: str
-    ) -> None:
-        if live.ref is None:
-            return
-        values = sampled_values(view, live.register_wh, self.settings.measurands, context)
-        now = iso(self.clock.wall())
-        energy = live.register_wh + float((view.get("session") or {}).get("energy_wh") or 0.0)
-        payload = {
-            "connector_id": connector,
-            "transaction_id": None,
-            "meter_value": [{"timestamp": now, "sampled_value": values}],
-        }
-        await self.outbox.meter(live.ref, payload, int(energy), now)
-
-    def transaction_of(self, transaction_id: int) -> int | None:
-        for connector, live in self.live.items():
-            if live.ref is not None and self._tx_ids.get(live.ref) == transaction_id:
-                return connector
-        return None
-
-    async def wait_transaction(self, transaction_id: int, timeout_s: float = 2.0) -> int | None:
-        """The connector of a transaction, waiting briefly: a RemoteStop may overtake its id."""
-        deadline = self.clock.monotonic() + timeout_s
-        while (connector := self.transaction_of(transaction_id)) is None:
-            left = deadline - self.clock.monotonic()
-            if left <= 0:
-                return None
-            self._tx_known.clear()
-            with contextlib.suppress(TimeoutError):
-                await wait_for(self.clock, self._tx_known.wait(), left)
-        return connector
-
     async def _send_loop(self) -> None:
         while True:
             self.outbox.changed.clear()
@@ -499,61 +352,7 @@ class Uplink:
             return
         transaction_id = int(result.transaction_id)
         await self.outbox.delivered(item.seq, transaction_id)
-        self._tx_ids[item.tx_ref] = transaction_id
-        self._tx_known.set()
-        status = result.id_tag_info.get("status")
-        connector = self.transaction_of(transaction_id)
-        if status != "Accepted" and connector is not None and self.settings.stop_on_invalid_id:
-            self.live[connector].stop_override = "DeAuthorized"
-            await self.stop_session(connector, self.live[connector].session)
-
-    # --- smart charging -------------------------------------------------------------------------
-
-    async def _profile_loop(self) -> None:
-        while True:
-            self.apply_profiles()
-            self.profiles_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await wait_for(self.clock, self.profiles_changed.wait(), PROFILE_POLL_S)
-
-    def port_volts(self, view: dict[str, Any]) -> tuple[float, float]:
-        """(measured voltage for A↔W, the allocator's accounting voltage for W→A)."""
-        accounting = float((view.get("granted") or {}).get("volts") or 0.0)
-        accounting = accounting or float(view["limits"]["v_max_v"])
-        measured = float((view.get("measured") or {}).get("volts") or 0.0)
-        return (measured or accounting), accounting
-
-    def apply_profiles(self) -> None:
-        now = self.clock.wall()
-        views = self.station.snapshot()["ports"]
-        live_volts = [float(v["measured"]["volts"]) for v in views if v["relay_closed"]]
-        station_volts = (
-            min(live_volts) if live_volts else min(float(v["limits"]["v_max_v"]) for v in views)
-        )
-        limit = self.profiles.station_limit_w(now, station_volts)
-        budget = self.station.budget_w
-        if self._budget_set is None or abs(budget - self._budget_set) > 1e-6:
-            self._budget_base = budget  # set by someone else: that is the station's own budget
-        target = self._budget_base if limit is None else min(self._budget_base, max(0.0, limit))
-        if abs(target - budget) > 1e-6:
-            self.station.set_budget(target)
-        self._budget_set = target
-        if self.policy is None:
-            return
-        before = dict(self.policy.caps_a)
-        for view in views:
-            connector = int(view["id"])
-            live = self.live.get(connector)
-            measured, accounting = self.port_volts(view)
-            cap_w = self.profiles.connector_limit_w(
-                connector, now, live.started_at if live else None, measured
-            )
-            if cap_w is None:
-                self.policy.caps_a.pop(connector, None)
-            else:
-                self.policy.caps_a[connector] = round(max(0.0, cap_w) / accounting, 3)
-        if self.policy.caps_a != before:
-            self.station.wake_allocator()
+        await self.tx.started(item.tx_ref, transaction_id, result.id_tag_info.get("status"))
 
 
 def _subprotocol() -> Any:

@@ -92,7 +92,7 @@ async def test_a_tx_profile_caps_one_connector_and_ends_with_its_transaction(rig
     assert periods[0]["start_period"] == 0 and periods[0]["limit"] == pytest.approx(2.0, abs=0.05)
 
     await rig.bench.station.stop(1)
-    await rig.until(lambda: 1 not in rig.uplink.live)
+    await rig.until(lambda: 1 not in rig.uplink.tx.live)
     assert 1 not in rig.policy.caps_a
 
 
