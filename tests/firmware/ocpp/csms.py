@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -96,9 +97,15 @@ class CentralSide(ChargePoint):  # type: ignore[misc]
 class CentralSystem:
     """Listens on ``port``; ``stop()`` and ``start()`` again on the same port, like an outage."""
 
-    def __init__(self, port: int, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        credentials: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = port
         self.credentials = credentials
+        self.tls = tls
         self.state = CentralState()
         self.server: Server | None = None
         self.connected: dict[str, CentralSide] = {}
@@ -106,6 +113,8 @@ class CentralSystem:
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"wss://localhost:{self.port}/ocpp"
         return f"ws://127.0.0.1:{self.port}/ocpp"
 
     async def start(self) -> None:
@@ -120,6 +129,7 @@ class CentralSystem:
             self.port,
             subprotocols=["ocpp1.6"],  # type: ignore[list-item]
             process_request=basic_auth(check_credentials=check) if self.credentials else None,
+            ssl=self.tls,
         )
 
     async def stop(self) -> None:

@@ -158,3 +158,31 @@ async def test_trigger_message_and_change_availability(rig: Rig) -> None:
     reply = await rig.ask(call.ChangeAvailability(connector_id=1, type="Operative"))
     assert reply.status == "Accepted"
     await rig.until(lambda: rig.statuses(1)[-1]["status"] != "Unavailable")
+
+
+async def test_a_soft_reset_stops_the_transactions_and_boots_again(rig: Rig) -> None:
+    await rig.online()
+    await rig.bench.charging(1, "ebike-36v-500wh", 40.0)
+    await rig.until(lambda: len(rig.csms.state.of("StartTransaction")) == 1)
+    reply = await rig.ask(call.Reset(type="Soft"))
+    assert reply.status == "Accepted"
+    await rig.until(lambda: len(rig.csms.state.of("StopTransaction")) == 1)
+    assert rig.csms.state.of("StopTransaction")[0]["reason"] == "SoftReset"
+    assert not rig.bench.hardware.ports[1].relay.is_closed
+    await rig.until(lambda: len(rig.csms.state.of("BootNotification")) == 2, timeout=30.0)
+    await rig.online()
+
+
+async def test_inoperative_while_charging_is_scheduled_for_the_end_of_the_transaction(
+    rig: Rig,
+) -> None:
+    await rig.online()
+    await rig.bench.charging(1, "ebike-36v-500wh", 40.0)
+    await rig.until(lambda: len(rig.csms.state.of("StartTransaction")) == 1)
+    reply = await rig.ask(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert reply.status == "Scheduled"
+    await rig.settle(3.0)
+    assert rig.bench.port(1).state == PortState.CHARGING
+    await rig.bench.station.stop(1)
+    await rig.bench.bay.detach(1)
+    await rig.until(lambda: rig.statuses(1)[-1]["status"] == "Unavailable")
