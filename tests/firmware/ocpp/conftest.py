@@ -37,6 +37,7 @@ class Rig:
     csms: CentralSystem
     task: asyncio.Task[None]
     policy: CappedPolicy
+    station_task: asyncio.Task[None]
 
     async def until(self, condition: Callable[[], bool], timeout: float = 60.0) -> None:
         await self.bench.run_until(condition, timeout=timeout, step=0.02)
@@ -57,6 +58,14 @@ class Rig:
 
     async def online(self) -> None:
         await self.until(lambda: self.uplink.state == "online" and CP_ID in self.csms.connected)
+
+    async def shutdown(self) -> None:
+        """As the daemon stops on SIGTERM: the station first, then the uplink, then its close."""
+        self.station_task.cancel()
+        await asyncio.gather(self.station_task, return_exceptions=True)
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.uplink.close()
 
     async def kill_uplink(self) -> None:
         """As a SIGKILL would: the uplink stops where it is, writes nothing more."""
@@ -118,7 +127,7 @@ async def make_rig(
     uplink_task = asyncio.create_task(uplink.run())
     bench = Bench(clock, hardware, station, bay, store)
     try:
-        yield Rig(bench, uplink, csms, uplink_task, policy)
+        yield Rig(bench, uplink, csms, uplink_task, policy, tasks[0])
     finally:
         uplink_task.cancel()
         await asyncio.gather(uplink_task, return_exceptions=True)

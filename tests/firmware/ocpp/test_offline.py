@@ -146,3 +146,26 @@ async def test_the_station_page_shows_the_central_system_link(
     assert body["ocpp"]["state"] in ("offline", "connecting") and body["ocpp"]["queued"] == 1
     page = await (await client.get("/")).text()
     assert 'id="csms-link"' in page and '"queued":1' in page
+
+
+async def test_a_session_cut_by_a_shutdown_ends_with_reboot_delivered_after_the_restart(
+    tmp_path: Path, csms: CentralSystem
+) -> None:
+    async with make_rig(tmp_path, csms) as rig:
+        await rig.online()
+        await rig.bench.charging(1, "ebike-36v-500wh", 40.0)
+        await rig.until(
+            lambda: len(csms.state.of("MeterValues")) == 1 and not rig.uplink.outbox.waiting
+        )
+        await csms.stop()
+        await rig.until(lambda: rig.uplink.state != "online")
+        await rig.shutdown()
+    assert counters(tmp_path / "ocpp.db")["pending"] == 1  # the stop, made on the way down
+
+    await csms.start()
+    async with make_rig(tmp_path, csms, clock_start=600.0) as rig:
+        await rig.online()
+        await rig.until(lambda: len(csms.state.of("StopTransaction")) == 1)
+        [stop] = csms.state.of("StopTransaction")
+        assert stop["reason"] == "Reboot" and stop["transaction_id"] == 1001
+        assert_in_order_and_once(csms)
