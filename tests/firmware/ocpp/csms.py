@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call_result
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.server import Server, ServerConnection, basic_auth, serve
 
@@ -35,6 +35,9 @@ class CentralState:
     boot_status: str = "Accepted"
     boot_interval: int = 300
     id_tag_status: str = "Accepted"
+    stop_at_once: bool = False
+    """Send RemoteStopTransaction the moment a StartTransaction is answered (a known race)."""
+    remote_stop_replies: list[str] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
     transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
 
@@ -82,6 +85,14 @@ class CentralSide(ChargePoint):  # type: ignore[misc]
             transaction_id=next(self.state.transaction_ids),
             id_tag_info={"status": self.state.id_tag_status},
         )
+
+    @after(Action.start_transaction)  # type: ignore[misc]
+    async def after_start(self, **payload: Any) -> None:
+        if self.state.stop_at_once:
+            transaction_id = next(self.state.transaction_ids) - 1
+            self.state.transaction_ids = itertools.count(transaction_id + 1)
+            reply = await self.call(call.RemoteStopTransaction(transaction_id=transaction_id))
+            self.state.remote_stop_replies.append(reply.status)
 
     @on(Action.meter_values)  # type: ignore[misc]
     def on_meter(self, **payload: Any) -> call_result.MeterValues:

@@ -92,6 +92,7 @@ async def test_remote_start_and_remote_stop(rig: Rig) -> None:
     await rig.until(lambda: len(rig.csms.state.of("StopTransaction")) == 1)
     [stop] = rig.csms.state.of("StopTransaction")
     assert stop["reason"] == "Remote" and stop["transaction_id"] == 1001
+    assert rig.bench.port(1).state == PortState.DONE
     assert rig.bench.port(2).state == PortState.DONE
     assert not rig.bench.hardware.ports[2].relay.is_closed
 
@@ -186,3 +187,16 @@ async def test_inoperative_while_charging_is_scheduled_for_the_end_of_the_transa
     await rig.bench.station.stop(1)
     await rig.bench.bay.detach(1)
     await rig.until(lambda: rig.statuses(1)[-1]["status"] == "Unavailable")
+
+
+async def test_a_remote_stop_right_after_the_start_reply_finds_its_transaction(rig: Rig) -> None:
+    rig.csms.state.stop_at_once = True
+    await rig.online()
+    await rig.bench.bay.attach(1, "ebike-36v-500wh", 40.0)
+    await rig.until(lambda: rig.bench.port(1).state == PortState.READY)
+    await rig.bench.station.start(1)
+    await rig.until(lambda: rig.csms.state.remote_stop_replies == ["Accepted"])
+    await rig.until(lambda: len(rig.csms.state.of("StopTransaction")) == 1)
+    [stop] = rig.csms.state.of("StopTransaction")
+    assert stop["reason"] == "Remote" and stop["transaction_id"] == 1001
+    assert rig.bench.port(1).state == PortState.DONE
