@@ -17,18 +17,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pev-charger run --sim
 
-# Debian's chromium (page tests) and zbar-tools (QR decoding), installed when missing and we are root.
+# Debian's chromium (page tests), zbar-tools (QR decoding) and shellcheck (hardware/install.sh),
+# installed when missing and we are root.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v zbarimg >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v zbarimg >/dev/null 2>&1 \
+	    || ! command -v shellcheck >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools >/dev/null) \
-	      || echo "warning: could not install chromium/zbar-tools; browser tests will be skipped"; \
-	  else echo "warning: chromium or zbarimg missing and not root; browser tests will be skipped"; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools shellcheck >/dev/null) \
+	      || echo "warning: could not install chromium/zbar-tools/shellcheck; some checks will be skipped"; \
+	  else echo "warning: chromium, zbarimg or shellcheck missing and not root; some checks will be skipped"; fi; \
 	fi
 
-lint: $(STAMP)
+lint: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@if command -v shellcheck >/dev/null 2>&1; then shellcheck hardware/install.sh; \
+	else echo "shellcheck is not installed: hardware/install.sh not linted"; fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

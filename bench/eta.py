@@ -2,9 +2,10 @@
 
 Every catalog vehicle that an INA228 port can charge is charged alone at its full current from
 10, 30, 50 and 70 % state of charge until its battery says full, with the vehicle model's physics.
-At each step the estimate is computed by the station's own ``Station.eta_seconds`` from what the
-station would hold at that moment (the declared battery profile, the last telemetry rounded as on
-the wire, the measured current, the grant), and the straight-line estimate (energy left over
+At each step the estimate is computed by the station's own rule
+(``firmware.station.progress.eta_seconds``) from what the station would hold at that moment (the
+declared battery profile, the last telemetry rounded as on the wire, the measured current, the
+grant), and the straight-line estimate (energy left over
 power now) from the same figures. The error at a point is |estimate - actual time left| over the
 actual time left. When the allocation benchmark has run, the same errors are also given for its
 sessions that ended full while sharing the budget, where grants change under the estimate.
@@ -21,8 +22,7 @@ from bench.common import table
 from firmware.pevlink import Telemetry
 from firmware.station.eta import straight_line_seconds
 from firmware.station.port import PortState
-from firmware.station.station import Station, StationSettings
-from hal.clock import SimClock
+from firmware.station.progress import eta_seconds, observe_taper
 from hal.interfaces import PowerReading
 from host.scenario.physics import delivered_power_w
 from host.scenario.result import EtaSample, VehicleRecord
@@ -42,7 +42,7 @@ def phone_eta(
     t_s: float = 0.0,
     taper: list[Any] | None = None,
 ) -> float | None:
-    """``Station.eta_seconds`` on what the station would know about this vehicle now."""
+    """The station's ETA rule on what the station would know about this vehicle now."""
     battery = battery_message(vehicle)
     telemetry = Telemetry(
         soc_pct=round(min(100.0, vehicle.soc_pct), 1),
@@ -61,19 +61,9 @@ def phone_eta(
         taper=taper if taper is not None else [],
     )
     # The station keeps the taper it observed on each port; the same rule keeps it here.
-    _station().observe_taper(port, t_s)  # type: ignore[arg-type]
-    result: float | None = _station().eta_seconds(port)  # type: ignore[arg-type]
+    observe_taper(port, t_s)  # type: ignore[arg-type]
+    result: float | None = eta_seconds(port)  # type: ignore[arg-type]
     return result
-
-
-_STATION: list[Station] = []
-
-
-def _station() -> Station:
-    """A station with no ports: its ETA reads only the port it is given."""
-    if not _STATION:
-        _STATION.append(Station(StationSettings(), SimClock(), []))
-    return _STATION[0]
 
 
 def charge_alone(spec: VehicleSpec, soc_pct: float, step_s: float) -> VehicleRecord:

@@ -25,8 +25,8 @@ from firmware.station.port import PortState
 from firmware.station.station import StationError, StationSettings
 from hal.config import bench_config
 from hal.sim.relay import SimRelay
+from hal.sim.vtime import LoopClock, run_virtual
 from host.scenario.rig import Rig
-from host.scenario.vtime import LoopClock, run_virtual
 
 MODELS = {
     1: "ebike-48v-13s",
@@ -94,7 +94,7 @@ async def _port_events(
         done += 1
         await clock.sleep(rng.uniform(0.1, 0.5))
         try:
-            rig.station.reset(port_id)
+            await rig.station.reset(port_id)
             await rig.station.start(port_id)
         except StationError as exc:
             raise RuntimeError(f"port {port_id}: could not restart: {exc}") from exc
@@ -109,14 +109,14 @@ async def simulate(events: int, seed: int) -> dict[str, Any]:
         physics_dt_s=0.05,
     )
     tick_cpu_s: list[float] = []
-    supervise_once = rig.station.supervise_once
+    supervise_once = rig.station.supervisor.pass_once
 
     async def timed_supervise_once() -> None:
         started = time.perf_counter()
         await supervise_once()
         tick_cpu_s.append(time.perf_counter() - started)
 
-    rig.station.supervise_once = timed_supervise_once  # type: ignore[method-assign]
+    rig.station.supervisor.pass_once = timed_supervise_once  # type: ignore[method-assign]
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
     async with rig.running():

@@ -17,8 +17,8 @@ import time
 from typing import Any
 
 from bench.common import percentile, table
+from firmware.compose import build_station
 from firmware.config import StationConfig
-from firmware.daemon import port_specs
 from firmware.pevlink import (
     BatteryReply,
     ChargeRequestReply,
@@ -107,12 +107,8 @@ async def measure(count: int) -> list[dict[str, Any]]:
     clock = RealClock()
     config = StationConfig(hal=bench_config(len(MODELS)), budget_w=420.0 * len(MODELS))
     hardware = build_hardware(config.hal, clock)
-    specs = port_specs(config)
-    station = Station(
-        StationSettings(budget_w=config.budget_w, auto_start=True),
-        clock,
-        [(specs[pid], hardware.ports[pid]) for pid in sorted(hardware.ports)],
-        watchdog=hardware.watchdog,
+    station = build_station(
+        StationSettings(budget_w=config.budget_w, auto_start=True), config.hal, hardware, clock
     )
     bay = VehicleBay(hardware, clock, station)
     tasks = [asyncio.create_task(station.run()), asyncio.create_task(hardware.world.run())]

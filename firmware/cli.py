@@ -10,60 +10,103 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
-import logging
+import math
 import sys
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
-from firmware.config import ConfigError, StationConfig, load_config, load_ocpp_section
+from firmware.config import (
+    ConfigError,
+    StationConfig,
+    load_config,
+    load_ocpp_section,
+    state_path,
+)
 from firmware.daemon import serve
+from firmware.logs import configure_logging
 from hal.clock import Clock, ScaledClock
 from hal.errors import HalError
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: structured logs that journald and people can both read."""
+class OneLineParser(argparse.ArgumentParser):
+    """A bad command-line value is one line on stderr (and exit status 2), not a usage block."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "t": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data)
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
-def configure_logging(debug: bool, json_logs: bool) -> None:
-    handler = logging.StreamHandler()
-    if json_logs:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+def number(kind: type, lo: float, hi: float, what: str) -> Callable[[str], float | int]:
+    """An argparse type: a finite number of ``kind`` from ``lo`` to ``hi``, or one clear line."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g}..{hi:g}")
+        return value  # type: ignore[no-any-return]
+
+    return parse
+
+
+def base_url(text: str) -> str:
+    """An argparse type: the phone pages' base URL, http(s)://host[:port][/path]."""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has a port that is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// address")
+    return text
+
+
+MAX_BENCH_PORTS = 16
+"""One I2C bus holds 16 sensors (0x40-0x4F); the bench's ports are built the same way."""
+MAX_SPEED = 20.0
+"""The bench's fastest simulated time (host/bench/station.py explains why)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pev-charger", description=__doc__)
+    parser = OneLineParser(prog="pev-charger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the station daemon")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="station configuration (TOML)")
     source.add_argument("--sim", action="store_true", help="bench mode: simulated hardware")
     run.add_argument("--host", help="address to serve the web and API on")
-    run.add_argument("--port", type=int, help="TCP port for the web and API")
+    run.add_argument(
+        "--port", type=number(int, 1, 65535, "a TCP port"), help="TCP port for the web and API"
+    )
     run.add_argument("--db", help="SQLite file for the records")
-    run.add_argument("--ports", type=int, help="bench mode: number of simulated ports")
-    run.add_argument("--budget", type=float, help="total power budget in watts")
-    run.add_argument("--speed", type=float, default=1.0, help="bench mode: simulation speed")
+    run.add_argument(
+        "--ports",
+        type=number(int, 1, MAX_BENCH_PORTS, "a whole number"),
+        help="bench mode: number of simulated ports",
+    )
+    run.add_argument(
+        "--budget",
+        type=number(float, 0, 100_000, "a number of watts"),
+        help="total power budget in watts",
+    )
+    run.add_argument(
+        "--speed",
+        type=number(float, 0.1, MAX_SPEED, "a number"),
+        default=1.0,
+        help="bench mode: simulation speed",
+    )
+    run.add_argument(
+        "--sim-lan",
+        action="store_true",
+        help="bench mode: let other machines use the simulator's API (loopback only by default)",
+    )
     run.add_argument(
         "--payment", action="store_true", help="require payment before charging (demo provider)"
     )
-    run.add_argument("--public-url", help="base URL of the phone pages (QR codes)")
+    run.add_argument("--public-url", type=base_url, help="base URL of the phone pages (QR codes)")
     run.add_argument(
         "--ocpp-config", help="take the [ocpp] section (central system) from this TOML file"
     )
@@ -71,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config")
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="on another machine than the station: do not look for the serial devices",
+    )
     return parser
 
 
@@ -81,7 +129,7 @@ def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationC
     if args.port:
         changes["http_port"] = args.port
     if args.db:
-        changes["db_path"] = args.db
+        changes["db_path"] = state_path(args.db)
     if args.budget is not None:
         changes["budget_w"] = args.budget
     if args.public_url:
@@ -97,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         try:
-            config = load_config(args.config)
+            config = load_config(args.config, offline=args.offline)
         except (ConfigError, HalError, ValueError) as exc:
             print(f"pev-charger: {exc}", file=sys.stderr)
             return 2
-        print(f"{args.config}: ok ({len(config.hal.ports)} ports, budget {config.budget_w:g} W)")
+        print(
+            f"{args.config}: ok ({config.hal.backend} backend, {len(config.hal.ports)} ports, "
+            f"budget {config.budget_w:g} W{', devices not checked' if args.offline else ''})"
+        )
         return 0
     configure_logging(args.debug, args.json_logs)
     try:
@@ -112,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             config = bench.bench_station_config(ports=args.ports or 4)
             config = apply_overrides(config, args)
             clock = ScaledClock(args.speed)
-            asyncio.run(serve(config, clock=clock, extend=bench.extend_with_bench))
+            extend = bench.bench_extension(lan=args.sim_lan)
+            asyncio.run(serve(config, clock=clock, extend=extend))
         else:
             config = apply_overrides(load_config(args.config), args)
             asyncio.run(serve(config))

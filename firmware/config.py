@@ -1,8 +1,10 @@
 """The station's configuration: one TOML file, validated here, with defaults for the bench.
 
 ``[station]``, ``[web]``, ``[payment]`` and ``[safety]`` are the station's; ``[ocpp]`` is the
-central system uplink's (:mod:`firmware.ocpp.config`); ``[hal]`` and
-``[[ports]]`` are handed to :mod:`hal.config`. Every error names the file and the key.
+central system uplink's (:mod:`firmware.ocpp.config`); ``[hal]`` and ``[[ports]]`` are handed to
+:mod:`hal.config`. Every error names the file and the key. The
+settings the safety loop depends on have ranges, and the ones that depend on each other (the poll
+period against the watchdog's hold time) are checked together.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from firmware.ocpp.config import OcppConfig, parse_ocpp_config
 from firmware.station.safety import SafetyConfig
-from hal.config import HalConfig, default_bench_config, parse_hal_config
+from hal.config import SENSOR_HEADROOM, HalConfig, default_bench_config, parse_hal_config
 
 
 class ConfigError(ValueError):
@@ -24,6 +27,7 @@ class ConfigError(ValueError):
 
 
 PAYMENT_PROVIDERS = ("demo",)
+DEFAULT_DB = "records.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,8 @@ class StationConfig:
     auto_start: bool = False
     public_url: str | None = None
     operator_token: str | None = None
-    db_path: str = "var/pev-charger.db"
+    db_path: str = DEFAULT_DB
+    """A relative path is resolved at load: under ``$STATE_DIRECTORY`` when systemd sets it."""
     touchscreen_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -119,7 +124,10 @@ def _section(source: str, data: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
+def parse_config(
+    data: dict[str, Any], source: str = "<config>", *, offline: bool = False
+) -> StationConfig:
+    """A station's configuration; ``offline`` checks it on another machine than the station."""
     known = {"station", "web", "payment", "safety", "ocpp", "hal", "ports"}
     for key in data:
         if key not in known:
@@ -132,13 +140,20 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfi
         value = _typed(source, "station", key, value, _STATION_KEYS[key])
         if key in _RANGES:
             lo, hi = _RANGES[key]
-            if not lo <= value <= hi:
+            if not lo <= value <= hi:  # also refuses NaN
                 raise ConfigError(f"{source}: [station] {key} = {value} is outside {lo}..{hi}")
         if key == "touchscreen_hosts":
             if not all(isinstance(h, str) for h in value):
                 raise ConfigError(f"{source}: [station] touchscreen_hosts must list addresses")
             value = tuple(value)
         values[key] = value
+    if "public_url" in values:
+        parts = urlsplit(values["public_url"])
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{source}: [station] public_url {values['public_url']!r} is not an http:// or "
+                "https:// address"
+            )
     if not values.get("operator_token"):
         values["operator_token"] = os.environ.get("PEV_OPERATOR_TOKEN") or None
     web = _section(source, data, "web")
@@ -167,10 +182,62 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfi
         values["ocpp"] = parse_ocpp_config(_section(source, data, "ocpp"))
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    if "hal" in data or "ports" in data:
-        hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
-        values["hal"] = parse_hal_config(hal_data, source)
-    return StationConfig(**values)
+    hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
+    values["hal"] = parse_hal_config(hal_data, source, offline=offline)
+    values["db_path"] = state_path(values.get("db_path", DEFAULT_DB))
+    config = StationConfig(**values)
+    _check_safety(source, config.safety, config.poll_period_s, config.hal)
+    return config
+
+
+SAFETY_RANGES: dict[str, tuple[float, float]] = {
+    "overcurrent_margin_a": (0.0, 2.0),
+    "overcurrent_margin_frac": (0.0, 0.25),
+    "overcurrent_debounce_s": (0.0, 1.0),
+    "hard_current_factor": (1.05, SENSOR_HEADROOM),
+    "overvoltage_margin_v": (0.0, 2.0),
+    "overvoltage_margin_frac": (0.0, 0.05),
+    "verify_margin_v": (0.1, 5.0),
+    "verify_margin_frac": (0.0, 0.1),
+    "disconnect_current_a": (0.0, 1.0),
+    "disconnect_debounce_s": (0.0, 5.0),
+    "mismatch_ohm": (0.0, 1.0),
+    "mismatch_debounce_s": (0.0, 10.0),
+    "thermal_derate_start_c": (0.0, 20.0),
+    "thermal_hysteresis_c": (0.5, 10.0),
+}
+"""Bounds for every ``[safety]`` setting. The hard over-current factor stops at the sensor's
+headroom: above it an over-current would read as the sensor's overflow, not as a value."""
+
+
+def _check_safety(source: str, safety: SafetyConfig, poll_s: float, hal: HalConfig) -> None:
+    for key, (lo, hi) in SAFETY_RANGES.items():
+        value = getattr(safety, key)
+        if not lo <= value <= hi:
+            raise ConfigError(f"{source}: [safety] {key} = {value:g} is outside {lo:g}..{hi:g}")
+    if poll_s > hal.watchdog_hold_s / 2 + 1e-9:
+        raise ConfigError(
+            f"{source}: [station] poll_period_s = {poll_s:g} is more than half the watchdog's "
+            f"hold time ([hal] watchdog_hold_s = {hal.watchdog_hold_s:g}): the switches would "
+            "drop between two kicks"
+        )
+    for key in ("overcurrent_debounce_s", "disconnect_debounce_s"):
+        if 0 < getattr(safety, key) < poll_s:
+            raise ConfigError(
+                f"{source}: [safety] {key} = {getattr(safety, key):g} is shorter than "
+                f"poll_period_s = {poll_s:g}"
+            )
+
+
+def state_path(path: str) -> str:
+    """An absolute path for the records: a relative one goes under ``$STATE_DIRECTORY`` (systemd's
+    StateDirectory=) when set, else under the current directory as it is now."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        return str(candidate)
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    base = Path(state) if state else Path.cwd()
+    return str(base / candidate)
 
 
 def _dataclass_section(source: str, data: dict[str, Any], name: str, cls: type[Any]) -> Any:
@@ -199,16 +266,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_config(path: str | Path) -> StationConfig:
+def load_config(path: str | Path, *, offline: bool = False) -> StationConfig:
     path = Path(path)
-    return parse_config(_read_toml(path), str(path))
+    return parse_config(_read_toml(path), str(path), offline=offline)
 
 
 def load_ocpp_section(path: str | Path) -> OcppConfig:
     """Only ``[ocpp]`` from a file: how the bench joins a central system (``--ocpp-config``)."""
     path = Path(path)
-    data = _read_toml(path)
     try:
-        return parse_ocpp_config(_section(str(path), data, "ocpp"))
+        return parse_ocpp_config(_section(str(path), _read_toml(path), "ocpp"))
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -17,15 +17,15 @@ from typing import Any
 
 from aiohttp import web
 
+from firmware.compose import build_station, port_spec
 from firmware.config import StationConfig
 from firmware.events import EventHub
 from firmware.ocpp.profiles import CappedPolicy
 from firmware.ocpp.uplink import Uplink
 from firmware.payment import PaymentDesk, make_provider
-from firmware.station.allocator import SharingPolicy
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
-from firmware.store import SampleRecord, SessionRecord, Store
+from firmware.store import SessionRecord, Store
 from firmware.systemd import notify
 from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
@@ -51,16 +51,23 @@ Extension = Callable[[Daemon], Awaitable[None] | None]
 
 
 def port_specs(config: StationConfig) -> dict[int, PortSpec]:
-    specs: dict[int, PortSpec] = {}
-    for port in config.hal.ports:
-        specs[port.id] = PortSpec(
-            port_id=port.id,
-            max_current_a=port.max_current_a,
-            v_min_v=port.min_voltage_v,
-            v_max_v=port.max_voltage_v,
-            max_power_w=port.max_current_a * port.max_voltage_v,
-        )
-    return specs
+    return {port.id: port_spec(port) for port in config.hal.ports}
+
+
+def station_settings(config: StationConfig) -> StationSettings:
+    """The station's settings from its configuration file."""
+    return StationSettings(
+        name=config.name,
+        budget_w=config.budget_w,
+        poll_period_s=config.poll_period_s,
+        allocation_period_s=config.allocation_period_s,
+        sample_period_s=config.sample_period_s,
+        auto_start=config.auto_start,
+        payment_required=config.payment.enabled,
+        watchdog_hold_s=config.hal.watchdog_hold_s,
+        safety_thread=True,
+        safety=config.safety,
+    )
 
 
 class StoreHistory:
@@ -107,14 +114,6 @@ def session_record_view(record: SessionRecord) -> dict[str, Any]:
     }
 
 
-def make_sample(
-    t: float, volts: float, amps: float, watts: float, energy_wh: float, soc: float | None
-) -> SampleRecord:
-    return SampleRecord(
-        t=t, voltage_v=volts, current_a=amps, power_w=watts, energy_wh=energy_wh, soc_pct=soc
-    )
-
-
 def _systemd_watchdog(clock: Clock) -> Callable[[], None]:
     """Tell systemd the safety loop is alive, once a second (only when systemd asks for it)."""
     last = [0.0]
@@ -141,29 +140,14 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
             record.port_id,
             record.energy_wh,
         )
-    specs = port_specs(config)
-    settings = StationSettings(
-        name=config.name,
-        budget_w=config.budget_w,
-        poll_period_s=config.poll_period_s,
-        allocation_period_s=config.allocation_period_s,
-        sample_period_s=config.sample_period_s,
-        auto_start=config.auto_start,
-        payment_required=config.payment.enabled,
-        safety=config.safety,
+    station = build_station(
+        station_settings(config), config.hal, hardware, clock, recorder=store, events=EventHub()
     )
-    # The central system's per-connector limits narrow the station's own sharing policy.
-    policy = CappedPolicy(SharingPolicy()) if config.ocpp.enabled else None
-    station = Station(
-        settings,
-        clock,
-        [(specs[pid], hardware.ports[pid]) for pid in sorted(hardware.ports)],
-        watchdog=hardware.watchdog,
-        recorder=store,
-        sample_factory=make_sample,
-        policy=policy,
-        events=EventHub(),
-    )
+    policy: CappedPolicy | None = None
+    if config.ocpp.enabled:
+        # The central system's per-connector limits narrow the station's own sharing policy.
+        policy = CappedPolicy(station.policy)
+        station.policy = policy
     api_settings = ApiSettings(
         operator_token=config.operator_token,
         touchscreen_hosts=config.touchscreen_hosts,
@@ -220,12 +204,14 @@ async def serve(
         if daemon.uplink is not None:
             uplink_task = asyncio.create_task(daemon.uplink.run(), name="ocpp")
         log.info(
-            "station %r on http://%s:%d (%d ports, budget %.0f W)",
+            "station %r on http://%s:%d (%s hardware, %d ports, budget %.0f W, records in %s)",
             config.name,
             config.http_host,
             config.http_port,
+            "simulated" if config.hal.backend == "sim" else f"{config.hal.backend!r}",
             len(daemon.station.ports),
             config.budget_w,
+            config.db_path,
         )
         notify("READY=1")
         daemon.station.on_tick = _systemd_watchdog(daemon.clock)
@@ -239,7 +225,7 @@ async def serve(
             task.result()
     finally:
         notify("STOPPING=1")
-        await daemon.station.open_all_relays()
+        daemon.station.open_all_relays()
         if station_task is not None and not station_task.done():
             station_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

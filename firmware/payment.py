@@ -36,6 +36,8 @@ class PaymentProvider(Protocol):
 
     async def capture(self, auth: Authorisation, amount: float) -> None: ...
 
+    async def release(self, auth: Authorisation) -> None: ...
+
 
 def luhn_ok(number: str) -> bool:
     digits = [int(c) for c in number]
@@ -77,6 +79,9 @@ class DemoProvider:
     async def capture(self, auth: Authorisation, amount: float) -> None:
         if amount > auth.amount + 1e-9:
             raise PaymentDeclined("The amount is above what was authorised.")
+
+    async def release(self, auth: Authorisation) -> None:
+        """Nothing is held by the demo; a real provider voids the authorisation here."""
 
 
 PROVIDERS = {"demo": DemoProvider}
@@ -193,6 +198,23 @@ class PaymentDesk:
             receipt.status = "failed"
             log.error("payment capture failed for session on port %d: %s", port.port_id, exc)
         await self._record(session, receipt.status, auth.amount, total, auth.reference)
+
+    async def release(self, session: LiveSession) -> None:
+        """Void a hold whose session ended without power (it outlived its payment window)."""
+        auth = self._auth.pop(session.public_token, None)
+        receipt = self.receipts.get(session.public_token)
+        if auth is None:
+            return
+        try:
+            await self.provider.release(auth)
+            status = "released"
+        except Exception as exc:
+            status = "release_failed"
+            log.error("payment release failed: %s", exc)
+        if receipt is not None:
+            receipt.status = status
+            receipt.total = 0.0
+        await self._record(session, status, auth.amount, 0.0, auth.reference)
 
     async def _record(
         self, session: LiveSession, status: str, authorised: float, captured: float, ref: str

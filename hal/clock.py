@@ -126,6 +126,10 @@ class SimClock:
     def wall(self) -> float:
         return self._wall_origin + self._now
 
+    def jump_wall(self, seconds: float) -> None:
+        """Set the wall clock forward or back, as NTP does to a Pi without a real-time clock."""
+        self._wall_origin += seconds
+
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)

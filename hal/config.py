@@ -1,8 +1,10 @@
 """The hardware port map: parsed from TOML, validated, with errors that name file, port and key.
 
 [hal]
-backend = "pi"            # "pi" or "sim"
-watchdog_gpio = 4
+backend = "pi"            # "pi" or "sim": required, so a station never runs simulated by mistake
+board = "pi5"             # "pi4" or "pi5": which pins /dev/ttyAMAn is on (not needed with the
+                          # install's stable names, /dev/pev-uart-TX-RX)
+watchdog_gpio = 24
 watchdog_hold_s = 0.1
 
 [[ports]]
@@ -13,11 +15,15 @@ i2c_address = 0x40
 shunt_ohms = 0.015
 relay_gpio = 17
 relay_active_high = true
-uart = "/dev/ttyAMA0"
+uart = "/dev/pev-uart-14-15"
 baud = 115200
 max_current_a = 5.0
 min_voltage_v = 12.0
 max_voltage_v = 84.0
+
+With the Pi backend every header pin has one owner: a relay, a detect input, the watchdog, a UART's
+TX and RX, or I2C-1 (GPIO 2/3, every sensor). GPIO 0/1 (the ID EEPROM's) may carry a UART only.
+``offline=True`` checks a file on another machine: everything but the devices' existence.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from hal.errors import ConfigError
+from hal.pi.uarts import BOARDS, uart_pins
 
 SENSOR_LIMIT_V = {"INA219": 26.0, "INA228": 85.0}
 BACKENDS = ("sim", "pi")
-RESERVED_GPIO = {0, 1, 2, 3, 14, 15}
-"""ID EEPROM (0, 1), I2C1 (2, 3) and UART0 (14, 15) on the 40-pin header."""
+I2C1_GPIO = {2: "I2C-1 SDA (the sensors)", 3: "I2C-1 SCL (the sensors)"}
+ID_EEPROM_GPIO = {0: "the HAT ID EEPROM (ID_SD)", 1: "the HAT ID EEPROM (ID_SC)"}
+"""I2C-1 carries every sensor; the ID EEPROM's pins may carry a UART, never a switch or input."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +75,9 @@ SENSOR_HEADROOM = 1.25
 @dataclass(frozen=True, slots=True)
 class HalConfig:
     backend: str = "sim"
-    watchdog_gpio: int = 4
+    board: str | None = None
+    """"pi4" or "pi5", where the configuration names the kernel's UART devices."""
+    watchdog_gpio: int = 24
     watchdog_hold_s: float = 0.1
     ports: tuple[PortConfig, ...] = field(default_factory=tuple)
     source: str = "<defaults>"
@@ -90,7 +100,12 @@ _PORT_TYPES: dict[str, type] = {
     "min_voltage_v": float,
     "max_voltage_v": float,
 }
-_HAL_TYPES: dict[str, type] = {"backend": str, "watchdog_gpio": int, "watchdog_hold_s": float}
+_HAL_TYPES: dict[str, type] = {
+    "backend": str,
+    "board": str,
+    "watchdog_gpio": int,
+    "watchdog_hold_s": float,
+}
 
 
 def _check_type(where: str, value: Any, kind: type) -> Any:
@@ -161,9 +176,19 @@ def _port(source: str, index: int, table: Any) -> PortConfig:
     return port
 
 
-def parse_hal_config(data: dict[str, Any], source: str = "<config>") -> HalConfig:
-    """``data`` holds the ``hal`` table and the ``ports`` array of a parsed TOML document."""
-    hal = data.get("hal", {})
+def parse_hal_config(
+    data: dict[str, Any], source: str = "<config>", *, offline: bool = False
+) -> HalConfig:
+    """``data`` holds the ``hal`` table and the ``ports`` array of a parsed TOML document.
+
+    ``[hal] backend`` is required: a station without it would run on simulated hardware.
+    """
+    hal = data.get("hal")
+    if hal is None:
+        raise ConfigError(
+            f'{source}: [hal] is missing: set backend = "pi" for the station\'s hardware '
+            '(or "sim" for simulated hardware)'
+        )
     if not isinstance(hal, dict):
         raise ConfigError(f"{source}: [hal] must be a table")
     values: dict[str, Any] = {"source": source}
@@ -171,26 +196,47 @@ def parse_hal_config(data: dict[str, Any], source: str = "<config>") -> HalConfi
         if key not in _HAL_TYPES:
             raise ConfigError(f"{source}: [hal]: unknown key '{key}'")
         values[key] = _check_type(f"{source}: [hal]: {key}", value, _HAL_TYPES[key])
-    backend = values.get("backend", "sim")
+    if "backend" not in values:
+        raise ConfigError(
+            f"{source}: [hal]: missing key 'backend': \"pi\" for the station's hardware, "
+            '"sim" for simulated hardware'
+        )
+    backend = values["backend"]
     if backend not in BACKENDS:
         raise ConfigError(
             f"{source}: [hal]: backend '{backend}' is not one of {', '.join(BACKENDS)}"
         )
     if not 0.01 <= values.get("watchdog_hold_s", 0.1) <= 2.0:
         raise ConfigError(f"{source}: [hal]: watchdog_hold_s must be 0.01..2")
+    if values.get("board") is not None and values["board"] not in BOARDS:
+        raise ConfigError(
+            f"{source}: [hal]: board '{values['board']}' is not one of {', '.join(BOARDS)}"
+        )
+    if not 0 <= values.get("watchdog_gpio", 24) <= 27:
+        raise ConfigError(
+            f"{source}: [hal]: watchdog_gpio {values['watchdog_gpio']} is not a BCM GPIO (0..27)"
+        )
     raw_ports = data.get("ports", [])
     if not isinstance(raw_ports, list) or not raw_ports:
         raise ConfigError(f"{source}: at least one [[ports]] table is needed")
     ports = tuple(_port(source, i, table) for i, table in enumerate(raw_ports))
-    _check_unique(source, ports, backend, values.get("watchdog_gpio", 4))
-    return HalConfig(ports=ports, **values)
+    config = HalConfig(ports=ports, **values)
+    _check_unique(config, offline)
+    return config
 
 
-def _check_unique(source: str, ports: tuple[PortConfig, ...], backend: str, wd_gpio: int) -> None:
+def _check_unique(config: HalConfig, offline: bool) -> None:
+    source, pi = config.source, config.backend == "pi"
     ids: set[int] = set()
     addresses: dict[tuple[int, int], int] = {}
-    gpios: dict[int, str] = {wd_gpio: "the watchdog"}
+    gpios: dict[int, str] = {}
+    if pi:
+        gpios.update(I2C1_GPIO)
+        _claim(f"{source}: [hal]", gpios, "watchdog_gpio", config.watchdog_gpio, "the watchdog")
+    else:
+        gpios[config.watchdog_gpio] = "the watchdog"
     uarts: dict[str, int] = {}
+    ports = config.ports
     for port in ports:
         where = f"{source}: port {port.id}"
         if port.id in ids:
@@ -207,24 +253,54 @@ def _check_unique(source: str, ports: tuple[PortConfig, ...], backend: str, wd_g
         if port.detect_gpio is not None:
             pins.append(("detect_gpio", port.detect_gpio, f"port {port.id}'s detect pin"))
         for name, pin, owner in pins:
-            if pin in gpios:
+            if pi:
+                _claim(where, gpios, name, pin, owner)
+            elif pin in gpios:
                 raise ConfigError(f"{where}: {name} {pin} is already used by {gpios[pin]}")
-            if backend == "pi" and pin in RESERVED_GPIO:
-                raise ConfigError(f"{where}: {name} {pin} is reserved (ID EEPROM, I2C1 or UART0)")
             gpios[pin] = owner
-        if backend == "pi":
+        if pi:
             if not port.uart:
                 raise ConfigError(f"{where}: missing key 'uart' (the port's serial device)")
-            if not Path(port.uart).exists():
-                raise ConfigError(f"{where}: uart device {port.uart} does not exist")
             if port.uart in uarts:
                 raise ConfigError(
                     f"{where}: uart {port.uart} is already used by port {uarts[port.uart]}"
                 )
             uarts[port.uart] = port.id
+            _claim_uart(where, gpios, port, config.board)
+    if pi and not offline:  # the pin map first: it can be checked anywhere
+        for port in ports:
+            if not Path(port.uart).exists():
+                raise ConfigError(
+                    f"{source}: port {port.id}: uart device {port.uart} does not exist (on "
+                    "another machine than the station, check with --offline)"
+                )
 
 
-def load_hal_config(path: str | Path) -> HalConfig:
+def _claim(where: str, gpios: dict[int, str], name: str, pin: int, owner: str) -> None:
+    """Give ``pin`` to ``owner``, or say who has it; reserved pins go to no relay or input."""
+    if pin in gpios:
+        raise ConfigError(f"{where}: {name} {pin} is already used by {gpios[pin]}")
+    if pin in ID_EEPROM_GPIO:
+        raise ConfigError(f"{where}: {name} {pin} is reserved for {ID_EEPROM_GPIO[pin]}")
+    gpios[pin] = owner
+
+
+def _claim_uart(where: str, gpios: dict[int, str], port: PortConfig, board: str | None) -> None:
+    try:
+        pins = uart_pins(port.uart, board)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: uart: {exc}") from None
+    if pins is None:
+        return  # USB or I2C/SPI-attached: no header pins
+    for role, pin in zip(("TX", "RX"), pins, strict=True):
+        if pin in gpios:
+            raise ConfigError(
+                f"{where}: uart {port.uart} needs GPIO {pin} ({role}), already used by {gpios[pin]}"
+            )
+        gpios[pin] = f"port {port.id}'s uart {role}"
+
+
+def load_hal_config(path: str | Path, *, offline: bool = False) -> HalConfig:
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -233,7 +309,7 @@ def load_hal_config(path: str | Path) -> HalConfig:
         raise ConfigError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_hal_config(data, str(path))
+    return parse_hal_config(data, str(path), offline=offline)
 
 
 def bench_config(n_ports: int = 4) -> HalConfig:

@@ -23,6 +23,18 @@ class RelayError(HalError, OSError):
     """A relay could not be driven."""
 
 
+class StageError(HalError, OSError):
+    """A power stage could not be driven or read; the station treats it as a fault of that port."""
+
+
+class StageTimeout(StageError, TimeoutError):
+    """The stage did not answer within its deadline (a cut cable, a hung part, a dead port)."""
+
+
+class StageMismatch(StageError):
+    """The stage answered, but reads back something else than was set: its output is unknown."""
+
+
 class SerialLinkError(HalError, OSError):
     """A serial port could not be opened or used."""
 

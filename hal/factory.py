@@ -45,9 +45,10 @@ class Hardware:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     async def aclose(self) -> None:
+        self.watchdog.stop()  # first: the board drops any switch that does not open below
         for port in self.ports.values():
-            port.relay.open_now()
-        self.watchdog.stop()
+            with contextlib.suppress(Exception):
+                port.relay.open_now()
         for port in self.ports.values():
             with contextlib.suppress(Exception):  # best effort: the relays are already open
                 await port.link.close()
@@ -64,8 +65,8 @@ def build_hardware(config: HalConfig, clock: Clock) -> Hardware:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BackendUnavailable(
-            f"the '{config.backend}' hardware backend cannot load ({exc}); "
-            "on a Raspberry Pi install the 'pi' extra: pip install 'pev-charger[pi]'"
+            f"the '{config.backend}' hardware backend cannot load ({exc}); on a Raspberry Pi "
+            "install the 'pi' extra into the station's venv (hardware/install.sh does)"
         ) from exc
     hardware: Hardware = getattr(module, function)(config, clock)
     for port in hardware.ports.values():

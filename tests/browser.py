@@ -70,7 +70,7 @@ def run_daemon(tmp: Path, *extra: str, speed: float = 2.0) -> Iterator[Daemon]:
     assert not lan.startswith("127."), "page tests need a non-loopback address to act as a phone"
     public_url = f"http://{lan}:{port}"
     log = tmp / "daemon.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PEV_SIM_WATCHDOG_HOLD_S="2.0")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.compose import build_station
 from firmware.config import StationConfig
-from firmware.daemon import make_sample, port_specs
 from firmware.station.port import PortController, PortState
 from firmware.station.station import Station, StationSettings
 from firmware.store import Store
@@ -74,14 +74,12 @@ async def make_bench(
     hardware = build_hardware(config.hal, clock)
     store = Store(tmp_path / "records.db")
     await store.open()
-    specs = port_specs(config)
-    station = Station(
+    station = build_station(
         StationSettings(budget_w=budget_w, **settings),  # type: ignore[arg-type]
+        config.hal,
+        hardware,
         clock,
-        [(specs[pid], hardware.ports[pid]) for pid in sorted(hardware.ports)],
-        watchdog=hardware.watchdog,
         recorder=store,
-        sample_factory=make_sample,
     )
     bay = VehicleBay(hardware, clock, station)
     tasks = [asyncio.create_task(station.run()), asyncio.create_task(hardware.world.run())]

@@ -121,7 +121,7 @@ class StationChargePoint(ChargePoint):
             return
         for port_id in self.station.ports:
             with contextlib.suppress(StationError):
-                self.station.reset(port_id)
+                await self.station.reset(port_id)
         up.reboot()
         if up.cp is self:
             await self._connection.close()

@@ -166,3 +166,7 @@ class LinkTimeout(PevLinkError, TimeoutError):
 
 class PeerRebooted(PevLinkError):
     """The peer announced a restart (BOOT) while a request was outstanding."""
+
+
+class RequestAbandoned(PevLinkError):
+    """This side gave up an outstanding request (its port tripped): it is not retried."""

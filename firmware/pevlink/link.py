@@ -15,7 +15,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from firmware.pevlink.errors import ErrorCode, LinkTimeout, NakError, PeerRebooted, ProtocolError
+from firmware.pevlink.errors import (
+    ErrorCode,
+    LinkTimeout,
+    NakError,
+    PeerRebooted,
+    ProtocolError,
+    RequestAbandoned,
+)
 from firmware.pevlink.framing import LineBuffer, LineError
 from firmware.pevlink.messages import Decoded, Heartbeat, Message, Nak, decode, encode
 from firmware.pevlink.timers import N_RETRIES, T_HB_PERIOD, T_REPLY
@@ -258,6 +265,12 @@ class Link:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(PeerRebooted(f"{self.name}: peer restarted"))
+
+    def abandon(self, why: str) -> None:
+        """Fail every outstanding request now: after a trip no GRANT is sent again."""
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(RequestAbandoned(why))
 
     async def aclose(self) -> None:
         for task in list(self._handler_tasks):

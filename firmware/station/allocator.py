@@ -225,29 +225,51 @@ class SeedPolicy:
         return grants
 
 
+MILLI = 1000
+"""Budget arithmetic is done in milliamps, millivolts and milliwatts: whole numbers, no epsilon."""
+
+
+def milli(value: float) -> int:
+    return round(value * MILLI)
+
+
+def power_mw(current_ma: int, volts_mv: int) -> int:
+    """The power of a grant, rounded up: the budget never loses a milliwatt to rounding."""
+    return -(-current_ma * volts_mv // MILLI)
+
+
 def plan_transition(
     budget_w: float,
     v_max_by_port: Mapping[int, float],
     current: Mapping[int, float],
     target: Mapping[int, float],
 ) -> list[list[tuple[int, float]]]:
-    """Two ordered phases: every reduction first, then every increase.
+    """Two ordered phases: every reduction first, then every increase that still fits.
 
-    After the reductions the sum is at most the target's sum (each port is at the lower of its old
-    and new grant), so it never exceeds the budget, even when the budget itself was just cut.
+    Reductions always go ahead: after them every port is at the lower of its old and new grant.
+    An increase is clipped to what the budget leaves at that point (ports in id order), never
+    refused as a whole and never raised as an error, so a budget cut below a port that cannot be
+    reduced this round (it is busy) still lowers every other port.
     """
-    total = sum(amps * v_max_by_port[pid] for pid, amps in target.items())
-    if total > budget_w + 1e-6:
-        raise ValueError(f"target grants need {total:.1f} W, above the {budget_w:.1f} W budget")
+    budget = max(0, int(budget_w * MILLI))
     ports = sorted(set(current) | set(target))
-    reductions = [
-        (pid, target.get(pid, 0.0))
-        for pid in ports
-        if target.get(pid, 0.0) < current.get(pid, 0.0) - 1e-9
-    ]
-    increases = [
-        (pid, target.get(pid, 0.0))
-        for pid in ports
-        if target.get(pid, 0.0) > current.get(pid, 0.0) + 1e-9
-    ]
+    volts = {pid: milli(v_max_by_port.get(pid, 0.0)) for pid in ports}
+    now = {pid: milli(current.get(pid, 0.0)) for pid in ports}
+    want = {pid: max(0, milli(target.get(pid, 0.0))) for pid in ports}
+    reductions = [(pid, want[pid] / MILLI) for pid in ports if want[pid] < now[pid]]
+    after = {pid: min(now[pid], want[pid]) for pid in ports}
+    used = sum(power_mw(after[pid], volts[pid]) for pid in ports)
+    increases: list[tuple[int, float]] = []
+    for pid in ports:
+        if want[pid] <= after[pid]:
+            continue
+        room = budget - used
+        if room <= 0 or volts[pid] <= 0:
+            continue
+        extra = min(want[pid] - after[pid], room * MILLI // volts[pid])
+        if extra <= 0:
+            continue
+        new = after[pid] + extra
+        used += power_mw(new, volts[pid]) - power_mw(after[pid], volts[pid])
+        increases.append((pid, new / MILLI))
     return [reductions, increases]

@@ -1,10 +1,11 @@
 """The station's HTTP API: JSON in, JSON out, one table of errors, and a live event stream.
 
 Who may do what (docs/api.md): the station's own touchscreen (requests from the addresses in
-``touchscreen_hosts``, loopback by default) may start, stop and reset any port, as a person
-standing there could unplug; a rider's phone may stop only its own session (the owner token handed
-out at start); the operator (bearer token from the configuration) may do everything; a viewer link
-is read-only.
+``touchscreen_hosts``, loopback by default, through an IP or ``localhost`` Host) may start, stop
+and reset any port, as a person standing there could unplug; a rider's phone may stop only its own
+session (the owner token handed out at start); the operator (bearer token from the configuration)
+may do everything; a viewer link is read-only. Anyone else sees the station without tokens,
+serials or payment data (:mod:`firmware.web.guard`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from aiohttp import web
 
 from firmware.station.port import PortController
 from firmware.station.station import Station, StationError
+from firmware.web.guard import (
+    is_unforgeable,
+    loads_limited,
+    public_port,
+    public_station,
+    split_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +88,27 @@ LINK_KEY: web.AppKey[LinkView] = web.AppKey("link")
 """The central system link's state (OCPP), when the station has one."""
 
 
-def station_snapshot(app: web.Application) -> dict[str, Any]:
-    """The station's snapshot, with the central system link's state when there is one."""
-    snapshot = app[STATION_KEY].snapshot()
-    link = app.get(LINK_KEY)
-    snapshot["ocpp"] = link() if link is not None else None
-    return snapshot
-
-
 # --- who is asking --------------------------------------------------------------------------------
 
 
 def is_operator(request: web.Request) -> bool:
     token = request.app[SETTINGS_KEY].operator_token
-    header = request.headers.get("Authorization", "")
-    if not token or not header.startswith("Bearer "):
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if not token or scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110)
         return False
-    return hmac.compare_digest(header[7:].strip().encode(), token.encode())
+    return hmac.compare_digest(credentials.strip().encode(), token.encode())
 
 
 def is_touchscreen(request: web.Request) -> bool:
-    return (request.remote or "") in request.app[SETTINGS_KEY].touchscreen_hosts
+    """The station's own screen: a touchscreen address, through a Host no DNS answer can forge."""
+    if (request.remote or "") not in request.app[SETTINGS_KEY].touchscreen_hosts:
+        return False
+    return is_unforgeable(split_host(request.host)[0])
+
+
+def is_privileged(request: web.Request) -> bool:
+    """Whether the caller sees everything: the station's screen or the operator."""
+    return is_touchscreen(request) or is_operator(request)
 
 
 def require_operator(request: web.Request) -> None:
@@ -123,12 +131,14 @@ def require_local_or_operator(request: web.Request) -> None:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, within the size (client_max_size) and depth limits."""
     if not request.can_read_body:
         return {}
     try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiFailure("bad_json") from None
+        data = await request.json(loads=loads_limited)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is one
+        reason = "" if isinstance(exc, json.JSONDecodeError) else f" ({exc})"
+        raise ApiFailure("bad_json", f"The request body is not valid JSON{reason}.") from None
     if not isinstance(data, dict):
         raise ApiFailure("bad_request", "The body must be a JSON object.")
     return data
@@ -181,13 +191,34 @@ def viewer_link(settings: ApiSettings, public_token: str) -> str:
     return f"{settings.public_url}/s/{public_token}"
 
 
+def station_view(request: web.Request) -> dict[str, Any]:
+    """The snapshot as this caller may see it."""
+    snapshot = request.app[STATION_KEY].snapshot()
+    view = snapshot if is_privileged(request) else public_station(snapshot)
+    return with_link(request, view)
+
+
+def with_link(request: web.Request, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The central system link's state, when there is one (its address only for the privileged)."""
+    link = request.app.get(LINK_KEY)
+    view = link() if link is not None else None
+    if view is not None and not is_privileged(request):
+        view = {"state": view["state"], "queued": view["queued"]}
+    return {**snapshot, "ocpp": view}
+
+
+def port_view_for(request: web.Request, port: PortController) -> dict[str, Any]:
+    view = request.app[STATION_KEY].port_view(port)
+    return view if is_privileged(request) else public_port(view)
+
+
 async def get_station(request: web.Request) -> web.Response:
-    return web.json_response(station_snapshot(request.app))
+    return web.json_response(station_view(request))
 
 
 async def get_port(request: web.Request) -> web.Response:
     station = request.app[STATION_KEY]
-    return web.json_response(station.port_view(station.ports[port_id_of(request)]))
+    return web.json_response(port_view_for(request, station.ports[port_id_of(request)]))
 
 
 async def start_port(request: web.Request) -> web.Response:
@@ -223,7 +254,7 @@ async def reset_port(request: web.Request) -> web.Response:
     require_local_or_operator(request)
     port_id = port_id_of(request)
     station = request.app[STATION_KEY]
-    station.reset(port_id)
+    await station.reset(port_id)
     return web.json_response(station.port_view(station.ports[port_id]))
 
 
@@ -257,7 +288,7 @@ async def get_session(request: web.Request) -> web.Response:
             raise
         return web.json_response(record)
     view = station.session_view(session, port, live)
-    view["port_view"] = station.port_view(port)
+    view["port_view"] = port_view_for(request, port)  # the port may have a new rider by now
     return web.json_response(view)
 
 
@@ -305,7 +336,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     with station.events.subscribe(maxsize=128) as sub:
-        snapshot = station_snapshot(request.app)
+        snapshot = with_link(request, station.snapshot())
         if port_filter is not None:
             snapshot["ports"] = [p for p in snapshot["ports"] if p["id"] == port_filter]
         await response.write(_sse("snapshot", snapshot))

@@ -18,8 +18,14 @@ from firmware.web.api import (
     History,
     add_api_routes,
     api_errors,
+    error_response,
 )
+from firmware.web.guard import guard_middleware, station_names
 from firmware.web.pages import add_page_routes, page_not_found
+
+
+def refuse(code: str, message: str) -> web.StreamResponse:
+    return error_response(code, message)
 
 
 def create_app(
@@ -30,7 +36,10 @@ def create_app(
     link: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """``link`` reports the central system link (OCPP), shown on the station page."""
-    app = web.Application(middlewares=[page_not_found, api_errors], client_max_size=64 * 1024)
+    guard = guard_middleware(station_names(settings.public_url), refuse)
+    app = web.Application(
+        middlewares=[guard, page_not_found, api_errors], client_max_size=64 * 1024
+    )
     app[STATION_KEY] = station
     app[SETTINGS_KEY] = settings
     if history is not None:

@@ -23,10 +23,12 @@ from firmware.web.api import (
     error_response,
     find_session_of,
     is_operator,
+    is_privileged,
     is_touchscreen,
     owner_link,
+    port_view_for,
     read_json,
-    station_snapshot,
+    station_view,
     viewer_link,
 )
 from firmware.web.qr import qr_svg
@@ -51,8 +53,8 @@ async def station_page(request: web.Request) -> web.Response:
         name=station.settings.name,
         initial=json_script(
             {
-                "station": station_snapshot(request.app),
-                "controls": is_touchscreen(request) or is_operator(request),
+                "station": station_view(request),
+                "controls": is_privileged(request),
                 "payment": desk.terms() if desk else None,
             }
         ),
@@ -73,7 +75,7 @@ async def phone_page(request: web.Request) -> web.Response:
     owner = request.query.get("owner", "")
     is_owner = bool(owner) and hmac.compare_digest(owner.encode(), session.owner_token.encode())
     view = station.session_view(session, port, live)
-    view["port_view"] = station.port_view(port)
+    view["port_view"] = port_view_for(request, port)  # the port may have a new rider by now
     return _render_phone(request, view, session.owner_token if is_owner else None)
 
 
@@ -104,7 +106,8 @@ def _render_phone(
                 "owner_token": owner_token,
                 "viewer_url": viewer_link(request.app[SETTINGS_KEY], token),
                 "payment": desk.terms() if desk else None,
-                "receipt": _receipt(desk, token),
+                # card digits and the payment reference: the session's owner only
+                "receipt": _receipt(desk, token) if owner_token is not None else None,
             }
         ),
     )
@@ -154,16 +157,28 @@ async def pay(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": {"code": "payment_declined", "message": str(exc)}}, status=402
         )
-    station.payment_approved(port.port_id)
+    if not await station.payment_approved(port.port_id, session):
+        # The session ended while the card was being checked (its payment window closed): the
+        # hold must not outlive it.
+        await desk.release(session)
+        raise ApiFailure("conflict", "This session ended before the payment completed.")
     return web.json_response({"receipt": receipt.view(), "state": port.state.value})
 
 
 async def get_receipt(request: web.Request) -> web.Response:
+    """A session's receipt (card digits, payment reference): for its owner, or the operator."""
     desk = request.app.get(PAYMENT_KEY)
     token = request.match_info["token"]
     receipt = _receipt(desk, token) if _token_ok(token) else None
     if receipt is None:
         raise ApiFailure("not_found", "No payment for this session.")
+    if not is_operator(request):
+        found = request.app[STATION_KEY].find_session(token)
+        owner = request.headers.get("X-Owner-Token", "")
+        if found is None or not owner:
+            raise ApiFailure("forbidden", "The receipt is shown to the session's owner only.")
+        if not hmac.compare_digest(owner.encode(), found[1].owner_token.encode()):
+            raise ApiFailure("forbidden", "This owner token does not match the session.")
     return web.json_response(receipt)
 
 

@@ -10,7 +10,7 @@ from hal.errors import BackendUnavailable
 from hal.factory import Hardware, PortHardware
 from hal.monitors import monitor_for
 from hal.pi.gpio import GpioPlugDetect, GpioRelay, GpioWatchdog, load_gpio
-from hal.serial_link import PySerialLink
+from hal.serial_link import open_port
 
 
 def open_i2c(bus_number: int) -> Any:
@@ -29,21 +29,27 @@ def open_i2c(bus_number: int) -> Any:
 
 
 def build(config: HalConfig, clock: Clock) -> Hardware:
-    import serial
-
     gpio = load_gpio()
     watchdog = GpioWatchdog(gpio, config.watchdog_gpio, config.watchdog_hold_s)
     buses: dict[int, Any] = {}
     ports: dict[int, PortHardware] = {}
-    for port in config.ports:
-        relay = GpioRelay(gpio, port.relay_gpio, active_high=port.relay_active_high)
-        bus = buses.get(port.i2c_bus)
-        if bus is None:
-            bus = buses[port.i2c_bus] = open_i2c(port.i2c_bus)
-        monitor = monitor_for(port, bus, clock)
-        uart = serial.Serial(port.uart, baudrate=port.baud, timeout=0, write_timeout=0)
-        detect = GpioPlugDetect(gpio, port.detect_gpio) if port.detect_gpio is not None else None
-        ports[port.id] = PortHardware(
-            port.id, monitor, relay, PySerialLink(uart, port.uart), detect=detect
-        )
+    links: list[Any] = []
+    try:
+        for port in config.ports:
+            relay = GpioRelay(gpio, port.relay_gpio, active_high=port.relay_active_high)
+            bus = buses.get(port.i2c_bus)
+            if bus is None:
+                bus = buses[port.i2c_bus] = open_i2c(port.i2c_bus)
+            monitor = monitor_for(port, bus, clock)
+            link = open_port(port.uart, port.baud, exclusive=True)  # no console can share it
+            links.append(link.port)
+            detect = (
+                GpioPlugDetect(gpio, port.detect_gpio) if port.detect_gpio is not None else None
+            )
+            ports[port.id] = PortHardware(port.id, monitor, relay, link, detect=detect)
+    except BaseException:
+        for uart in links:  # a half-built station lets go of what it took
+            uart.close()
+        gpio.cleanup()
+        raise
     return Hardware(ports=ports, watchdog=watchdog, closers=[gpio.cleanup])

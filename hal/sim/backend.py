@@ -1,5 +1,11 @@
 """The bench backend: register-level sensors on a simulated I2C bus, relays behind a watchdog,
-pty cables, and the world that ties them to the vehicles."""
+serial cables, and the world that ties them to the vehicles.
+
+Two compositions of the same parts: :func:`build` with real pseudo-terminals (a device path that a
+person, the console or an outside vehicle can open), and :func:`build_memory` with in-memory
+cables at the modelled baud rate (many ports in virtual time: the scenario runner, the benchmarks
+and the tests that need no device path).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,28 @@ from collections.abc import Callable
 from hal.clock import Clock
 from hal.config import HalConfig, PortConfig
 from hal.factory import Hardware, PortHardware
-from hal.interfaces import PowerMonitor
+from hal.interfaces import PowerMonitor, PowerReading
 from hal.monitors import monitor_for
 from hal.sim.i2c import SimI2C
 from hal.sim.ina219 import Ina219Model
 from hal.sim.ina228 import Ina228Model
+from hal.sim.memory_cable import MemoryLine, memory_cable
 from hal.sim.relay import SimRelay, SimWatchdog
 from hal.sim.serial_pty import PtyCable, open_peer
 from hal.sim.world import BenchWorld, SimPlugDetect, SimPort
 
 RELAY_STATE_FILE_ENV = "PEV_SIM_RELAY_LOG"
 """If set, every relay transition is appended to this file (for tests across processes)."""
+
+WATCHDOG_HOLD_ENV = "PEV_SIM_WATCHDOG_HOLD_S"
+"""If set, the simulated board's watchdog hold in seconds instead of the configuration's: tests
+that start a whole daemon on a loaded machine to test something else than the safety loop's
+timing give it a hold that a busy two-core machine can keep."""
+
+
+def watchdog_hold_s(config: HalConfig) -> float:
+    value = os.environ.get(WATCHDOG_HOLD_ENV)
+    return float(value) if value else config.watchdog_hold_s
 
 
 def sim_sensor(
@@ -38,7 +55,7 @@ def sim_sensor(
 
 def build(config: HalConfig, clock: Clock) -> Hardware:
     buses: dict[int, SimI2C] = {}
-    watchdog = SimWatchdog(clock, config.watchdog_hold_s)
+    watchdog = SimWatchdog(clock, watchdog_hold_s(config))
     ports: dict[int, PortHardware] = {}
     sim_ports: dict[int, SimPort] = {}
     closers: list[Callable[[], None]] = []
@@ -59,3 +76,60 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
         )
     world = BenchWorld(clock, sim_ports)
     return Hardware(ports=ports, watchdog=watchdog, world=world, closers=closers)
+
+
+def build_memory(
+    config: HalConfig,
+    clock: Clock,
+    *,
+    baud: int | None = 115200,
+    physics_dt_s: float = 0.05,
+    sensor_range_factor: float = 1.0,
+) -> tuple[Hardware, dict[int, MemoryLine]]:
+    """The bench backend with in-memory serial lines instead of ptys (many ports, virtual time):
+    returns the hardware and the vehicle ends of the cables.
+
+    ``sensor_range_factor`` widens each sensor's range beyond the bench backend's calibration.
+    """
+    buses: dict[int, SimI2C] = {}
+    watchdog = SimWatchdog(clock, config.watchdog_hold_s)
+    ports: dict[int, PortHardware] = {}
+    sim_ports: dict[int, SimPort] = {}
+    vehicle_ends: dict[int, MemoryLine] = {}
+    for port in config.ports:
+        bus = buses.setdefault(port.i2c_bus, SimI2C())
+        monitor, sensor = sim_sensor(port, bus, clock, sensor_range_factor)
+        relay = SimRelay(clock, name=f"port{port.id}", watchdog=watchdog)
+        station_end, vehicle_end = memory_cable(clock, f"port{port.id}", baud)
+        vehicle_ends[port.id] = vehicle_end
+        ports[port.id] = PortHardware(port.id, monitor, relay, station_end)
+        sim_ports[port.id] = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address)
+    for port_hw in ports.values():
+        port_hw.relay.open_now()
+    world = BenchWorld(clock, sim_ports, physics_dt_s=physics_dt_s)
+    for port_hw in ports.values():
+        port_hw.monitor = CurrentMonitor(port_hw.monitor, world)
+    return Hardware(ports=ports, watchdog=watchdog, world=world), vehicle_ends
+
+
+class CurrentMonitor(PowerMonitor):
+    """The port's sensor, read after the world's physics has caught up with the clock.
+
+    On the bench the world steps every ``physics_dt_s`` on its own, and a sensor read between two
+    steps sees the state of the last one. Here the world is brought to the present before each
+    read, so the physics can take longer steps (it is the most expensive part of a long run)
+    while every reading still shows the pack as it is at that moment.
+    """
+
+    def __init__(self, inner: PowerMonitor, world: BenchWorld) -> None:
+        self.inner = inner
+        self.world = world
+        self.part = inner.part
+        self.max_bus_voltage_v = inner.max_bus_voltage_v
+
+    async def read(self) -> PowerReading:
+        self.world.sync()
+        return await self.inner.read()
+
+    def describe(self) -> dict[str, object]:
+        return self.inner.describe()

@@ -86,7 +86,10 @@ def open_peer(path: str, baud: int = 115200) -> PySerialLink:
     """Open a pty end (or any serial device) with pyserial, non-blocking."""
     import serial
 
-    port = serial.Serial(path, baudrate=baud, timeout=0, write_timeout=0)
-    # A connector that was not plugged in heard nothing: drop what the line held before.
-    port.reset_input_buffer()
-    return PySerialLink(port, path)
+    def opener() -> serial.Serial:
+        port = serial.Serial(path, baudrate=baud, timeout=0, write_timeout=0)
+        # A connector that was not plugged in heard nothing: drop what the line held before.
+        port.reset_input_buffer()
+        return port
+
+    return PySerialLink(opener(), path, opener=opener)

@@ -12,9 +12,9 @@ HERE = Path(__file__).parent
 
 
 async def sim_page(request: web.Request) -> web.Response:
-    from host.bench.station import BAY_KEY
+    from host.bench.station import bench_bay
 
-    bay = request.app[BAY_KEY]
+    bay = bench_bay(request)
     return render(
         HERE / "templates",
         "sim.html",

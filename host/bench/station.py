@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
-from firmware.config import StationConfig
+from firmware.config import StationConfig, state_path
 from firmware.daemon import Daemon
 from firmware.station.station import Station
 from firmware.web.api import ApiFailure, port_id_of, read_json
@@ -23,7 +26,6 @@ from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
-from host.bench.sim_page import add_sim_page
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind
@@ -38,7 +40,8 @@ def bench_station_config(ports: int = 4, budget_w: float | None = None) -> Stati
         name="pev-charger bench",
         budget_w=budget_w if budget_w is not None else 150.0 * ports,
         hal=bench_config(ports),
-        db_path="var/bench.db",
+        db_path=state_path("var/bench.db"),
+        operator_token=os.environ.get("PEV_OPERATOR_TOKEN") or None,
     )
 
 
@@ -55,10 +58,19 @@ class Bay:
 class VehicleBay:
     """Attaches simulated vehicles to the bench's ports, and takes them away again."""
 
-    def __init__(self, hardware: Hardware, clock: Clock, station: Station | None = None) -> None:
+    def __init__(
+        self,
+        hardware: Hardware,
+        clock: Clock,
+        station: Station | None = None,
+        *,
+        lan: bool = False,
+    ) -> None:
         if hardware.world is None:
             raise ValueError("the bench needs simulated hardware")
         self.station = station
+        self.lan = lan
+        """Whether machines other than this one may use the simulator (``--sim-lan``)."""
         self.hardware = hardware
         self.world = hardware.world
         self.clock = clock
@@ -170,13 +182,34 @@ MAX_SPEED = 20.0
 """Above this, PEV Link's 0.5 s reply timer would be a few milliseconds of real time."""
 
 
-def _bay(request: web.Request) -> tuple[VehicleBay, int]:
+def is_loopback(remote: str | None) -> bool:
+    try:
+        return ipaddress.ip_address((remote or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def bench_bay(request: web.Request) -> VehicleBay:
+    """The bay, for a client this bench lets in: this machine only, unless started ``--sim-lan``
+    (the simulator can plug in vehicles and break them; a rider's phone on the LAN needs only the
+    station's own pages)."""
     bay = request.app[BAY_KEY]
+    if not bay.lan and not is_loopback(request.remote):
+        raise ApiFailure(
+            "forbidden",
+            "The simulator answers this machine only; start the bench with --sim-lan to allow "
+            "others.",
+        )
+    return bay
+
+
+def _bay(request: web.Request) -> tuple[VehicleBay, int]:
+    bay = bench_bay(request)
     return bay, port_id_of(request, bay.hardware.ports)
 
 
 async def get_catalog(request: web.Request) -> web.Response:
-    bay = request.app[BAY_KEY]
+    bay = bench_bay(request)
     return web.json_response(
         {
             "vehicles": [spec.public_view() for spec in bay.catalog.values()],
@@ -186,7 +219,7 @@ async def get_catalog(request: web.Request) -> web.Response:
 
 
 async def get_ports(request: web.Request) -> web.Response:
-    return web.json_response({"ports": request.app[BAY_KEY].view()})
+    return web.json_response({"ports": bench_bay(request).view()})
 
 
 async def attach(request: web.Request) -> web.Response:
@@ -244,7 +277,7 @@ async def detach(request: web.Request) -> web.Response:
 
 
 async def put_speed(request: web.Request) -> web.Response:
-    bay = request.app[BAY_KEY]
+    bay = bench_bay(request)
     data = await read_json(request)
     speed = data.get("speed")
     if (
@@ -260,7 +293,7 @@ async def put_speed(request: web.Request) -> web.Response:
 
 
 async def get_speed(request: web.Request) -> web.Response:
-    clock = request.app[BAY_KEY].clock
+    clock = bench_bay(request).clock
     return web.json_response({"speed": clock.speed if isinstance(clock, ScaledClock) else 1.0})
 
 
@@ -274,20 +307,26 @@ def add_sim_routes(app: web.Application, bay: VehicleBay) -> None:
     app.router.add_post("/api/sim/ports/{port_id}/detach", detach)
     app.router.add_get("/api/sim/speed", get_speed)
     app.router.add_put("/api/sim/speed", put_speed)
-    try:
-        from host.bench.sim_page import add_sim_page
-    except ImportError:
-        return
+    from host.bench.sim_page import add_sim_page
+
     add_sim_page(app)
 
 
-async def extend_with_bench(daemon: Daemon) -> None:
+def bench_extension(*, lan: bool = False) -> Callable[[Daemon], Awaitable[None]]:
+    """The bench's extension of the daemon; ``lan`` opens the simulator to other machines."""
+
+    async def extend(daemon: Daemon) -> None:
+        await extend_with_bench(daemon, lan=lan)
+
+    return extend
+
+
+async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
     """Adds the vehicle bay, its routes, and the world's physics task to a bench daemon."""
-    bay = VehicleBay(daemon.hardware, daemon.clock, daemon.station)
+    bay = VehicleBay(daemon.hardware, daemon.clock, daemon.station, lan=lan)
     if isinstance(daemon.clock, ScaledClock):
         bay.set_speed(min(MAX_SPEED, daemon.clock.speed))
     add_sim_routes(daemon.app, bay)
-    add_sim_page(daemon.app)
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []

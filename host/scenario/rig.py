@@ -2,7 +2,7 @@
 
 This composes what ``hal.sim.backend.build`` and ``host.bench.station.VehicleBay`` compose, with
 the one change the scenario needs for speed: each port's serial line is a
-:class:`~host.scenario.transport.MemoryLine` instead of a pair of pseudo-terminals. Everything else
+:class:`~hal.sim.memory_cable.MemoryLine` instead of a pair of pseudo-terminals. Everything else
 is the code that runs on the bench and on the station: the register-level INA219/INA228 models read
 through the adafruit drivers, the relays behind the hardware watchdog, the world's physics, the
 station (supervisor, allocator, ports, sessions) and the vehicles' PEV Link agents.
@@ -16,18 +16,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from firmware.compose import build_station
 from firmware.station.allocator import Policy
-from firmware.station.port import PortController, PortSpec
-from firmware.station.station import Station, StationSettings
+from firmware.station.port import PortController
+from firmware.station.station import StationSettings
 from hal.clock import Clock
 from hal.config import HalConfig, PortConfig, bench_config
-from hal.factory import Hardware, PortHardware
-from hal.interfaces import PowerMonitor, PowerReading
-from hal.sim.backend import sim_sensor
-from hal.sim.i2c import SimI2C
-from hal.sim.relay import SimRelay, SimWatchdog
-from hal.sim.world import BenchWorld, SimPort
-from host.scenario.transport import MemoryLine, memory_cable
+from hal.sim.backend import build_memory
+from hal.sim.memory_cable import MemoryLine
+from hal.sim.world import BenchWorld
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.model import SimVehicle, VehicleSpec
@@ -57,17 +54,6 @@ def hal_layout(layout: str, ports: int) -> HalConfig:
         for p in config.ports
     )
     return replace(config, ports=uniform)
-
-
-def port_spec(port: PortConfig) -> PortSpec:
-    """What the station knows of a port (as :func:`firmware.daemon.port_specs` derives it)."""
-    return PortSpec(
-        port_id=port.id,
-        max_current_a=port.max_current_a,
-        v_min_v=port.min_voltage_v,
-        v_max_v=port.max_voltage_v,
-        max_power_w=port.max_current_a * port.max_voltage_v,
-    )
 
 
 @dataclass
@@ -132,62 +118,6 @@ class MemoryRecorder:
         return len(self.faults)
 
 
-def build_sim_hardware(
-    config: HalConfig,
-    clock: Clock,
-    *,
-    baud: int | None = 115200,
-    physics_dt_s: float = 0.05,
-    sensor_range_factor: float = 1.0,
-) -> tuple[Hardware, dict[int, MemoryLine]]:
-    """The bench backend with in-memory serial lines; returns the hardware and the vehicle ends.
-
-    ``sensor_range_factor`` widens each sensor's range beyond the bench backend's calibration.
-    """
-    buses: dict[int, SimI2C] = {}
-    watchdog = SimWatchdog(clock, config.watchdog_hold_s)
-    ports: dict[int, PortHardware] = {}
-    sim_ports: dict[int, SimPort] = {}
-    vehicle_ends: dict[int, MemoryLine] = {}
-    for port in config.ports:
-        bus = buses.setdefault(port.i2c_bus, SimI2C())
-        monitor, sensor = sim_sensor(port, bus, clock, sensor_range_factor)
-        relay = SimRelay(clock, name=f"port{port.id}", watchdog=watchdog)
-        station_end, vehicle_end = memory_cable(clock, f"port{port.id}", baud)
-        vehicle_ends[port.id] = vehicle_end
-        ports[port.id] = PortHardware(port.id, monitor, relay, station_end)
-        sim_ports[port.id] = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address)
-    for port_hw in ports.values():
-        port_hw.relay.open_now()
-    world = BenchWorld(clock, sim_ports, physics_dt_s=physics_dt_s)
-    for port_hw in ports.values():
-        port_hw.monitor = CurrentMonitor(port_hw.monitor, world)
-    return Hardware(ports=ports, watchdog=watchdog, world=world), vehicle_ends
-
-
-class CurrentMonitor(PowerMonitor):
-    """The port's sensor, read after the world's physics has caught up with the clock.
-
-    On the bench the world steps every ``physics_dt_s`` on its own, and a sensor read between two
-    steps sees the state of the last one. Here the world is brought to the present before each
-    read, so the physics can take longer steps (it is the most expensive part of a long run)
-    while every reading still shows the pack as it is at that moment.
-    """
-
-    def __init__(self, inner: PowerMonitor, world: BenchWorld) -> None:
-        self.inner = inner
-        self.world = world
-        self.part = inner.part
-        self.max_bus_voltage_v = inner.max_bus_voltage_v
-
-    async def read(self) -> PowerReading:
-        self.world.sync()
-        return await self.inner.read()
-
-    def describe(self) -> dict[str, object]:
-        return self.inner.describe()
-
-
 @dataclass
 class Plugged:
     """A vehicle on a port, with the agent that speaks for it."""
@@ -215,7 +145,7 @@ class Rig:
         self.clock = clock
         self.config = config
         self.port_configs = {p.id: p for p in config.ports}
-        self.hardware, self._vehicle_ends = build_sim_hardware(
+        self.hardware, self._vehicle_ends = build_memory(
             config,
             clock,
             baud=baud,
@@ -228,11 +158,11 @@ class Rig:
         )
         self.world: BenchWorld = self.hardware.world
         self.recorder = MemoryRecorder()
-        self.station = Station(
+        self.station = build_station(
             settings,
+            config,
+            self.hardware,
             clock,
-            [(port_spec(p), self.hardware.ports[p.id]) for p in config.ports],
-            watchdog=self.hardware.watchdog,
             recorder=self.recorder,
             sample_factory=_sample,
             policy=policy,

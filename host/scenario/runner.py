@@ -2,8 +2,8 @@
 
 It drives the real station (supervisor, allocator, ports, sessions, safety rules) on the simulated
 hardware, with each vehicle's PEV Link agent on an in-memory cable (see
-:mod:`host.scenario.transport` and :mod:`host.scenario.rig`) and time kept by a
-:class:`~host.scenario.vtime.VirtualTimeLoop`, so hours pass in seconds and the same seed gives
+:mod:`hal.sim.memory_cable` and :mod:`host.scenario.rig`) and time kept by a
+:class:`~hal.sim.vtime.VirtualTimeLoop`, so hours pass in seconds and the same seed gives
 the same run.
 
 Each arriving vehicle takes the lowest free port that can supply its pack, or queues for one (a
@@ -25,11 +25,11 @@ from firmware.station.allocator import Policy, SeedPolicy, SharingPolicy
 from firmware.station.eta import straight_line_seconds
 from firmware.station.port import LiveSession, PortState
 from firmware.station.station import StationError, StationSettings
+from hal.sim.vtime import LoopClock, run_virtual
 from host.scenario.physics import acceptable_power_w, delivered_power_w
 from host.scenario.result import EtaSample, Sample, ScenarioResult, VehicleRecord
 from host.scenario.rig import Rig, hal_layout
 from host.scenario.spec import Arrival, Scenario
-from host.scenario.vtime import LoopClock, run_virtual
 from host.vehicle.faults import FaultKind
 
 POLICIES: dict[str, Callable[[], Policy]] = {
@@ -46,7 +46,7 @@ MAX_VIOLATIONS_KEPT = 20
 
 class ScenarioRun:
     """One run of a scenario under one allocation policy (build it on a running
-    :class:`~host.scenario.vtime.VirtualTimeLoop`)."""
+    :class:`~hal.sim.vtime.VirtualTimeLoop`)."""
 
     def __init__(self, scenario: Scenario, policy: str | Policy = "sharing") -> None:
         self.scenario = scenario

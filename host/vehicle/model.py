@@ -4,6 +4,11 @@ The charge controller does what real ones do: constant current up to the least o
 grant, its own limit and the BMS's derating, then constant voltage at the pack's maximum while the
 current tapers, and done at the cut-off current. Physics advances by explicit steps, so it runs as
 fast as the caller likes; randomness (cell imbalance) comes from a seeded generator.
+
+Most light-vehicle packs have no such controller: a BMS that can only open its switch, and an
+external CC/CV charger. With ``on_board_controller=False`` the pack draws what the supply allows
+(:meth:`SimVehicle.supply`: the least of the supply's current limit and the current that brings the
+terminals to its voltage limit); the grant is then the station's to enforce, not the vehicle's.
 """
 
 from __future__ import annotations
@@ -144,6 +149,10 @@ class SimVehicle:
     _full: bool = False
     _cv: bool = False
     _thermal: ThermalModel | None = None
+    on_board_controller: bool = True
+    """False: a bare pack behind its BMS, charged by the station's CC/CV stage."""
+    supply_voltage_limit_v: float = 0.0
+    supply_current_limit_a: float = 0.0
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -278,12 +287,35 @@ class SimVehicle:
             return self.grant_a * 1.5 + 1.0
         return min(self.grant_a, self.wants_current_a)
 
+    def set_supply_limits(self, voltage_limit_v: float, current_limit_a: float) -> None:
+        """The limits a CC/CV supply holds at the pack's terminals (no-controller mode)."""
+        self.supply_voltage_limit_v = max(0.0, voltage_limit_v)
+        self.supply_current_limit_a = max(0.0, current_limit_a)
+
+    def supply(self, voltage_limit_v: float, current_limit_a: float, dt_s: float) -> None:
+        """Advance ``dt_s`` behind a CC/CV stage holding these limits (hal's StageLoad)."""
+        self.set_supply_limits(voltage_limit_v, current_limit_a)
+        self.advance(dt_s, supply_closed=current_limit_a > 0)
+
+    def _supply_allows(self) -> float:
+        """What a bare pack draws from the supply: nothing once its BMS has opened the switch."""
+        if self._bms_stopped or not self.in_window:
+            return 0.0
+        ceiling = self.supply_current_limit_a
+        headroom = self.supply_voltage_limit_v / self.spec.cells_series - self._ocv()
+        current = self._current_within(headroom, ceiling)
+        self._cv = current < ceiling - 1e-3
+        return current
+
     def advance(self, dt_s: float, supply_closed: bool) -> None:
         if dt_s <= 0:
             return
         if not supply_closed:
             self.current_a = 0.0
             self._cv = False
+        elif not self.on_board_controller:
+            # A bare pack follows the supply at once: the stage's own slew shapes the steps.
+            self.current_a = self._supply_allows()
         else:
             target = self._target_current()
             if target > 0 and FaultKind.OVERDRAW not in self.faults:
@@ -304,8 +336,11 @@ class SimVehicle:
         The pack's own limit (vmax = cells × setpoint) is then met too, since the mean cell sits
         at or below the highest one.
         """
-        headroom = self._cv_cell - self._ocv(self._max_offset)
-        if headroom <= 0:
+        return self._current_within(self._cv_cell - self._ocv(self._max_offset), ceiling)
+
+    def _current_within(self, headroom: float, ceiling: float) -> float:
+        """The largest current up to ``ceiling`` whose overpotential per cell fits ``headroom``."""
+        if headroom <= 0 or ceiling <= 0:
             return 0.0
         if self._overpotential(ceiling) <= headroom:
             return ceiling

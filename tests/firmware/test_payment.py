@@ -56,7 +56,7 @@ async def test_a_paid_session_charges_only_after_authorisation_and_is_captured_a
         assert not bench.hardware.ports[1].relay.is_closed
 
         receipt = await desk.authorise(session, "4242424242424242")
-        bench.station.payment_approved(1)
+        assert await bench.station.payment_approved(1, session)
         await bench.run_until(lambda: bench.port(1).state == PortState.CHARGING)
         assert bench.hardware.ports[1].relay.is_closed
         await bench.run_for(10.0)

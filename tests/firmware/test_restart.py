@@ -84,6 +84,7 @@ def daemon(tmp_path: Path, db: Path, relay_log: Path, name: str) -> Iterator[Dae
     env = {
         **os.environ,
         "PEV_SIM_RELAY_LOG": str(relay_log),
+        "PEV_SIM_WATCHDOG_HOLD_S": "2.0",
         "PYTHONUNBUFFERED": "1",
         "PYTHONFAULTHANDLER": "1",
     }

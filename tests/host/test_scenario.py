@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from hal.sim.memory_cable import memory_cable
+from hal.sim.vtime import LoopClock, run_virtual
 from host.scenario import OUTCOMES, ScenarioResult, parse_scenario, physical_bound, run_scenario
 from host.scenario.cli import main as scenario_main
 from host.scenario.spec import Scenario, ScenarioError
-from host.scenario.transport import memory_cable
-from host.scenario.vtime import LoopClock, run_virtual
 
 
 def scenario(

@@ -124,8 +124,8 @@
       const data = result.data;
       if (data.port_view) port = data.port_view;
       session = Object.assign({}, session, data);
-      if (!session.live && boot.payment) {
-        const r = await api("GET", "/api/sessions/" + encodeURIComponent(token) + "/receipt");
+      if (!session.live && boot.payment && owner) {
+        const r = await api("GET", "/api/sessions/" + encodeURIComponent(token) + "/receipt", undefined, { "X-Owner-Token": owner || "" });
         if (r.ok) receipt = r.data;
       }
       render();

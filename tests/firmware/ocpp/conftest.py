@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from firmware.compose import build_station
 from firmware.config import StationConfig
-from firmware.daemon import make_sample, port_specs
 from firmware.ocpp.config import OcppConfig
 from firmware.ocpp.profiles import CappedPolicy
 from firmware.ocpp.uplink import Uplink
 from firmware.station.allocator import SharingPolicy
-from firmware.station.station import Station, StationSettings
+from firmware.station.station import StationSettings
 from firmware.store import Store
 from hal.clock import SimClock
 from hal.config import bench_config
@@ -40,7 +40,14 @@ class Rig:
     station_task: asyncio.Task[None]
 
     async def until(self, condition: Callable[[], bool], timeout: float = 60.0) -> None:
-        await self.bench.run_until(condition, timeout=timeout, step=0.02)
+        """Advance simulated time until ``condition``; 2 ms of real time a step, since what is
+        awaited often crosses the real localhost websocket (slow on a busy machine)."""
+        start = self.bench.clock.monotonic()
+        while not condition():
+            if self.bench.clock.monotonic() - start > timeout:
+                raise AssertionError(f"condition not met within {timeout} s of simulated time")
+            await self.bench.clock.advance(0.02)
+            await asyncio.sleep(0.002)
 
     async def settle(self, seconds: float = 0.3) -> None:
         await self.bench.run_for(seconds, step=0.02)
@@ -107,15 +114,13 @@ async def make_rig(
     hardware = build_hardware(config.hal, clock)
     store = Store(tmp_path / "records.db")
     await store.open()
-    specs = port_specs(config)
     policy = CappedPolicy(SharingPolicy())
-    station = Station(
+    station = build_station(
         StationSettings(budget_w=budget_w),
+        config.hal,
+        hardware,
         clock,
-        [(specs[pid], hardware.ports[pid]) for pid in sorted(hardware.ports)],
-        watchdog=hardware.watchdog,
         recorder=store,
-        sample_factory=make_sample,
         policy=policy,
     )
     uplink = Uplink(ocpp_config(tmp_path, csms, **ocpp), station, clock, policy=policy)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from firmware.ocpp.status import connector_status
 from firmware.station.port import PortState
-from firmware.station.safety import Trip
+from host.vehicle.faults import FaultKind
 from tests.firmware.ocpp.conftest import CP_ID, Rig, make_rig
 from tests.firmware.ocpp.csms import CentralSystem
 
@@ -79,7 +79,7 @@ async def test_a_wrong_password_is_refused_and_reported(
 async def test_a_fault_is_reported_as_faulted_with_its_error_code(rig: Rig) -> None:
     await rig.online()
     await rig.bench.charging(1, "ebike-36v-500wh", 40.0)
-    await rig.bench.port(1).trip(Trip("overcurrent", "The vehicle drew too much"))
+    rig.bench.bay.inject(1, FaultKind.OVERDRAW)  # the vehicle draws more than it was granted
     await rig.until(lambda: any(s["status"] == "Faulted" for s in rig.statuses(1)))
     faulted = [s for s in rig.statuses(1) if s["status"] == "Faulted"][-1]
     assert faulted["error_code"] == "OverCurrentFailure"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from firmware.config import ConfigError, parse_config
+from firmware.config import ConfigError, load_ocpp_section, parse_config
 from firmware.ocpp.backoff import Backoff
+from firmware.ocpp.config import OcppConfigError, parse_ocpp_config
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -16,21 +18,23 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_the_example_configuration_has_an_ocpp_section_that_parses() -> None:
     with (ROOT / "hardware" / "station.example.toml").open("rb") as handle:
         data = tomllib.load(handle)
-    config = parse_config({"ocpp": data["ocpp"]}, "station.example.toml")
-    assert config.ocpp.enabled is False
-    assert config.ocpp.endpoint == "wss://csms.example.net/ocpp/PEV-0001"
+    ocpp = parse_ocpp_config(data["ocpp"])
+    assert ocpp.enabled is False
+    assert ocpp.endpoint == "wss://csms.example.net/ocpp/PEV-0001"
 
 
 def test_a_good_section() -> None:
     config = parse_config(
         {
+            "hal": {"backend": "sim"},
+            "ports": [{"id": 1}],
             "ocpp": {
                 "enabled": True,
                 "url": "ws://127.0.0.1:9000/",
                 "charge_point_id": "PEV-7",
                 "meter_interval_s": 15,
                 "measurands": ["Energy.Active.Import.Register", "SoC"],
-            }
+            },
         }
     )
     assert config.ocpp.endpoint == "ws://127.0.0.1:9000/PEV-7"
@@ -51,9 +55,15 @@ def test_a_good_section() -> None:
         ({"enabled": True, "url": "ws://x/", "charge_point_id": "A", "password": ""}, "password"),
     ],
 )
-def test_bad_values_name_the_key(section: dict[str, object], words: str) -> None:
-    with pytest.raises(ConfigError, match=words):
-        parse_config({"ocpp": section}, "station.toml")
+def test_bad_values_name_the_key(section: dict[str, object], words: str, tmp_path: Path) -> None:
+    with pytest.raises(OcppConfigError, match=words):
+        parse_ocpp_config(section)
+    # Read from a file (``--ocpp-config``), the error also names the file.
+    lines = [f"{k} = {json.dumps(v)}" for k, v in section.items()]
+    path = tmp_path / "ocpp.toml"
+    path.write_text("[ocpp]\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=f"ocpp.toml: .*{words}"):
+        load_ocpp_section(path)
 
 
 def test_the_backoff_grows_to_its_ceiling_and_starts_over() -> None:

@@ -326,9 +326,20 @@ def test_plan_transition_reduces_first_then_increases() -> None:
     assert phases == [[(1, 2.0)], [(2, 2.5), (3, 0.5)]]
 
 
-def test_plan_transition_refuses_a_target_above_the_budget() -> None:
-    with pytest.raises(ValueError, match="above the"):
-        plan_transition(100.0, {1: 42.0}, {}, {1: 3.0})
+def test_plan_transition_clips_an_increase_to_the_budget_instead_of_refusing() -> None:
+    reductions, increases = plan_transition(100.0, {1: 42.0}, {}, {1: 3.0})
+    assert reductions == []
+    assert increases == [(1, 2.38)]  # 2.380 A x 42 V = 99.96 W: the most that fits
+    assert increases[0][1] * 42.0 <= 100.0
+
+
+def test_a_budget_cut_below_a_busy_port_still_reduces_the_others() -> None:
+    """Port 1 is busy and keeps 4 A (168 W) although the budget fell to 150 W: the round must
+    still lower port 2, and raise nothing, where it used to raise and reduce nothing."""
+    v = {1: 42.0, 2: 42.0, 3: 42.0}
+    reductions, increases = plan_transition(150.0, v, {1: 4.0, 2: 3.0}, {1: 4.0, 2: 1.0, 3: 1.0})
+    assert reductions == [(2, 1.0)]
+    assert increases == []
 
 
 # --- properties over random histories -------------------------------------------------------------

@@ -206,7 +206,11 @@ async def test_payment_approved_starts_the_charge_and_the_receipt_follows(
     await expect(phone.locator("#status")).to_contain_text("Stopped", timeout=20_000)
     await expect(phone.locator("#receipt-table")).to_contain_text("Total charged", timeout=10_000)
     await expect(phone.locator("#receipt-table")).to_contain_text("Paid")
-    receipt = paying_daemon.api("GET", f"/api/sessions/{started['public_token']}/receipt")
+    receipt = paying_daemon.api(
+        "GET",
+        f"/api/sessions/{started['public_token']}/receipt",
+        headers={"X-Owner-Token": started["owner_token"]},
+    )
     assert receipt["status"] == "captured" and receipt["total"] >= receipt["session_fee"]
     assert receipt["total"] <= receipt["authorised"]
 

@@ -1,0 +1,281 @@
+"""The electrical safety loop: read every sensor, apply the electrical rules, open, kick.
+
+It knows nothing of sessions or the protocol. The control plane publishes a :class:`Permit` per
+port (may this port's switch be closed, and within which limits) whenever a port changes and on
+every supervisor pass; the core reads each sensor in turn with a deadline, opens a switch at once
+(a synchronous GPIO write) when a rule or a stale permit says so, reports the trip back, and kicks
+the hardware watchdog only after a complete pass.
+
+It runs in one of two ways, with the same code: in its own thread with its own event loop and its
+own single I2C worker (the daemon: a web client, a slow disk or a busy event loop cannot delay
+it), or inline in the supervisor's pass (tests in simulated time). docs/architecture.md says why
+a thread and not a process.
+
+Three things stop the kicks for good, so the board drops every switch within its hold time: a
+switch that cannot be opened (its GPIO write failed: the relay is unknown), and nothing else:
+everything else is handled by opening the one port concerned. A pass that starts later than the
+watchdog's hold after the last (the loop stalled: the board dropped every switch meanwhile) opens
+every switch and trips every port that had a permit, so no switch closes again when the kicks
+resume without a fresh admission and its at-rest check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from firmware.station.safety import (
+    GuardState,
+    Limits,
+    SafetyConfig,
+    Trip,
+    check_disconnect,
+    check_overcurrent,
+    check_overvoltage,
+)
+from hal.clock import Clock, wait_for
+from hal.errors import SensorError, SensorOverflow
+from hal.interfaces import PowerMonitor, PowerReading, Relay, Watchdog
+
+log = logging.getLogger(__name__)
+
+PERMIT_TTL_S = 1.0
+"""A permit not renewed for this long (the control plane has stopped) no longer holds a switch."""
+
+READ_DEADLINE_FRACTION = 0.4
+"""A sensor read (two registers at 400 kHz take well under a millisecond) may take this share of
+the poll period before its port trips."""
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """What the control plane allows on one port now; replaced whole, never changed."""
+
+    live: bool = False
+    """A live session: the switch may be closed."""
+    limits: Limits | None = None
+    verified: bool = False
+    grant_a: float = 0.0
+    busy: bool = False
+    vehicle_charging: bool = False
+    guard: GuardState = field(default_factory=GuardState)
+    expires_at: float = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    reading: PowerReading | None
+    error: SensorError | None
+    at: float
+
+
+@dataclass(slots=True)
+class CorePort:
+    port_id: int
+    monitor: PowerMonitor
+    relay: Relay
+
+
+Report = Callable[[int, Trip], None]
+
+
+class SafetyCore:
+    def __init__(
+        self,
+        clock: Clock,
+        config: SafetyConfig,
+        ports: list[CorePort],
+        watchdog: Watchdog | None,
+        report: Report,
+        *,
+        hold_s: Callable[[], float],
+        read_deadline_s: Callable[[], float],
+    ) -> None:
+        self.clock = clock
+        self.config = config
+        self.ports = {p.port_id: p for p in ports}
+        self.watchdog = watchdog
+        self.report = report
+        self._hold_s = hold_s
+        self._read_deadline_s = read_deadline_s
+        self.permits: dict[int, Permit] = {p.port_id: Permit() for p in ports}
+        self.latest: dict[int, Measurement] = {}
+        self.kicks_stopped: str | None = None
+        """Why the watchdog is no longer kicked (a switch that would not open), if it is not."""
+        self.passes = 0
+        self.overruns = 0
+        self.longest_gap_s = 0.0
+        self._last_pass: float | None = None
+        self.pass_seconds: list[float] = []
+        """Durations of the last passes (for the benchmarks and metrics); bounded."""
+
+    # --- one pass ---------------------------------------------------------------------------------
+
+    async def pass_once(self) -> None:
+        now = self.clock.monotonic()
+        if self._last_pass is not None:
+            gap = now - self._last_pass
+            self.longest_gap_s = max(self.longest_gap_s, gap)
+            if gap > self._hold_s():
+                self._stalled(gap)
+        self._last_pass = now
+        for port in self.ports.values():
+            measurement = await self._read(port)
+            self.latest[port.port_id] = measurement
+            trip = self._check(port, measurement, self.clock.monotonic())
+            if trip is not None:
+                self.cut(port.port_id, trip)
+        self.passes += 1
+        self.pass_seconds.append(self.clock.monotonic() - now)
+        del self.pass_seconds[:-1000]
+
+    def kick(self) -> None:
+        if self.kicks_stopped is None and self.watchdog is not None:
+            self.watchdog.kick()
+
+    async def _read(self, port: CorePort) -> Measurement:
+        deadline = self._read_deadline_s()
+        try:
+            reading = await wait_for(self.clock, port.monitor.read(), deadline)
+        except SensorError as exc:
+            return Measurement(None, exc, self.clock.monotonic())
+        except TimeoutError:
+            error = SensorError(f"no answer within {deadline * 1000:.0f} ms")
+            return Measurement(None, error, self.clock.monotonic())
+        return Measurement(reading, None, self.clock.monotonic())
+
+    def _check(self, port: CorePort, m: Measurement, now: float) -> Trip | None:
+        permit = self.permits.get(port.port_id, Permit())
+        powered = port.relay.is_closed or permit.live
+        if not powered:
+            return None
+        if permit.live and now > permit.expires_at:
+            return Trip("internal", "The station's control loop stopped answering")
+        if port.relay.is_closed and not permit.live:
+            return Trip("internal", "The switch was closed outside a live session")
+        if m.error is not None:
+            if isinstance(m.error, SensorOverflow):  # most likely a real over-current
+                return Trip("overcurrent", f"Current beyond what the port can measure: {m.error}")
+            return Trip("sensor", f"The port's power sensor failed: {m.error}")
+        limits, reading = permit.limits, m.reading
+        if not port.relay.is_closed or reading is None:
+            return None
+        if limits is None:
+            return Trip("internal", "The switch was closed without a battery profile")
+        cfg, guard = self.config, permit.guard
+        trip = check_overcurrent(cfg, guard, limits, reading.current_a, now) or check_overvoltage(
+            cfg, limits, reading.bus_voltage_v
+        )
+        if trip is None and permit.verified and permit.grant_a > 0 and not permit.busy:
+            trip = check_disconnect(cfg, guard, reading.current_a, permit.vehicle_charging, now)
+        return trip
+
+    def cut(self, port_id: int, trip: Trip) -> None:
+        """Open this port's switch now, then report why; a switch that will not open stops the
+        kicks, so the board drops every switch."""
+        port = self.ports[port_id]
+        try:
+            port.relay.open_now()
+        except Exception as exc:
+            self.stop_kicks(f"port {port_id}: the switch did not open ({exc})")
+        self.permits[port_id] = Permit()
+        self.report(port_id, trip)
+
+    def stop_kicks(self, why: str) -> None:
+        if self.kicks_stopped is None:
+            log.critical("%s: no more watchdog kicks; the board drops every switch", why)
+            self.kicks_stopped = why
+            if self.watchdog is not None:
+                self.watchdog.stop()
+
+    def _stalled(self, gap: float) -> None:
+        """The board dropped every switch during the gap: keep them open, and say so."""
+        self.overruns += 1
+        log.error(
+            "safety loop stalled for %.0f ms (hold %.0f ms)", gap * 1000, self._hold_s() * 1000
+        )
+        trip = Trip(
+            "watchdog",
+            f"The safety loop stalled for {gap * 1000:.0f} ms; the switch was dropped",
+        )
+        for port_id, port in self.ports.items():
+            if self.permits.get(port_id, Permit()).live or port.relay.is_closed:
+                self.cut(port_id, trip)
+
+    def open_all(self) -> None:
+        for port_id, port in self.ports.items():
+            try:
+                port.relay.open_now()
+            except Exception as exc:
+                self.stop_kicks(f"port {port_id}: the switch did not open ({exc})")
+
+
+class SafetyThread:
+    """The core in its own thread, with its own event loop and its own single I2C worker."""
+
+    def __init__(self, core: SafetyCore, period_s: Callable[[], float]) -> None:
+        self.core = core
+        self._period_s = period_s
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="safety-loop", daemon=True)
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    def _main(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            # Ahead of the web and the records in the kernel's queue, where allowed (root).
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        i2c = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="i2c")
+        loop.set_default_executor(i2c)
+        try:
+            loop.run_until_complete(self._run())
+        except BaseException as exc:  # the loop must not die silently: stop the kicks
+            self.error = exc
+            log.exception("safety loop failed")
+            self.core.stop_kicks(f"the safety loop failed: {exc}")
+            self.core.open_all()
+        finally:
+            i2c.shutdown(wait=False, cancel_futures=True)
+            loop.close()
+
+    async def _run(self) -> None:
+        self._stop = asyncio.Event()
+        self._ready.set()
+        core = self.core
+        while not self._stop.is_set():
+            started = core.clock.monotonic()
+            try:
+                await core.pass_once()
+            except Exception as exc:
+                log.exception("safety pass failed; opening every switch")
+                for port_id in core.ports:
+                    core.cut(port_id, Trip("internal", f"Station error in the safety loop: {exc}"))
+            else:
+                core.kick()
+            elapsed = core.clock.monotonic() - started
+            with contextlib.suppress(TimeoutError):
+                await wait_for(
+                    core.clock, self._stop.wait(), max(0.001, self._period_s() - elapsed)
+                )
+
+    def stop(self) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(2.0)

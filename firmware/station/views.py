@@ -1,0 +1,147 @@
+"""What the station shows: plain dictionaries for the pages, the API, the event stream and tools.
+
+These are read-only views of the ports and sessions; the web serialises them as they are. Elapsed
+time comes from the monotonic clock (a wall clock that jumps when NTP syncs must not make a charge
+look negative or days long); the times shown to people are wall times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from firmware.station.port import PortController
+from firmware.station.progress import eta_seconds, in_constant_voltage
+from firmware.station.session import Session
+from firmware.station.states import PortState
+
+
+def vehicle_info(port: PortController) -> dict[str, object]:
+    info: dict[str, object] = {}
+    if port.hello is not None:
+        info.update(
+            type=port.hello.vehicle_type,
+            maker=port.hello.maker,
+            model=port.hello.model,
+            serial=port.hello.serial,
+        )
+    if port.battery is not None:
+        b = port.battery
+        info.update(
+            chemistry=b.chemistry,
+            cells=b.cells_series,
+            v_nom_v=b.v_nom_v,
+            v_max_v=b.v_max_v,
+            v_min_v=b.v_min_v,
+            capacity_wh=b.capacity_wh,
+            i_max_a=b.i_max_a,
+            i_min_a=b.i_min_a,
+            t_min_c=b.t_min_c,
+            t_max_c=b.t_max_c,
+        )
+    if port.telemetry is not None:
+        info.update(soc_pct=port.telemetry.soc_pct, temperature_c=port.telemetry.temperature_c)
+    elif port.battery is not None:
+        info.update(soc_pct=port.battery.soc_pct, temperature_c=port.battery.temperature_c)
+    return info
+
+
+def session_view(session: Session, port: PortController, live: bool) -> dict[str, Any]:
+    now = port.clock.monotonic()
+    return {
+        "public_token": session.public_token,
+        "session_id": session.session_id,
+        "port": port.port_id,
+        "live": live,
+        "started_at": session.started_at,
+        "ended_at": session.ended_at,
+        "elapsed_s": round(session.elapsed_s(now), 1),
+        "energy_wh": round(session.energy_wh, 3),
+        "peak_w": round(session.peak_w, 1),
+        "end_reason": session.end_reason,
+        "end_text": session.end_text,
+        "soc_start": session.soc_start,
+        "eta_s": eta_seconds(port) if live else None,
+        "finishing": live and in_constant_voltage(port),
+        "curve": [[round(t, 1), round(w, 1), round(s, 1)] for t, w, s in session.samples],
+    }
+
+
+def port_view(port: PortController) -> dict[str, Any]:
+    reading = port.reading if port.relay_closed else None
+    volts = reading.bus_voltage_v if reading else 0.0
+    amps = reading.current_a if reading else 0.0
+    v_max = port.battery.v_max_v if port.battery else 0.0
+    view: dict[str, Any] = {
+        "id": port.port_id,
+        "state": port.state.value,
+        "state_text": port.state_text,
+        "vehicle": vehicle_info(port) or None,
+        "granted": {
+            "amps": round(port.grant_a, 3),
+            "volts": v_max,
+            "watts": round(port.grant_a * v_max, 1),
+        },
+        "measured": {
+            "volts": round(volts, 3),
+            "amps": round(amps, 3),
+            "watts": round(volts * amps, 1),
+        },
+        "relay_closed": port.relay_closed,
+        "limit_reason": port.limit_reason,
+        "limit_detail": port.limit_detail,
+        "thermal_factor": port.thermal_factor,
+        "warning": port.warning,
+        "link_ok": port.link_down is None,
+        "fault": None if port.fault is None else {"code": port.fault.code, "text": port.fault.text},
+        "session": None,
+        "limits": {
+            "max_current_a": port.spec.max_current_a,
+            "v_min_v": port.spec.v_min_v,
+            "v_max_v": port.spec.v_max_v,
+            "max_power_w": port.spec.max_power_w,
+        },
+    }
+    if port.session is not None:
+        view["session"] = session_view(port.session, port, live=True)
+    elif port.last_session is not None and port.state in (PortState.DONE, PortState.FAULT):
+        view["session"] = session_view(port.last_session, port, live=False)
+    return view
+
+
+def station_summary(
+    name: str, budget_w: float, ports: Iterable[PortController], store_error: str | None
+) -> dict[str, Any]:
+    ports = list(ports)
+    allocated = sum(p.grant_a * (p.battery.v_max_v if p.battery else 0.0) for p in ports)
+    measured = sum(
+        p.reading.bus_voltage_v * p.reading.current_a
+        for p in ports
+        if p.reading is not None and p.relay_closed
+    )
+    waiting = sum(
+        (p.battery.i_min_a * p.battery.v_max_v if p.battery else 0.0)
+        for p in ports
+        if p.state == PortState.WAITING
+    )
+    return {
+        "name": name,
+        "budget_w": round(budget_w, 1),
+        "allocated_w": round(allocated, 1),
+        "measured_w": round(measured, 1),
+        "waiting_w": round(waiting, 1),
+        "available_w": round(max(0.0, budget_w - allocated), 1),
+        "store_ok": store_error is None,
+        "store_error": store_error,
+    }
+
+
+def find_session(
+    ports: Iterable[PortController], public_token: str
+) -> tuple[PortController, Session, bool] | None:
+    for port in ports:
+        if port.session is not None and port.session.public_token == public_token:
+            return port, port.session, True
+        if port.last_session is not None and port.last_session.public_token == public_token:
+            return port, port.last_session, False
+    return None

@@ -1,0 +1,75 @@
+"""Setting a power stage and checking that it took the setting.
+
+A stage that acknowledged a write may still hold something else: a write lost on the line, a front
+panel turned by hand, a firmware that clamps. The station therefore never trusts a write alone: it
+reads the set points back and compares them within the part's resolution (half a step, since the
+part rounds to its step). A difference is :class:`hal.errors.StageMismatch`, a fault of the port.
+"""
+
+from __future__ import annotations
+
+from hal.errors import StageError, StageMismatch
+from hal.interfaces import PowerStage, StageLimits, StageStatus
+
+_ROUNDING = 0.51
+"""Half a step, and a little for the floating-point error of the scale factors."""
+
+
+def check_range(limits: StageLimits, voltage_v: float | None, current_a: float | None) -> None:
+    """Refuse a set point the part cannot hold, before anything is sent."""
+    if voltage_v is not None and not 0.0 <= voltage_v <= limits.max_voltage_v:
+        raise StageError(
+            f"voltage limit {voltage_v:g} V is outside the stage's 0-{limits.max_voltage_v:g} V"
+        )
+    if current_a is not None and not 0.0 <= current_a <= limits.max_current_a:
+        raise StageError(
+            f"current limit {current_a:g} A is outside the stage's 0-{limits.max_current_a:g} A"
+        )
+
+
+def verify(
+    status: StageStatus,
+    limits: StageLimits,
+    *,
+    voltage_v: float | None = None,
+    current_a: float | None = None,
+    output_on: bool | None = None,
+) -> None:
+    """Raise :class:`StageMismatch` when ``status`` does not hold what was set."""
+    problems: list[str] = []
+    if voltage_v is not None and abs(status.voltage_set_v - voltage_v) > (
+        limits.voltage_step_v * _ROUNDING
+    ):
+        problems.append(f"voltage limit {status.voltage_set_v:g} V, set {voltage_v:g} V")
+    if current_a is not None and abs(status.current_set_a - current_a) > (
+        limits.current_step_a * _ROUNDING
+    ):
+        problems.append(f"current limit {status.current_set_a:g} A, set {current_a:g} A")
+    if output_on is not None and status.output_on != output_on:
+        problems.append(
+            f"output {'on' if status.output_on else 'off'}, set {'on' if output_on else 'off'}"
+        )
+    if problems:
+        raise StageMismatch("stage reads back " + "; ".join(problems))
+
+
+async def apply_setpoints(
+    stage: PowerStage, voltage_v: float | None = None, current_a: float | None = None
+) -> StageStatus:
+    """Set the voltage and/or current limit, read them back and verify; returns the read-back."""
+    check_range(stage.limits, voltage_v, current_a)
+    if voltage_v is not None:
+        await stage.set_voltage(voltage_v)
+    if current_a is not None:
+        await stage.set_current(current_a)
+    status = await stage.read()
+    verify(status, stage.limits, voltage_v=voltage_v, current_a=current_a)
+    return status
+
+
+async def apply_output(stage: PowerStage, on: bool) -> StageStatus:
+    """Switch the output and verify that it followed (a tripped stage refuses to stay on)."""
+    await stage.set_output(on)
+    status = await stage.read()
+    verify(status, stage.limits, output_on=on)
+    return status
