@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -179,9 +179,10 @@ def parse_config(
     values["payment"] = payment
     values["safety"] = _dataclass_section(source, data, "safety", SafetyConfig)
     try:
-        values["ocpp"] = parse_ocpp_config(_section(source, data, "ocpp"))
+        ocpp = parse_ocpp_config(_section(source, data, "ocpp"))
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    values["ocpp"] = replace(ocpp, db_path=state_path(ocpp.db_path))
     hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
     values["hal"] = parse_hal_config(hal_data, source, offline=offline)
     values["db_path"] = state_path(values.get("db_path", DEFAULT_DB))
@@ -275,6 +276,7 @@ def load_ocpp_section(path: str | Path) -> OcppConfig:
     """Only ``[ocpp]`` from a file: how the bench joins a central system (``--ocpp-config``)."""
     path = Path(path)
     try:
-        return parse_ocpp_config(_section(str(path), _read_toml(path), "ocpp"))
+        ocpp = parse_ocpp_config(_section(str(path), _read_toml(path), "ocpp"))
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    return replace(ocpp, db_path=state_path(ocpp.db_path))
