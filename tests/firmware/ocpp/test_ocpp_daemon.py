@@ -136,7 +136,9 @@ async def test_queued_messages_survive_a_daemon_sigkill_and_restart(tmp_path: Pa
             await station.poll("a meter value", lambda: csms.state.of("MeterValues"))
             await station.poll("nothing in flight", lambda: outbox(db)["pending"] == 0)
             await csms.stop()
-            await station.poll("three queued", lambda: outbox(db)["pending"] >= 3)
+            # Two or more waiting: meter values, or the stop if the session ended meanwhile (on a
+            # busy machine the station may fault it; the queue must survive either way).
+            await station.poll("two queued", lambda: outbox(db)["pending"] >= 2)
             queued = outbox(db)
             station.proc.send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(station.proc.wait, DEADLINE_S) == -signal.SIGKILL
@@ -150,11 +152,13 @@ async def test_queued_messages_survive_a_daemon_sigkill_and_restart(tmp_path: Pa
             await station.poll("the stop", lambda: csms.state.of("StopTransaction"))
             figures = outbox(db)
             messages = tx_messages(csms)
-            # Everything queued before the kill, then the power-loss stop made at the restart.
-            assert len(messages) == seen_before + killed_with + 1
-            assert_in_order_and_once(csms)
             [stop] = csms.state.of("StopTransaction")
-            assert stop["reason"] == "PowerLoss" and stop["transaction_id"] == 1001
+            assert stop["transaction_id"] == 1001
+            # Everything queued before the kill, then a power-loss stop made at the restart if
+            # the transaction was still open when the daemon died.
+            made_at_restart = 1 if stop["reason"] == "PowerLoss" else 0
+            assert len(messages) == seen_before + killed_with + made_at_restart
+            assert_in_order_and_once(csms)
             readings = [
                 float(s["value"])
                 for a, p in messages
@@ -168,7 +172,7 @@ async def test_queued_messages_survive_a_daemon_sigkill_and_restart(tmp_path: Pa
             assert snapshot["ocpp"]["state"] == "online" and snapshot["ocpp"]["queued"] == 0
             print(
                 f"\nqueued offline before SIGKILL: {killed_with}; delivered after restart: "
-                f"{len(messages) - seen_before} (with the PowerLoss stop); in order, none doubled"
+                f"{len(messages) - seen_before} (stop reason {stop['reason']}); in order, once each"
             )
             station.proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(station.proc.wait, DEADLINE_S) == 0
