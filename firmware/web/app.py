@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,9 @@ from aiohttp import web
 from firmware.payment import PaymentDesk
 from firmware.station.station import Station
 from firmware.web.api import (
+    BOOT_KEY,
     HISTORY_KEY,
+    IN_FLIGHT_KEY,
     LINK_KEY,
     SETTINGS_KEY,
     STATION_KEY,
@@ -19,6 +22,8 @@ from firmware.web.api import (
     add_api_routes,
     api_errors,
     error_response,
+    redact_event,
+    request_cap,
 )
 from firmware.web.guard import guard_middleware, station_names
 from firmware.web.pages import add_page_routes, page_not_found
@@ -38,9 +43,12 @@ def create_app(
     """``link`` reports the central system link (OCPP), shown on the station page."""
     guard = guard_middleware(station_names(settings.public_url), refuse)
     app = web.Application(
-        middlewares=[guard, page_not_found, api_errors], client_max_size=64 * 1024
+        middlewares=[request_cap, guard, page_not_found, api_errors], client_max_size=64 * 1024
     )
     app[STATION_KEY] = station
+    station.events.redact = redact_event
+    app[BOOT_KEY] = uuid.uuid4().hex
+    app[IN_FLIGHT_KEY] = [0]
     app[SETTINGS_KEY] = settings
     if history is not None:
         app[HISTORY_KEY] = history
