@@ -17,7 +17,13 @@ from dataclasses import replace
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from firmware.config import ConfigError, StationConfig, load_config, state_path
+from firmware.config import (
+    ConfigError,
+    StationConfig,
+    load_config,
+    load_ocpp_section,
+    state_path,
+)
 from firmware.daemon import serve
 from firmware.logs import configure_logging
 from hal.clock import Clock, ScaledClock
@@ -108,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-streams", type=int, help="live event streams served at once")
     run.add_argument("--max-requests", type=int, help="requests in progress at once")
     run.add_argument("--public-url", type=base_url, help="base URL of the phone pages (QR codes)")
+    run.add_argument(
+        "--ocpp-config", help="take the [ocpp] section (central system) from this TOML file"
+    )
     run.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
     run.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
@@ -138,6 +147,8 @@ def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationC
         changes["max_requests"] = args.max_requests
     if args.payment:
         changes["payment"] = replace(config.payment, enabled=True)
+    if args.ocpp_config:
+        changes["ocpp"] = load_ocpp_section(args.ocpp_config)
     return replace(config, **changes) if changes else config
 
 

@@ -1,7 +1,8 @@
 """The station's configuration: one TOML file, validated here, with defaults for the bench.
 
 ``[station]``, ``[web]``, ``[payment]`` and ``[safety]`` are the station's; ``[budget]``,
-``[mqtt]`` and ``[metrics]`` connect it to the site (see :mod:`firmware.site_config`); ``[hal]`` and
+``[mqtt]`` and ``[metrics]`` connect it to the site (see :mod:`firmware.site_config`); ``[ocpp]``
+is the central system uplink's (:mod:`firmware.ocpp.config`); ``[hal]`` and
 ``[[ports]]`` are handed to :mod:`hal.config`. Every error names the file and the key. The
 settings the safety loop depends on have ranges, and the ones that depend on each other (the poll
 period against the watchdog's hold time) are checked together.
@@ -12,11 +13,12 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from firmware.ocpp.config import OcppConfig, parse_ocpp_config
 from firmware.site_config import (
     BudgetConfig,
     ConfigError,
@@ -70,6 +72,7 @@ class StationConfig:
     touchscreen's)."""
     payment: PaymentConfig = field(default_factory=PaymentConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    ocpp: OcppConfig = field(default_factory=OcppConfig)
     hal: HalConfig = field(default_factory=default_bench_config)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
@@ -148,7 +151,10 @@ def parse_config(
     data: dict[str, Any], source: str = "<config>", *, offline: bool = False
 ) -> StationConfig:
     """A station's configuration; ``offline`` checks it on another machine than the station."""
-    known = {"station", "web", "payment", "safety", "hal", "ports", "budget", "mqtt", "metrics"}
+    known = {
+        *("station", "web", "payment", "safety", "hal", "ports"),
+        *("budget", "mqtt", "metrics", "ocpp"),
+    }
     for key in data:
         if key not in known:
             raise ConfigError(f"{source}: unknown top-level key '{key}'")
@@ -208,6 +214,11 @@ def parse_config(
         source, _section(source, data, "budget"), values.get("budget_w", 600.0), values["mqtt"]
     )
     values["metrics"] = parse_metrics(source, _section(source, data, "metrics"))
+    try:
+        ocpp = parse_ocpp_config(_section(source, data, "ocpp"))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    values["ocpp"] = replace(ocpp, db_path=state_path(ocpp.db_path))
     hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
     values["hal"] = parse_hal_config(hal_data, source, offline=offline)
     values["db_path"] = state_path(values.get("db_path", DEFAULT_DB))
@@ -284,13 +295,26 @@ def _dataclass_section(source: str, data: dict[str, Any], name: str, cls: type[A
     return cls(**out)
 
 
-def load_config(path: str | Path, *, offline: bool = False) -> StationConfig:
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, str(path), offline=offline)
+
+
+def load_config(path: str | Path, *, offline: bool = False) -> StationConfig:
+    path = Path(path)
+    return parse_config(_read_toml(path), str(path), offline=offline)
+
+
+def load_ocpp_section(path: str | Path) -> OcppConfig:
+    """Only ``[ocpp]`` from a file: how the bench joins a central system (``--ocpp-config``)."""
+    path = Path(path)
+    try:
+        ocpp = parse_ocpp_config(_section(str(path), _read_toml(path), "ocpp"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return replace(ocpp, db_path=state_path(ocpp.db_path))

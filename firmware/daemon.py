@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from firmware.config import StationConfig
 from firmware.events import EventHub
 from firmware.metrics import StationMetrics
 from firmware.mqtt.publisher import MqttPublisher
+from firmware.ocpp.profiles import CappedPolicy
+from firmware.ocpp.uplink import Uplink
 from firmware.payment import PaymentDesk, make_provider
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
@@ -53,6 +56,7 @@ class Daemon:
     budget: BudgetManager | None = None
     services: list[Service] = field(default_factory=list)
     """Long-lived tasks beside the station (metrics, budget, MQTT): started and awaited by serve."""
+    uplink: Uplink | None = None
 
 
 Service = Callable[[], Coroutine[Any, Any, None]]
@@ -176,6 +180,11 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         events=EventHub(clock, max_streams=config.max_streams),
     )
     watch_store(store, station)
+    policy: CappedPolicy | None = None
+    if config.ocpp.enabled:
+        # The central system's per-connector limits narrow the station's own sharing policy.
+        policy = CappedPolicy(station.policy)
+        station.policy = policy
     api_settings = ApiSettings(
         operator_token=config.operator_token,
         touchscreen_hosts=config.touchscreen_hosts,
@@ -188,8 +197,17 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
             config.payment, make_provider(config.payment.provider), store, clock.wall
         )
         station.on_end = desk.settle
-    app = create_app(station, api_settings, StoreHistory(store), desk)
-    daemon = Daemon(config, clock, hardware, store, station, app)
+    uplink: Uplink | None = None
+    if config.ocpp.enabled:
+        uplink = Uplink(config.ocpp, station, clock, policy=policy, restart=_restart)
+        await uplink.open()
+        uplink.attach()
+    app = create_app(
+        station, api_settings, StoreHistory(store), desk, link=uplink.link_view if uplink else None
+    )
+    daemon = Daemon(config, clock, hardware, store, station, app, uplink=uplink)
+    if uplink is not None:
+        daemon.services.append(uplink.run)
     daemon.budget = build_budget(daemon)
     publisher: MqttPublisher | None = None
     if config.mqtt.enabled:
@@ -273,6 +291,11 @@ async def _run_service(name: str, service: Service) -> None:
         log.exception("%s stopped", name)
 
 
+def _restart() -> None:
+    """A hard reset from the central system: stop as on SIGTERM; the service manager restarts."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 async def serve(
     config: StationConfig,
     *,
@@ -327,8 +350,8 @@ async def serve(
         stop_task = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({station_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         stop_task.cancel()
-        if station_task in done:
-            station_task.result()
+        for task in done - {stop_task}:
+            task.result()
     finally:
         notify("STOPPING=1")
         daemon.station.open_all_relays()
@@ -340,6 +363,8 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError):
                 await station_task
         await daemon.station.events.aclose()
+        if daemon.uplink is not None:
+            await daemon.uplink.close()  # after the station: sessions it ended end here too
         for each in reversed(runners):
             await each.cleanup()
         await daemon.hardware.aclose()

@@ -102,6 +102,9 @@ BOOT_KEY = web.AppKey("boot", str)
 IN_FLIGHT_KEY = web.AppKey("in_flight", list)
 SETTINGS_KEY = web.AppKey("api_settings", ApiSettings)
 HISTORY_KEY = web.AppKey("history", History)
+LinkView = Callable[[], dict[str, Any]]
+LINK_KEY: web.AppKey[LinkView] = web.AppKey("link")
+"""The central system link's state (OCPP), when the station has one."""
 BUDGET_KEY = web.AppKey("budget", BudgetManager)
 
 
@@ -235,7 +238,17 @@ def viewer_link(settings: ApiSettings, public_token: str) -> str:
 def station_view(request: web.Request) -> dict[str, Any]:
     """The snapshot as this caller may see it (with what sets the budget now)."""
     snapshot = station_snapshot(request.app)
-    return snapshot if is_privileged(request) else public_station(snapshot)
+    view = snapshot if is_privileged(request) else public_station(snapshot)
+    return with_link(request, view)
+
+
+def with_link(request: web.Request, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The central system link's state, when there is one (its address only for the privileged)."""
+    link = request.app.get(LINK_KEY)
+    view = link() if link is not None else None
+    if view is not None and not is_privileged(request):
+        view = {"state": view["state"], "queued": view["queued"]}
+    return {**snapshot, "ocpp": view}
 
 
 def port_view_for(request: web.Request, port: PortController) -> dict[str, Any]:
@@ -400,7 +413,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     public = port_filter is None and not is_privileged(request)
 
     def snapshot() -> bytes:
-        view = station_snapshot(request.app)
+        view = with_link(request, station_snapshot(request.app))
         if port_filter is not None:
             view["ports"] = [p for p in view["ports"] if p["id"] == port_filter]
         view["boot"] = boot

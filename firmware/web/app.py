@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -12,6 +14,7 @@ from firmware.web.api import (
     BOOT_KEY,
     HISTORY_KEY,
     IN_FLIGHT_KEY,
+    LINK_KEY,
     SETTINGS_KEY,
     STATION_KEY,
     ApiSettings,
@@ -35,7 +38,9 @@ def create_app(
     settings: ApiSettings,
     history: History | None = None,
     payment: PaymentDesk | None = None,
+    link: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
+    """``link`` reports the central system link (OCPP), shown on the station page."""
     guard = guard_middleware(station_names(settings.public_url), refuse)
     app = web.Application(
         middlewares=[request_cap, guard, page_not_found, api_errors], client_max_size=64 * 1024
@@ -47,6 +52,8 @@ def create_app(
     app[SETTINGS_KEY] = settings
     if history is not None:
         app[HISTORY_KEY] = history
+    if link is not None:
+        app[LINK_KEY] = link
     add_api_routes(app)
     add_page_routes(app, payment)
     return app

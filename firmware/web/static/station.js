@@ -143,8 +143,27 @@
       watts(b.fallback_w) + " until readings return." : "";
   }
 
+  const CSMS_WORDS = {
+    online: "Central system: connected",
+    connecting: "Central system: connecting…",
+    pending: "Central system: waiting to be accepted",
+    rejected: "Central system: this station was not accepted",
+    unauthorized: "Central system: the password was refused",
+    offline: "Central system: unreachable. Charging goes on; records are sent when it is back.",
+  };
+
+  function renderCsms(link) {
+    const node = document.getElementById("csms-link");
+    node.hidden = !link;
+    if (!link) return;
+    node.dataset.state = link.state;
+    const waiting = link.queued ? " (" + link.queued + " messages waiting)" : "";
+    node.textContent = (CSMS_WORDS[link.state] || "Central system: " + link.state) + waiting;
+  }
+
   function renderAll(snapshot) {
     renderSummary(snapshot);
+    renderCsms(snapshot.ocpp);
     if (snapshot.budget) renderBudget(snapshot.budget);
     for (const p of snapshot.ports) renderPort(p);
   }
@@ -154,6 +173,7 @@
     snapshot: renderAll,
     port: renderPort,
     station: renderSummary,
+    ocpp: renderCsms,
     budget: renderBudget,
   }, (ok) => {
     document.getElementById("offline").hidden = ok;
