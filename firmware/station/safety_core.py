@@ -47,7 +47,8 @@ from hal.interfaces import PowerMonitor, PowerReading, Relay, Watchdog
 log = logging.getLogger(__name__)
 
 PERMIT_TTL_S = 1.0
-"""A permit not renewed for this long (the control plane has stopped) no longer holds a switch."""
+"""A permit not renewed for this long (the control plane has stopped) no longer holds a switch;
+at least five watchdog holds, so a bench given a longer hold is as patient."""
 
 READ_DEADLINE_FRACTION = 0.4
 """A sensor read (two registers at 400 kHz take well under a millisecond) may take this share of

@@ -108,7 +108,7 @@ class Station:
             [CorePort(spec.port_id, io.monitor, io.relay) for spec, io in ports],
             watchdog,
             self._core_tripped,
-            hold_s=lambda: float(getattr(watchdog, "hold_time_s", settings.watchdog_hold_s)),
+            hold_s=self._hold_s,
             read_deadline_s=lambda: self.poll_period_s * READ_DEADLINE_FRACTION,
         )
         self._safety_thread: SafetyThread | None = None
@@ -246,8 +246,12 @@ class Station:
             busy=port.busy,
             vehicle_charging=port.vehicle_reports_charging(),
             guard=port.guard,
-            expires_at=self.clock.monotonic() + PERMIT_TTL_S,
+            expires_at=self.clock.monotonic() + max(PERMIT_TTL_S, 5.0 * self._hold_s()),
         )
+
+    def _hold_s(self) -> float:
+        """The board's watchdog hold (the bench scales it with its speed)."""
+        return float(getattr(self.watchdog, "hold_time_s", self.settings.watchdog_hold_s))
 
     def _core_tripped(self, port_id: int, trip: Trip) -> None:
         """The core opened a switch: the port records the fault (on the station's loop)."""
