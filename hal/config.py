@@ -35,6 +35,7 @@ from typing import Any
 
 from hal.errors import ConfigError
 from hal.pi.uarts import BOARDS, uart_pins
+from hal.stage_config import check_stages
 
 SENSOR_LIMIT_V = {"INA219": 26.0, "INA228": 85.0}
 BACKENDS = ("sim", "pi")
@@ -61,6 +62,17 @@ class PortConfig:
     max_current_a: float = 5.0
     min_voltage_v: float = 12.0
     max_voltage_v: float = 84.0
+    stage: str = ""
+    """The port's programmable CC/CV stage (hal/stage_config.py): "" when the vehicle regulates
+    its own current, "rd60xx", "elcon", or "sim" on the bench."""
+    stage_path: str = ""
+    stage_baud: int = 115200
+    stage_device_id: int = 1
+    stage_timeout_s: float = 0.5
+    stage_can_channel: str = "can0"
+    stage_can_address: int = 0xE5
+    stage_max_voltage_v: float = 0.0
+    stage_max_current_a: float = 0.0
 
     @property
     def sensor_range_a(self) -> float:
@@ -99,6 +111,15 @@ _PORT_TYPES: dict[str, type] = {
     "max_current_a": float,
     "min_voltage_v": float,
     "max_voltage_v": float,
+    "stage": str,
+    "stage_path": str,
+    "stage_baud": int,
+    "stage_device_id": int,
+    "stage_timeout_s": float,
+    "stage_can_channel": str,
+    "stage_can_address": int,
+    "stage_max_voltage_v": float,
+    "stage_max_current_a": float,
 }
 _HAL_TYPES: dict[str, type] = {
     "backend": str,
@@ -222,6 +243,7 @@ def parse_hal_config(
     ports = tuple(_port(source, i, table) for i, table in enumerate(raw_ports))
     config = HalConfig(ports=ports, **values)
     _check_unique(config, offline)
+    check_stages(config, offline)
     return config
 
 

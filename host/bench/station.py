@@ -112,7 +112,15 @@ class VehicleBay:
         spec = self.catalog[model]
         if name:
             spec = replace(spec, name=name)
-        vehicle = SimVehicle(spec, soc_pct=soc_pct, temperature_c=temperature_c, seed=seed)
+        # Behind a station's stage a pack is bare, as real ones are: the stage limits its current.
+        bare = self.world.ports[port_id].stage is not None
+        vehicle = SimVehicle(
+            spec,
+            soc_pct=soc_pct,
+            temperature_c=temperature_c,
+            seed=seed,
+            on_board_controller=not bare,
+        )
         peer_path = self.hardware.ports[port_id].peer_path
         if peer_path is None:
             raise ValueError(f"port {port_id} has no simulated cable to plug a vehicle into")
