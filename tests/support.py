@@ -15,7 +15,7 @@ from firmware.station.port import PortController, PortState
 from firmware.station.station import Station, StationSettings
 from firmware.store import Store
 from hal.clock import SimClock
-from hal.config import bench_config
+from hal.config import HalConfig, bench_config
 from hal.factory import Hardware, build_hardware
 from host.bench.station import VehicleBay
 
@@ -67,10 +67,14 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def make_bench(
-    tmp_path: Path, ports: int = 4, budget_w: float = 600.0, **settings: object
+    tmp_path: Path,
+    ports: int = 4,
+    budget_w: float = 600.0,
+    hal: HalConfig | None = None,
+    **settings: object,
 ) -> AsyncIterator[Bench]:
     clock = SimClock()
-    config = StationConfig(hal=bench_config(ports), budget_w=budget_w)
+    config = StationConfig(hal=hal or bench_config(ports), budget_w=budget_w)
     hardware = build_hardware(config.hal, clock)
     store = Store(tmp_path / "records.db")
     await store.open()

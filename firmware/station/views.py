@@ -93,6 +93,7 @@ def port_view(port: PortController) -> dict[str, Any]:
         "thermal_factor": port.thermal_factor,
         "warning": port.warning,
         "link_ok": port.link_down is None,
+        "regulated": "station" if port.io.stage is not None else "vehicle",
         "fault": None if port.fault is None else {"code": port.fault.code, "text": port.fault.text},
         "session": None,
         "limits": {

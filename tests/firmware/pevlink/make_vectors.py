@@ -236,6 +236,7 @@ VALID: list[Valid] = [
                 ("budget", "warn"),
                 ("link", "stop"),
                 ("internal", "stop"),
+                ("stage", "stop"),
             ]
         )
     ),

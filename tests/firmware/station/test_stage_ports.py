@@ -1,0 +1,115 @@
+"""A port with a programmable CC/CV stage: the station, not the vehicle, limits the current.
+
+The bench's port 4 carries a simulated RD6006 (pymodbus's server over a pty) read and set by the
+real Modbus driver; the vehicle on it is a bare pack that draws whatever the stage allows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from firmware.pevlink.timers import I_BREAK_A
+from firmware.station.port import PortState
+from firmware.station.views import port_view
+from hal.config import HalConfig, bench_config
+from hal.sim.riden import SimRiden
+from tests.support import Bench, make_bench
+
+STAGE_PORT = 4
+BIKE = "ebike-36v-500wh"  # 10S NMC, 42 V full, 4 A
+
+
+def stage_hal() -> HalConfig:
+    """The bench's four ports, port 4 behind a simulated RD6006 (packs to 58.8 V)."""
+    config = bench_config(4)
+    ports = [
+        dataclasses.replace(p, stage="sim", max_voltage_v=58.8, stage_timeout_s=2.0)
+        if p.id == STAGE_PORT
+        else p
+        for p in config.ports
+    ]
+    return dataclasses.replace(config, ports=tuple(ports))
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    async with make_bench(tmp_path, budget_w=600.0, hal=stage_hal()) as b:
+        yield b
+
+
+def sim_stage(bench: Bench) -> SimRiden:
+    stage = bench.hardware.world.ports[STAGE_PORT].stage
+    assert stage is not None
+    return stage
+
+
+async def settle_current(bench: Bench, amps: float, seconds: float = 1.5) -> None:
+    vehicle = bench.bay.bays[STAGE_PORT].vehicle
+    await bench.run_until(lambda: abs(vehicle.current_a - amps) < 0.02, timeout=seconds + 5.0)
+
+
+async def test_the_stage_not_the_vehicle_limits_the_current_and_follows_each_grant(
+    bench: Bench,
+) -> None:
+    await bench.charging(STAGE_PORT, BIKE, soc=30.0)
+    port = bench.port(STAGE_PORT)
+    vehicle = bench.bay.bays[STAGE_PORT].vehicle
+    model = sim_stage(bench).model
+    assert not vehicle.on_board_controller
+    assert port_view(port)["regulated"] == "station"
+    assert port_view(bench.port(1))["regulated"] == "vehicle"
+    assert model.voltage_set_v == pytest.approx(42.0)  # the vehicle's vmax
+    await settle_current(bench, 4.0)
+    assert model.current_set_a == pytest.approx(4.0)
+    for budget_w, amps in ((84.0, 2.0), (126.0, 3.0), (63.0, 1.5)):
+        bench.station.set_budget(budget_w)
+        await bench.run_until(lambda a=amps: abs(port.grant_a - a) < 0.05, timeout=10.0)
+        await settle_current(bench, port.grant_a)
+        assert model.current_set_a == pytest.approx(port.grant_a, abs=0.001)
+        await bench.run_for(1.0)
+        assert port.state == PortState.CHARGING
+        assert port.reading is not None
+        assert port.reading.current_a == pytest.approx(port.grant_a, abs=0.05)
+
+
+async def test_a_normal_stop_brings_the_current_below_the_break_level_before_the_switch_opens(
+    bench: Bench,
+) -> None:
+    relay = bench.hardware.ports[STAGE_PORT].relay
+    world_port = bench.hardware.world.ports[STAGE_PORT]
+    at_open: list[float] = []
+    original = relay.open_now
+
+    def recording_open() -> None:
+        if relay.is_closed and world_port.load is not None:
+            at_open.append(world_port.load.current_a)
+        original()
+
+    relay.open_now = recording_open  # type: ignore[method-assign]
+    for soc in (30.0, 50.0, 70.0):
+        await bench.charging(STAGE_PORT, BIKE, soc=soc)
+        await settle_current(bench, 4.0)
+        await bench.station.stop(STAGE_PORT, "user")
+        await bench.run_until(lambda: bench.port(STAGE_PORT).state == PortState.DONE)
+        assert not sim_stage(bench).model.output_on  # and the stage is off afterwards
+        await bench.bay.detach(STAGE_PORT)
+        await bench.run_until(lambda: bench.port(STAGE_PORT).state == PortState.EMPTY)
+    assert len(at_open) == 3
+    assert all(amps < I_BREAK_A for amps in at_open), at_open
+
+
+async def test_a_stage_that_stops_answering_trips_the_port(bench: Bench) -> None:
+    await bench.charging(STAGE_PORT, BIKE, soc=30.0)
+    await settle_current(bench, 4.0)
+    sim_stage(bench).stop_answering()
+    port = bench.port(STAGE_PORT)
+    took = await bench.run_until(lambda: port.state == PortState.FAULT, timeout=10.0)
+    assert took < 3.0  # the watch period and the stage's 2 s deadline
+    assert port.fault is not None and port.fault.code == "stage"
+    assert "power stage" in port.fault.text
+    assert not port.relay_closed
+    assert bench.port(1).state != PortState.FAULT
