@@ -113,3 +113,27 @@ async def test_a_stage_that_stops_answering_trips_the_port(bench: Bench) -> None
     assert "power stage" in port.fault.text
     assert not port.relay_closed
     assert bench.port(1).state != PortState.FAULT
+
+
+async def test_a_stage_turned_by_hand_trips_the_port(bench: Bench) -> None:
+    await bench.charging(STAGE_PORT, BIKE, soc=30.0)
+    await settle_current(bench, 4.0)
+    sim_stage(bench).model.panel_set(current_a=5.5)  # the front-panel knob, past the grant
+    port = bench.port(STAGE_PORT)
+    await bench.run_until(lambda: port.state == PortState.FAULT, timeout=3.0)
+    assert port.fault is not None and port.fault.code == "stage"
+    assert "current limit 5.5 A, set 4 A" in port.fault.text
+    await bench.run_for(1.5)
+    assert not sim_stage(bench).model.output_on  # switched off after the switch opened
+
+
+async def test_a_stage_whose_own_protection_trips_faults_the_port(bench: Bench) -> None:
+    await bench.charging(STAGE_PORT, BIKE, soc=30.0)
+    await settle_current(bench, 4.0)
+    model = sim_stage(bench).model
+    model.ocp_raw = round(3.0 * model.model.current_scale)  # its OCP under what flows
+    port = bench.port(STAGE_PORT)
+    await bench.run_until(lambda: port.state == PortState.FAULT, timeout=3.0)
+    assert port.fault is not None and port.fault.code == "stage"
+    assert "protection" in port.fault.text
+    assert not port.relay_closed
