@@ -334,10 +334,29 @@ def load_hal_config(path: str | Path, *, offline: bool = False) -> HalConfig:
     return parse_hal_config(data, str(path), offline=offline)
 
 
-def bench_config(n_ports: int = 4) -> HalConfig:
+def bench_config(n_ports: int = 4, stage_ports: int = 0) -> HalConfig:
     """Simulated ports. Every fourth port (3, 7, ...) has an INA219 for small packs (to 25.5 V);
-    the others have INA228s for packs to 84 V, so the station is always tested against both."""
+    the others have INA228s for packs to 84 V, so the station is always tested against both.
+    ``stage_ports`` more ports follow, each behind a simulated RD6006 (packs to 58.8 V, bare
+    packs regulated by the station)."""
+    if n_ports + stage_ports > 16:
+        raise ConfigError("the bench has at most 16 ports (one I2C address each, 0x40-0x4F)")
     ports = []
+    for index in range(n_ports, n_ports + stage_ports):
+        ports.append(
+            PortConfig(
+                id=index + 1,
+                sensor="INA228",
+                i2c_address=0x40 + index,
+                shunt_ohms=0.015,
+                relay_gpio=5 + index,
+                max_current_a=5.0,
+                min_voltage_v=12.0,
+                max_voltage_v=58.8,
+                stage="sim",
+                stage_timeout_s=1.0,
+            )
+        )
     for index in range(n_ports):
         port_id = index + 1
         if port_id % 4 == 3:
@@ -366,6 +385,7 @@ def bench_config(n_ports: int = 4) -> HalConfig:
                     max_voltage_v=84.0,
                 )
             )
+    ports.sort(key=lambda p: p.id)
     return HalConfig(backend="sim", ports=tuple(ports), source="<bench>")
 
 

@@ -1,6 +1,6 @@
 """A port with a programmable CC/CV stage: the station, not the vehicle, limits the current.
 
-The bench's port 4 carries a simulated RD6006 (pymodbus's server over a pty) read and set by the
+The bench's port 5 carries a simulated RD6006 (pymodbus's server over a pty) read and set by the
 real Modbus driver; the vehicle on it is a bare pack that draws whatever the stage allows.
 """
 
@@ -20,19 +20,16 @@ from hal.config import HalConfig, bench_config
 from hal.sim.riden import SimRiden
 from tests.support import Bench, make_bench
 
-STAGE_PORT = 4
+STAGE_PORT = 5
 BIKE = "ebike-36v-500wh"  # 10S NMC, 42 V full, 4 A
 
 
 def stage_hal() -> HalConfig:
-    """The bench's four ports, port 4 behind a simulated RD6006 (packs to 58.8 V)."""
-    config = bench_config(4)
-    ports = [
-        dataclasses.replace(p, stage="sim", max_voltage_v=58.8, stage_timeout_s=2.0)
-        if p.id == STAGE_PORT
-        else p
-        for p in config.ports
-    ]
+    """The bench's four ports and a fifth behind a simulated RD6006 (packs to 58.8 V), with a
+    deadline that a loaded machine's pty round trips keep in simulated time."""
+    config = bench_config(4, stage_ports=1)
+    ports = [dataclasses.replace(p, stage_timeout_s=2.0) if p.stage else p for p in config.ports]
+    assert [p.id for p in config.ports if p.stage == "sim"] == [STAGE_PORT]
     return dataclasses.replace(config, ports=tuple(ports))
 
 
