@@ -104,6 +104,11 @@ class LazyStage(PowerStage):
         return self._inner
 
     @property
+    def busy(self) -> bool:
+        """A request is on the line (or the part is being opened)."""
+        return self._lock.locked()
+
+    @property
     def limits(self) -> StageLimits:
         if self._inner is None or not self._opened:
             raise StageError(f"{self.part}: the stage has not been opened")

@@ -19,7 +19,7 @@ from firmware.station.safety import GuardState, Trip
 from firmware.station.session import Session
 from firmware.station.spec import LINK_ERRORS, SETTLE_GRACE_S
 from firmware.station.states import PortEvent, PortState
-from hal.errors import StageError
+from hal.errors import HalError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -161,7 +161,7 @@ class PowerActions:
         """Await a stage action; a stage that fails is a fault of this port (code ``stage``)."""
         try:
             await action
-        except StageError as exc:
+        except HalError as exc:  # a stage that fails, or whose driver cannot load
             if session is self.session:
                 self.trip(stage_control.stage_trip(exc))
             return False
@@ -192,12 +192,10 @@ class PowerActions:
         if not self._still(session, PortState.CHARGING):
             return False
         new = min(current_a, getattr(reply, "current_a", current_a))
-        stage = self.io.stage
-        if stage is not None:  # the stage, not the vehicle, enforces the new grant
-            if not await self._on_stage(session, stage_control.set_current(stage, new)):
-                return False
-            if not self._still(session, PortState.CHARGING):
-                return False
+        # The stage, not the vehicle, enforces the grant: a reduction moves it before the safety
+        # core's permit is lowered, an increase after the permit is raised.
+        if new < old and not await self._move_stage(session, new):
+            return False
         if new < old:
             self.previous_grant_a = old
             self.settle_until = self.clock.monotonic() + T_SETTLE
@@ -205,7 +203,16 @@ class PowerActions:
             self.settled_at = self.clock.monotonic() + SETTLE_GRACE_S
         self.grant_a = new
         self.changed()
-        return True
+        return new < old or await self._move_stage(session, new)
+
+    async def _move_stage(self, session: Session, current_a: float) -> bool:
+        """Move the stage's current limit; True when there is none or it followed."""
+        stage = self.io.stage
+        if stage is None:
+            return True
+        if not await self._on_stage(session, stage_control.set_current(stage, current_a)):
+            return False
+        return self._still(session, PortState.CHARGING)
 
     async def pause(self, why: str) -> None:
         """Rotated out or budget gone: ramp to zero, open, keep the session waiting."""

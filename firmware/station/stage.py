@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from firmware.station.safety import Trip
 from firmware.station.states import PortState
 from hal.clock import wait_for
-from hal.errors import StageError
+from hal.errors import HalError, StageError
 from hal.interfaces import PowerReading, PowerStage, StageLimits, StageStatus
 from hal.stages import apply_output, apply_setpoints, verify
 
@@ -43,7 +43,7 @@ CURRENT_TOLERANCE_A = 0.3
 CURRENT_TOLERANCE_FRAC = 0.1
 
 
-def stage_trip(exc: StageError) -> Trip:
+def stage_trip(exc: Exception) -> Trip:
     return Trip("stage", f"The port's power stage failed: {exc}"[:120])
 
 
@@ -78,7 +78,7 @@ async def switch_off(port: PortController) -> None:
         return
     try:
         await wait_for(port.clock, apply_output(stage, False), STAGE_OFF_DEADLINE_S)
-    except (StageError, TimeoutError) as exc:
+    except (HalError, TimeoutError) as exc:
         log.warning("port %d: the stage did not switch off: %s", port.port_id, exc)
 
 
