@@ -134,6 +134,8 @@ class Allocation:
         budget = max(0.0, station.budget_w - reserved)
         grants = self.policy.allocate(budget, demands, now)
         v_max = {d.port_id: d.volts for d in demands}
+        for d in demands:
+            station.ports[d.port_id].account_v = d.account_v
         current = {d.port_id: station.ports[d.port_id].grant_a for d in demands if d.charging}
         target: dict[int, float] = {}
         for d in demands:

@@ -135,6 +135,8 @@ class PortController(PowerActions):
         self.stage_status: StageStatus | None = None
         """The port's power stage as last read while it fed the pack (stage.py's watch)."""
         self.stage_disagreements = 0
+        self.account_v: float | None = None
+        """The voltage the last allocation round counted this port's grant at (None: vmax)."""
         self.direct_reads = True
         """May the at-rest check read the sensor itself? Not while the safety core's own thread
         owns the bus: then it waits for the core's next reading."""
@@ -269,6 +271,7 @@ class PortController(PowerActions):
             return False
         self.session = None
         self.grant_a = 0.0
+        self.account_v = None
         self.last_session = session
         if move:
             self.move(PortEvent.FINISH, STOP_WORDS.get(reason, "Finished"))

@@ -79,6 +79,8 @@ async def test_the_stage_not_the_vehicle_limits_the_current_and_follows_each_gra
         assert port.grant_a > budget_w / 42.0 + 0.1
         assert port.grant_a * account_voltage(42.0, volts) <= budget_w + 0.5
         assert volts * port.reading.current_a <= budget_w
+        assert bench.station.station_summary()["allocated_w"] <= budget_w + 0.5
+        assert port_view(port)["granted"]["volts"] < 42.0
 
 
 async def test_a_normal_stop_brings_the_current_below_the_break_level_before_the_switch_opens(
@@ -142,3 +144,16 @@ async def test_a_stage_whose_own_protection_trips_faults_the_port(bench: Bench) 
     assert port.fault is not None and port.fault.code == "stage"
     assert "protection" in port.fault.text
     assert not port.relay_closed
+
+
+async def test_a_pack_above_the_stages_reach_is_refused_on_its_port_and_charges_on_another(
+    bench: Bench,
+) -> None:
+    unicycle = "eunicycle-84v"  # 84 V: beyond the RD6006's 60 V and the port's 58.8 V
+    await bench.bay.attach(STAGE_PORT, unicycle, 40.0)
+    port = bench.port(STAGE_PORT)
+    await bench.run_until(lambda: port.state == PortState.UNSUPPORTED)
+    assert port.state_text == "This port supplies and measures up to 58.8 V; the vehicle needs 84 V"
+    assert not port.relay_closed
+    await bench.charging(2, unicycle, soc=40.0)  # an 84 V port, regulated by the vehicle
+    assert port_view(bench.port(2))["regulated"] == "vehicle"
