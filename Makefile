@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make run METER=sim`: the budget follows a simulated site meter (house load and solar).
 run: $(STAMP)
-	$(BIN)/pev-charger run --sim
+	$(BIN)/pev-charger run --sim $(if $(METER),--meter $(METER))
 
-# Debian's chromium (page tests), zbar-tools (QR decoding) and shellcheck (hardware/install.sh),
-# installed when missing and we are root.
+# Debian's chromium (page tests), zbar-tools (QR decoding), shellcheck (hardware/install.sh) and
+# mosquitto (the MQTT broker the tests start), installed when missing and we are root.
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v zbarimg >/dev/null 2>&1 \
 	    || ! command -v shellcheck >/dev/null 2>&1; then \
@@ -26,6 +27,12 @@ system-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools shellcheck >/dev/null) \
 	      || echo "warning: could not install chromium/zbar-tools/shellcheck; some checks will be skipped"; \
 	  else echo "warning: chromium, zbarimg or shellcheck missing and not root; some checks will be skipped"; fi; \
+	fi
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null) \
+	      || echo "warning: could not install mosquitto; MQTT broker tests will be skipped"; \
+	  else echo "warning: mosquitto missing and not root; MQTT broker tests will be skipped"; fi; \
 	fi
 
 lint: $(STAMP) system-deps

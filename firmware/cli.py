@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bench mode: let other machines use the simulator's API (loopback only by default)",
     )
     run.add_argument(
+        "--meter",
+        choices=["sim"],
+        help="bench mode: the budget follows a simulated site meter (Modbus TCP, SDM630)",
+    )
+    run.add_argument(
         "--payment", action="store_true", help="require payment before charging (demo provider)"
     )
     run.add_argument("--public-url", type=base_url, help="base URL of the phone pages (QR codes)")
@@ -157,10 +162,15 @@ def main(argv: list[str] | None = None) -> int:
             bench = importlib.import_module("host.bench.station")
             config = bench.bench_station_config(ports=args.ports or 4, stage_ports=args.stage_ports)
             config = apply_overrides(config, args)
+            if args.meter == "sim":
+                meter = importlib.import_module("host.bench.meter_api")
+                config = meter.with_simulated_meter(config)
             clock = ScaledClock(args.speed)
             extend = bench.bench_extension(lan=args.sim_lan)
-            asyncio.run(serve(config, clock=clock, extend=extend))
+            asyncio.run(serve(config, clock=clock, extend=extend, ready=bench.announce))
         else:
+            if args.meter:
+                raise ConfigError("--meter sim is for the bench (--sim) only")
             config = apply_overrides(load_config(args.config), args)
             asyncio.run(serve(config))
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """The station's configuration: one TOML file, validated here, with defaults for the bench.
 
-``[station]``, ``[web]``, ``[payment]`` and ``[safety]`` are the station's; ``[hal]`` and
+``[station]``, ``[web]``, ``[payment]`` and ``[safety]`` are the station's; ``[budget]``,
+``[mqtt]`` and ``[metrics]`` connect it to the site (see :mod:`firmware.site_config`); ``[hal]`` and
 ``[[ports]]`` are handed to :mod:`hal.config`. Every error names the file and the key. The
 settings the safety loop depends on have ranges, and the ones that depend on each other (the poll
 period against the watchdog's hold time) are checked together.
@@ -16,13 +17,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from firmware.site_config import (
+    BudgetConfig,
+    ConfigError,
+    MetricsConfig,
+    MqttConfig,
+    parse_budget,
+    parse_metrics,
+    parse_mqtt,
+)
 from firmware.station.safety import SafetyConfig
 from hal.config import SENSOR_HEADROOM, HalConfig, default_bench_config, parse_hal_config
 
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message names the file and the key."""
-
+__all__ = ["ConfigError", "StationConfig", "load_config", "parse_config"]
 
 PAYMENT_PROVIDERS = ("demo",)
 DEFAULT_DB = "records.db"
@@ -56,7 +63,14 @@ class StationConfig:
     payment: PaymentConfig = field(default_factory=PaymentConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     hal: HalConfig = field(default_factory=default_bench_config)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "<defaults>"
+
+    def state_dir(self) -> Path:
+        """Where small state files live: beside the records."""
+        return Path(self.db_path).parent
 
     def resolved_public_url(self) -> str:
         """The phone page's base URL: configured, or this machine's LAN address, never loopback."""
@@ -125,7 +139,7 @@ def parse_config(
     data: dict[str, Any], source: str = "<config>", *, offline: bool = False
 ) -> StationConfig:
     """A station's configuration; ``offline`` checks it on another machine than the station."""
-    known = {"station", "web", "payment", "safety", "hal", "ports"}
+    known = {"station", "web", "payment", "safety", "hal", "ports", "budget", "mqtt", "metrics"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{source}: unknown top-level key '{key}'")
@@ -175,6 +189,11 @@ def parse_config(
             raise ConfigError(f"{source}: [payment] {key} must be between 0 and 1000")
     values["payment"] = payment
     values["safety"] = _dataclass_section(source, data, "safety", SafetyConfig)
+    values["mqtt"] = parse_mqtt(source, _section(source, data, "mqtt"))
+    values["budget"] = parse_budget(
+        source, _section(source, data, "budget"), values.get("budget_w", 600.0), values["mqtt"]
+    )
+    values["metrics"] = parse_metrics(source, _section(source, data, "metrics"))
     hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
     values["hal"] = parse_hal_config(hal_data, source, offline=offline)
     values["db_path"] = state_path(values.get("db_path", DEFAULT_DB))

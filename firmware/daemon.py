@@ -10,22 +10,30 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from firmware.budget.manager import BudgetManager
+from firmware.budget.manual import ManualBudgetFile
+from firmware.budget.meters import ModbusMeter
+from firmware.budget.mqtt_meter import MqttMeter
 from firmware.compose import build_station, port_spec
 from firmware.config import StationConfig
 from firmware.events import EventHub
+from firmware.metrics import StationMetrics
+from firmware.mqtt.publisher import MqttPublisher
 from firmware.payment import PaymentDesk, make_provider
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
 from firmware.systemd import notify
-from firmware.web.api import ApiSettings
+from firmware.web.api import BUDGET_KEY, ApiSettings
 from firmware.web.app import create_app
+from firmware.web.metrics import add_metrics_route, metrics_app
 from hal.clock import Clock, RealClock
 from hal.factory import Hardware, build_hardware
 from hal.failsafe import install_failsafe
@@ -41,8 +49,13 @@ class Daemon:
     store: Store
     station: Station
     app: web.Application
+    metrics: StationMetrics | None = None
+    budget: BudgetManager | None = None
+    services: list[Service] = field(default_factory=list)
+    """Long-lived tasks beside the station (metrics, budget, MQTT): started and awaited by serve."""
 
 
+Service = Callable[[], Coroutine[Any, Any, None]]
 Extension = Callable[[Daemon], Awaitable[None] | None]
 
 
@@ -151,7 +164,87 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         )
         station.on_end = desk.settle
     app = create_app(station, api_settings, StoreHistory(store), desk)
-    return Daemon(config, clock, hardware, store, station, app)
+    daemon = Daemon(config, clock, hardware, store, station, app)
+    daemon.budget = build_budget(daemon)
+    publisher: MqttPublisher | None = None
+    if config.mqtt.enabled:
+        publisher = MqttPublisher(
+            config.mqtt,
+            station,
+            clock,
+            station_name=config.name,
+            budget=daemon.budget,
+            max_budget_w=max(config.budget_w, config.budget.max_w),
+        )
+        daemon.services.append(publisher.run)
+    if config.metrics.enabled:
+        metrics = StationMetrics(station, clock, late_kick_s=config.metrics.late_kick_s)
+        metrics.attach()
+        metrics.budget = daemon.budget
+        if publisher is not None:
+            follower = publisher
+            metrics.internal_subscribers.append(lambda: int(follower.subscribed))
+        daemon.metrics = metrics
+        daemon.services.append(metrics.run)
+        if config.metrics.port is None:
+            add_metrics_route(app, metrics)
+    return daemon
+
+
+def build_budget(daemon: Daemon) -> BudgetManager:
+    """The budget's source from ``[budget]``; the operator's manual budget is read back here."""
+    config = daemon.config
+    state_file = config.budget.state_file or str(config.state_dir() / "budget.json")
+    meter = ModbusMeter(config.budget.modbus) if config.budget.source == "modbus" else None
+    manager = BudgetManager(
+        config.budget,
+        daemon.station,
+        daemon.clock,
+        static_w=config.budget_w,
+        manual_file=ManualBudgetFile(Path(state_file)),
+        meter=meter,
+    )
+    manager.load()
+    daemon.app[BUDGET_KEY] = manager
+    daemon.services.append(manager.run)
+    if config.budget.source == "mqtt":
+        feed = MqttMeter(config.mqtt, config.budget.mqtt, daemon.clock, manager.observe)
+        daemon.services.append(feed.run)
+    if meter is not None:
+        daemon.services.append(_closing(meter.aclose))
+    return manager
+
+
+def _closing(close: Callable[[], Awaitable[None]]) -> Service:
+    """A service that does nothing but ``close()`` when it is cancelled at shutdown."""
+
+    async def wait_then_close() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await close()
+
+    return wait_then_close
+
+
+def chain_tick(station: Station, tick: Callable[[], None]) -> None:
+    """Add ``tick`` after whatever already runs at each supervisor pass."""
+    before = station.on_tick
+
+    def both() -> None:
+        if before is not None:
+            before()
+        tick()
+
+    station.on_tick = both if before is not None else tick
+
+
+async def _run_service(name: str, service: Service) -> None:
+    """A service that fails is logged, never the end of the station: charging goes on."""
+    try:
+        await service()
+    except Exception:
+        log.exception("%s stopped", name)
 
 
 async def serve(
@@ -169,7 +262,9 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(daemon.app, handle_signals=False, shutdown_timeout=2.0)
+    runners = [runner]
     station_task: asyncio.Task[None] | None = None
+    services: list[asyncio.Task[None]] = []
     try:
         if extend is not None:
             result = extend(daemon)
@@ -178,7 +273,17 @@ async def serve(
         await runner.setup()
         site = web.TCPSite(runner, config.http_host, config.http_port)
         await site.start()
+        if daemon.metrics is not None and config.metrics.port is not None:
+            metrics_runner = web.AppRunner(metrics_app(daemon.metrics), handle_signals=False)
+            runners.append(metrics_runner)
+            await metrics_runner.setup()
+            host = config.metrics.host or "127.0.0.1"
+            await web.TCPSite(metrics_runner, host, config.metrics.port).start()
+            log.info("metrics on http://%s:%d/metrics", host, config.metrics.port)
         station_task = asyncio.create_task(daemon.station.run(), name="station")
+        for service in daemon.services:
+            name = getattr(service, "__qualname__", "service")
+            services.append(asyncio.create_task(_run_service(name, service), name=name))
         log.info(
             "station %r on http://%s:%d (%s hardware, %d ports, budget %.0f W, records in %s)",
             config.name,
@@ -190,7 +295,7 @@ async def serve(
             config.db_path,
         )
         notify("READY=1")
-        daemon.station.on_tick = _systemd_watchdog(daemon.clock)
+        chain_tick(daemon.station, _systemd_watchdog(daemon.clock))
         if ready is not None:
             ready(daemon)
         stop_task = asyncio.create_task(stop.wait())
@@ -201,11 +306,15 @@ async def serve(
     finally:
         notify("STOPPING=1")
         daemon.station.open_all_relays()
+        for task in services:
+            task.cancel()
+        await asyncio.gather(*services, return_exceptions=True)
         if station_task is not None and not station_task.done():
             station_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await station_task
-        await runner.cleanup()
+        for each in reversed(runners):
+            await each.cleanup()
         await daemon.hardware.aclose()
         await daemon.store.close()
         log.info("station stopped; every relay is open")

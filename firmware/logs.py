@@ -124,3 +124,5 @@ def configure_logging(debug: bool, json_logs: bool, *, journald: bool | None = N
     handler.addFilter(RepeatLimit())
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # A meter that stops answering is logged once by the budget manager, not at every retry.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

@@ -1,9 +1,11 @@
 """What a port does with what its vehicle says (HELLO, BATT, REQ, STOP, TEL, FAULT, BOOT).
 
 A message that makes a live session unsafe (a new HELLO, a battery profile this port cannot
-supply, a BOOT) trips the port first, at once; only then is the rest done, under the port's lock.
-A request that finds the port busy for longer than the vehicle's reply timer allows is answered
-NAK BUSY (E209): the vehicle retries after its timer, as the specification says.
+supply, a BOOT) trips the port first, at once. HELLO and BATT, which replace what the station
+knows of the vehicle, then wait for the port's lock, so they never change a profile under an
+action that is using it; one that finds the port busy for longer than the vehicle's reply timer
+allows is answered NAK BUSY (E209), and the vehicle retries after its timer, as the specification
+says. REQ and the notices (TEL, FAULT, BOOT) need no await and are handled at once, in line order.
 """
 
 from __future__ import annotations
@@ -156,11 +158,11 @@ class Conversation:
     async def _charge_request(self, request: ChargeRequest) -> Message:
         port = self.port
         check_request(port.battery, request)
-        async with self._turn():
-            port.request = request
-            port.move(PortEvent.REQUESTED)
-            word = REQUEST_WORDS.get(port.state, "wait_start")
-        return ChargeRequestReply(word)
+        # What the vehicle wants now, and the answer: no await, so atomic, and never held up by an
+        # admission under way (the vehicle sends its REQ while the station may be admitting it).
+        port.request = request
+        port.move(PortEvent.REQUESTED)
+        return ChargeRequestReply(REQUEST_WORDS.get(port.state, "wait_start"))
 
     def _stop(self, stop: Stop) -> Message:
         port = self.port
@@ -191,19 +193,20 @@ class Conversation:
                 port.warning = f"Vehicle warning: {text}"
                 port.changed()
         elif isinstance(message, Boot):
-            port.link.reset()
-            if port.state in LIVE_STATES or port.relay_closed:
-                port.trip(Trip("link", "The vehicle restarted during the charge"))
-            port.spawn(self._restarted())
+            self._restarted()
 
-    async def _restarted(self) -> None:
-        """After the vehicle's BOOT: end a session that had no power, and start over."""
+    def _restarted(self) -> None:
+        """The vehicle's BOOT: it starts over. Done at once, in line order, so that the lines it
+        sends next (telemetry, HELLO) are not wiped by a late reaction to this one."""
         port = self.port
-        async with port.lock:
-            session = port.session
-            if session is not None and port.state in (PortState.PAYMENT, PortState.WAITING):
-                await port.finish(session, "vehicle", "The vehicle restarted before charging")
-            if port.state in LIVE_STATES:
-                return  # a new session began meanwhile: not this BOOT's business
+        port.link.reset()
+        if port.state in LIVE_STATES or port.relay_closed:
+            port.trip(Trip("link", "The vehicle restarted during the charge"))
+        session = port.session
+        if session is not None and port.state in (PortState.PAYMENT, PortState.WAITING):
+            text = "The vehicle restarted before charging"
+            if port.end_session(session, "vehicle", text):
+                port.spawn(port.announce_end(session))
+        if port.state not in LIVE_STATES:
             port.forget_vehicle(keep_fault=True)
             port.move(PortEvent.RESTARTED)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from firmware.budget.manager import BudgetManager
 from firmware.station.port import PortController
 from firmware.station.station import Station, StationError
 from firmware.web.guard import (
@@ -83,6 +84,16 @@ class History(Protocol):
 STATION_KEY = web.AppKey("station", Station)
 SETTINGS_KEY = web.AppKey("api_settings", ApiSettings)
 HISTORY_KEY = web.AppKey("history", History)
+BUDGET_KEY = web.AppKey("budget", BudgetManager)
+
+
+def station_snapshot(app: web.Application) -> dict[str, Any]:
+    """The station's snapshot, with what sets its budget now when a budget manager runs."""
+    snapshot = app[STATION_KEY].snapshot()
+    manager = app.get(BUDGET_KEY)
+    if manager is not None:
+        snapshot["budget"] = manager.view()
+    return snapshot
 
 
 # --- who is asking --------------------------------------------------------------------------------
@@ -189,8 +200,8 @@ def viewer_link(settings: ApiSettings, public_token: str) -> str:
 
 
 def station_view(request: web.Request) -> dict[str, Any]:
-    """The snapshot as this caller may see it."""
-    snapshot = request.app[STATION_KEY].snapshot()
+    """The snapshot as this caller may see it (with what sets the budget now)."""
+    snapshot = station_snapshot(request.app)
     return snapshot if is_privileged(request) else public_station(snapshot)
 
 
@@ -252,8 +263,25 @@ async def put_budget(request: web.Request) -> web.Response:
     if isinstance(watts, bool) or not isinstance(watts, int | float):
         raise ApiFailure("bad_request", "'watts' must be a number.")
     station = request.app[STATION_KEY]
-    station.set_budget(float(watts))
-    return web.json_response(station.station_summary())
+    manager = request.app.get(BUDGET_KEY)
+    if manager is None:
+        station.set_budget(float(watts))
+        return web.json_response(station.station_summary())
+    try:
+        view = await manager.set_manual(float(watts))
+    except ValueError as exc:
+        raise ApiFailure("bad_request", str(exc)) from None
+    return web.json_response({**station.station_summary(), "budget": view})
+
+
+async def delete_budget(request: web.Request) -> web.Response:
+    """Forget the operator's budget: the configured source (static or meter) sets it again."""
+    require_operator(request)
+    manager = request.app.get(BUDGET_KEY)
+    if manager is None:
+        raise ApiFailure("conflict", "This station has no budget source to return to.")
+    view = await manager.set_manual(None)
+    return web.json_response({**request.app[STATION_KEY].station_summary(), "budget": view})
 
 
 def find_session_of(request: web.Request) -> tuple[PortController, Any, bool]:
@@ -323,7 +351,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     with station.events.subscribe(maxsize=128) as sub:
-        snapshot = station.snapshot()
+        snapshot = station_snapshot(request.app)
         if port_filter is not None:
             snapshot["ports"] = [p for p in snapshot["ports"] if p["id"] == port_filter]
         await response.write(_sse("snapshot", snapshot))
@@ -370,6 +398,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/api/station", get_station)
     app.router.add_put("/api/station/budget", put_budget)
+    app.router.add_delete("/api/station/budget", delete_budget)
     app.router.add_get("/api/ports/{port_id}", get_port)
     app.router.add_post("/api/ports/{port_id}/start", start_port)
     app.router.add_post("/api/ports/{port_id}/stop", stop_port)

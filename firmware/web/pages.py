@@ -8,6 +8,8 @@ web layer reads the station; every change goes through the same API the pages ca
 from __future__ import annotations
 
 import hmac
+import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,33 @@ from firmware.web.api import (
     viewer_link,
 )
 from firmware.web.qr import qr_svg
-from firmware.web.render import json_script, render
+from firmware.web.render import Safe, json_script, render
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 PAYMENT_KEY = web.AppKey("payment", PaymentDesk)
+
+
+@dataclass(frozen=True, slots=True)
+class PageNote:
+    """A line the station page shows above its ports, given by the composition root (the bench
+    tells a newcomer where to plug in); the station itself never sets one."""
+
+    text: str
+    link_text: str = ""
+    link_href: str = ""
+
+    def html(self) -> Safe:
+        link = (
+            f' <a href="{html.escape(self.link_href)}">{html.escape(self.link_text)}</a>'
+            if self.link_href
+            else ""
+        )
+        return Safe(f'<p class="note" id="page-note">{html.escape(self.text)}{link}</p>')
+
+
+PAGE_NOTE_KEY = web.AppKey("page_note", PageNote)
 
 
 def _token_ok(token: str) -> bool:
@@ -51,6 +74,7 @@ async def station_page(request: web.Request) -> web.Response:
         TEMPLATES,
         "station.html",
         name=station.settings.name,
+        note=note.html() if (note := request.app.get(PAGE_NOTE_KEY)) else Safe(""),
         initial=json_script(
             {
                 "station": station_view(request),

@@ -14,6 +14,7 @@ import os
 import select
 import threading
 import tty
+from collections.abc import Callable
 
 from hal.serial_link import PySerialLink
 
@@ -36,6 +37,9 @@ class PtyCable:
         self.connected = True
         """False cuts the wire: bytes are dropped in both directions (an unplugged cable)."""
         self.bytes_copied = 0
+        self.tap: Callable[[bytes], None] | None = None
+        """Sees every byte the far end sends towards the station (a bench's meter of what the
+        device says). It runs on the copying thread, so it must be quick and thread-safe."""
         self._thread = threading.Thread(target=self._run, name=f"pty-{name}", daemon=True)
         self._thread.start()
 
@@ -57,6 +61,8 @@ class PtyCable:
                     return
                 if data and self.connected:
                     self._forward(pairs[fd], data)
+                    if fd == self._b_master and self.tap is not None:
+                        self.tap(data)
 
     def _forward(self, fd: int, data: bytes) -> None:
         with contextlib.suppress(OSError):  # a full buffer on an unread end: bytes are lost

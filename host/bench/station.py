@@ -22,10 +22,12 @@ from firmware.config import StationConfig, state_path
 from firmware.daemon import Daemon
 from firmware.station.station import Station
 from firmware.web.api import ApiFailure, port_id_of, read_json
+from firmware.web.pages import PAGE_NOTE_KEY, PageNote
 from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
+from host.bench.external import ExternalPack
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind
@@ -80,6 +82,8 @@ class VehicleBay:
         self._base_hold_s = hardware.watchdog.hold_time_s
         self.catalog: dict[str, VehicleSpec] = {spec.id: spec for spec in load_catalog()}
         self.bays: dict[int, Bay] = {}
+        self.packs: dict[int, ExternalPack] = {}
+        """Ports with a pack and no simulated agent: an outside device speaks on their pty."""
         self._serial = 0
 
     def set_speed(self, speed: float) -> None:
@@ -110,7 +114,7 @@ class VehicleBay:
     ) -> SimVehicle:
         if port_id not in self.hardware.ports:
             raise KeyError(port_id)
-        if port_id in self.bays:
+        if port_id in self.bays or port_id in self.packs:
             raise ValueError(f"port {port_id} already has a vehicle; unplug it first")
         spec = self.catalog[model]
         if name:
@@ -137,7 +141,33 @@ class VehicleBay:
         self.bays[port_id] = Bay(vehicle, agent, task, transport)
         return vehicle
 
+    def plug_pack(
+        self, port_id: int, model: str, soc_pct: float = 20.0, temperature_c: float = 25.0
+    ) -> ExternalPack:
+        """A pack on the port for an outside device (no simulated agent): it charges for real."""
+        if port_id not in self.hardware.ports:
+            raise KeyError(port_id)
+        if port_id in self.bays or port_id in self.packs:
+            raise ValueError(f"port {port_id} already has a vehicle; unplug it first")
+        cable = self.world.ports[port_id].cable
+        if cable is None:
+            raise ValueError(f"port {port_id} has no simulated cable for a device to speak on")
+        pack = ExternalPack(
+            SimVehicle(self.catalog[model], soc_pct=soc_pct, temperature_c=temperature_c)
+        )
+        cable.tap = pack.hear
+        self.world.attach(port_id, pack)
+        self.packs[port_id] = pack
+        return pack
+
     async def detach(self, port_id: int) -> None:
+        if port_id in self.packs:
+            del self.packs[port_id]
+            cable = self.world.ports[port_id].cable
+            if cable is not None:
+                cable.tap = None
+            self.world.detach(port_id)
+            return
         bay = self.bays.pop(port_id, None)
         if bay is None:
             raise KeyError(port_id)
@@ -172,6 +202,7 @@ class VehicleBay:
                 "id": port_id,
                 "pty": self.hardware.ports[port_id].peer_path,
                 "vehicle": None,
+                "pack": self.packs[port_id].view() if port_id in self.packs else None,
             }
             if bay is not None:
                 entry["vehicle"] = {
@@ -184,7 +215,7 @@ class VehicleBay:
         return out
 
     async def aclose(self) -> None:
-        for port_id in list(self.bays):
+        for port_id in [*self.bays, *self.packs]:
             await self.detach(port_id)
 
 
@@ -219,6 +250,19 @@ def _bay(request: web.Request) -> tuple[VehicleBay, int]:
     return bay, port_id_of(request, bay.hardware.ports)
 
 
+def _vehicle_fields(bay: VehicleBay, data: dict[str, Any]) -> tuple[str, float, float]:
+    """model, soc and temperature_c of a request body, checked."""
+    model = data.get("model")
+    if not isinstance(model, str) or model not in bay.catalog:
+        raise ApiFailure("bad_request", "'model' must be a vehicle id from /api/sim/catalog.")
+    soc = data.get("soc", 20)
+    temp = data.get("temperature_c", 25)
+    for key, value, lo, hi in (("soc", soc, 0, 100), ("temperature_c", temp, -30, 70)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise ApiFailure("bad_request", f"'{key}' must be a number from {lo} to {hi}.")
+    return model, float(soc), float(temp)
+
+
 async def get_catalog(request: web.Request) -> web.Response:
     bay = bench_bay(request)
     return web.json_response(
@@ -236,19 +280,24 @@ async def get_ports(request: web.Request) -> web.Response:
 async def attach(request: web.Request) -> web.Response:
     bay, port_id = _bay(request)
     data = await read_json(request)
-    model = data.get("model")
-    if not isinstance(model, str) or model not in bay.catalog:
-        raise ApiFailure("bad_request", "'model' must be a vehicle id from /api/sim/catalog.")
-    soc = data.get("soc", 20)
-    temp = data.get("temperature_c", 25)
+    model, soc, temp = _vehicle_fields(bay, data)
     name = data.get("name")
-    for key, value, lo, hi in (("soc", soc, 0, 100), ("temperature_c", temp, -30, 70)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise ApiFailure("bad_request", f"'{key}' must be a number from {lo} to {hi}.")
     if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 32):
         raise ApiFailure("bad_request", "'name' must be text of 1 to 32 characters.")
     try:
-        await bay.attach(port_id, model, float(soc), float(temp), name)
+        await bay.attach(port_id, model, soc, temp, name)
+    except ValueError as exc:
+        raise ApiFailure("conflict", str(exc)) from None
+    return web.json_response({"ports": bay.view()}, status=201)
+
+
+async def plug_pack(request: web.Request) -> web.Response:
+    """A pack on the port, and the port's pty free for an outside device to speak on."""
+    bay, port_id = _bay(request)
+    data = await read_json(request)
+    model, soc, temp = _vehicle_fields(bay, data)
+    try:
+        bay.plug_pack(port_id, model, soc, temp)
     except ValueError as exc:
         raise ApiFailure("conflict", str(exc)) from None
     return web.json_response({"ports": bay.view()}, status=201)
@@ -281,7 +330,7 @@ async def vehicle_stop(request: web.Request) -> web.Response:
 
 async def detach(request: web.Request) -> web.Response:
     bay, port_id = _bay(request)
-    if port_id not in bay.bays:
+    if port_id not in bay.bays and port_id not in bay.packs:
         raise ApiFailure("conflict", f"No vehicle is attached to port {port_id}.")
     await bay.detach(port_id)
     return web.json_response({"ports": bay.view()})
@@ -313,6 +362,7 @@ def add_sim_routes(app: web.Application, bay: VehicleBay) -> None:
     app.router.add_get("/api/sim/catalog", get_catalog)
     app.router.add_get("/api/sim/ports", get_ports)
     app.router.add_post("/api/sim/ports/{port_id}/attach", attach)
+    app.router.add_post("/api/sim/ports/{port_id}/pack", plug_pack)
     app.router.add_post("/api/sim/ports/{port_id}/fault", inject)
     app.router.add_post("/api/sim/ports/{port_id}/stop", vehicle_stop)
     app.router.add_post("/api/sim/ports/{port_id}/detach", detach)
@@ -333,11 +383,21 @@ def bench_extension(*, lan: bool = False) -> Callable[[Daemon], Awaitable[None]]
 
 
 async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
-    """Adds the vehicle bay, its routes, and the world's physics task to a bench daemon."""
+    """Adds the vehicle bay, its routes, and the world's physics task to a bench daemon (and the
+    simulated site meter when the configuration reads its budget from one on this machine)."""
+    if daemon.config.budget.source == "modbus" and daemon.config.budget.modbus.host == "127.0.0.1":
+        from host.bench.meter_api import add_simulated_meter
+
+        add_simulated_meter(daemon)
     bay = VehicleBay(daemon.hardware, daemon.clock, daemon.station, lan=lan)
     if isinstance(daemon.clock, ScaledClock):
         bay.set_speed(min(MAX_SPEED, daemon.clock.speed))
     add_sim_routes(daemon.app, bay)
+    daemon.app[PAGE_NOTE_KEY] = PageNote(
+        f"Bench: each port is also a serial line for your own device ({serial_lines(daemon)}).",
+        "Plug in a virtual vehicle",
+        "/sim",
+    )
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []
@@ -351,3 +411,17 @@ async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     daemon.app.cleanup_ctx.append(lifecycle)
+
+
+def serial_lines(daemon: Daemon) -> str:
+    ports = daemon.hardware.ports
+    return ", ".join(f"port {pid}: {ports[pid].peer_path}" for pid in sorted(ports))
+
+
+def announce(daemon: Daemon) -> None:
+    """The bench's start-up lines: where to plug in a virtual vehicle, or your own device."""
+    config = daemon.config
+    base = f"http://{config.http_host}:{config.http_port}"
+    print(f"pev-charger bench: station page {base}/ ; plug in a virtual vehicle at {base}/sim")
+    print(f"pev-charger bench: or your own device on a port's serial line: {serial_lines(daemon)}")
+    print("pev-charger bench: give it a battery with POST /api/sim/ports/{id}/pack (docs/api.md)")

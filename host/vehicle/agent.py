@@ -37,7 +37,7 @@ from firmware.pevlink import (
 from firmware.pevlink.errors import ErrorCode, NakError, PeerRebooted, PevLinkError, ProtocolError
 from firmware.pevlink.link import ByteTransport, LineObserver, Link
 from firmware.pevlink.messages import BmsFlag
-from firmware.pevlink.timers import T_TEL_PERIOD
+from firmware.pevlink.timers import T_LINK, T_TEL_PERIOD
 from hal.clock import Clock
 from host.vehicle.faults import FaultKind
 from host.vehicle.model import SimVehicle
@@ -184,6 +184,9 @@ class VehicleAgent:
         last_flags = wire_flags(self.vehicle.bms_flags)
         while not self._restart.is_set():
             await self.clock.sleep(0.1)
+            last = self.link.last_rx
+            if self.power_on and last is not None and self.clock.monotonic() - last > T_LINK:
+                self._power_off("the station fell silent")
             flags = wire_flags(self.vehicle.bms_flags)
             if flags != last_flags:
                 # A BMS flag changed: tell the station now, not at the next telemetry period, so
@@ -277,6 +280,9 @@ class VehicleAgent:
             self.summary = message
             self.power_on = False
             self._notify_event(f"summary: {message.energy_wh} Wh")
+        elif isinstance(message, Fault) and message.severity == "stop":
+            # The station's fault ends the charge at once: draw nothing, whatever the switch does.
+            self._power_off(f"station fault: {message.code}")
         elif isinstance(message, Boot):
             self.link.reset()
             self.power_on = False
@@ -287,6 +293,13 @@ class VehicleAgent:
             message, ChargeRequestReply
         ):  # pragma: no cover - replies never arrive here
             pass
+
+    def _power_off(self, why: str) -> None:
+        """Stop drawing and treat power as off (§2.7 and §4.2: a lost link or a station fault)."""
+        self.power_on = False
+        self.grant_a = 0.0
+        self.vehicle.set_grant(0.0)
+        self._notify_event(f"power off: {why}")
 
     def _notify_event(self, text: str) -> None:
         if self.on_event is not None:

@@ -129,8 +129,24 @@
     store.textContent = s.store_error ? "Records cannot be written: " + s.store_error + " Charging stays safe." : "";
   }
 
+  const SOURCE_NAMES = { static: "Configured budget", manual: "Set by the operator",
+    meter: "Follows the site meter", fallback: "Fallback budget" };
+
+  // What sets the budget now; a stale meter is shown until readings return.
+  function renderBudget(b) {
+    const line = document.getElementById("budget-source");
+    line.hidden = false;
+    line.textContent = (SOURCE_NAMES[b.active] || b.active) + " · " + b.text +
+      (b.site_w !== null && b.site_w !== undefined && !b.stale ? " · site " + watts(b.site_w) : "");
+    const alert = document.getElementById("budget-fallback");
+    alert.hidden = !b.stale;
+    alert.textContent = b.stale ? "Site meter reading missing: the budget is held at " +
+      watts(b.fallback_w) + " until readings return." : "";
+  }
+
   function renderAll(snapshot) {
     renderSummary(snapshot);
+    if (snapshot.budget) renderBudget(snapshot.budget);
     for (const p of snapshot.ports) renderPort(p);
   }
 
@@ -139,6 +155,7 @@
     snapshot: renderAll,
     port: renderPort,
     station: renderSummary,
+    budget: renderBudget,
   }, (ok) => {
     document.getElementById("offline").hidden = ok;
     document.getElementById("link-status").textContent = ok ? "Live" : "Offline";

@@ -21,6 +21,9 @@ from typing import Any
 from firmware.pevlink import MAX_LINE_BYTES, ProtocolError, crc16, decode, encode
 from firmware.pevlink.messages import message_to_dict
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vectors_more import build_more
+
 OUT = Path(__file__).resolve().parents[3] / "docs" / "pev-link-vectors.json"
 
 FORMAT = (
@@ -45,7 +48,13 @@ FORMAT = (
     "charging session on one port from plug-in to the session summary, in the order the lines "
     "cross the wire, each with the side that sent it. The checksum is CRC-16/CCITT-FALSE (poly "
     "0x1021, init 0xFFFF, no reflection, no final XOR; '123456789' gives 29B1) over the bytes "
-    "between '$' and '*'."
+    "between '$' and '*'. Since 1.1: 'stream': byte streams for the line assembler ('chunks_hex' "
+    "as read, 'out' the lines and framing errors it must give in order, 'noise_bytes' the bytes "
+    "outside any line); 'transcripts': timed conversations ('t' seconds, 'from', 'line'; 'lost': "
+    "true for a line lost on the way; 'checks' names the timing rules they show); 'vehicle': "
+    "lines a vehicle receives ('receive') and the replies it must send ('replies': kind, seq, "
+    "message and the fields that must match; empty for no reply); 'messages': the message table "
+    "(name, kind, sender and every field's key, type, unit, range, words and whether required)."
 )
 
 
@@ -653,6 +662,20 @@ INVALID: list[Invalid] = [
         "the escaped bytes are not UTF-8",
     ),
     Invalid(
+        "field-order-escape-before-malformed",
+        frame("Q05 HELLO ver=1 type=ebike maker=Kit%G1 model=Kit bogus"),
+        "E203",
+        "fields are checked in line order: the bad escape comes before the field that is not "
+        "key=value, so the line is E203 (a request is answered with NAK)",
+    ),
+    Invalid(
+        "field-order-malformed-before-escape",
+        frame("Q05 HELLO ver=1 type=ebike bogus maker=Kit%G1 model=Kit"),
+        "E100",
+        "fields are checked in line order: 'bogus' is not key=value before the bad escape, so "
+        "the line is E100 and never answered",
+    ),
+    Invalid(
         "grant-why-empty",
         frame("Q03 GRANT i=4 v=42 why="),
         "E203",
@@ -862,6 +885,7 @@ def build() -> dict[str, Any]:
         "handshake": [
             {"from": side, "line": frame(body).decode("ascii")} for side, body in HANDSHAKE
         ],
+        **build_more(),
     }
 
 

@@ -42,3 +42,14 @@ def test_every_field_of_every_message_is_in_the_spec_as_the_codec_has_it(
         assert required == ("yes" if f["required"] else "no"), f["key"]
         for choice in f["choices"]:
             assert f"`{choice}`" in values, (f["key"], choice)
+
+
+def test_the_requirement_lists_are_those_the_conformance_kit_checks() -> None:
+    from host.conformance.requirements import ALL, markdown
+
+    begin, end = "<!-- requirements:begin -->\n", "<!-- requirements:end -->"
+    listed = SPEC.split(begin, 1)[1].split(end, 1)[0]
+    assert listed == markdown(), "regenerate with: python -m host.conformance.requirements"
+    ids = [r.id for r in ALL]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"(ST|VH)-(PHY|LINK|BOOT|APP|SAFE)-\d\d", rid) for rid in ids)

@@ -184,3 +184,54 @@ async def test_the_speed_of_a_hand_driven_clock_cannot_change(
     await assert_error(await client.put("/api/sim/speed", json={"speed": 500}), 400, "bad_request")
     await assert_error(await client.put("/api/sim/speed", json={"speed": 5}), 409, "conflict")
     assert (await (await client.get("/api/sim/speed")).json()) == {"speed": 1.0}
+
+
+async def test_a_pack_on_a_port_leaves_its_pty_to_an_outside_device(
+    bench: Bench, aiohttp_client: MakeClient
+) -> None:
+    client = await bench_client(bench, aiohttp_client)
+    resp = await client.post(
+        "/api/sim/ports/2/pack", json={"model": "ebike-36v-500wh", "soc": 35, "temperature_c": 20}
+    )
+    assert resp.status == 201, await resp.text()
+    port = next(p for p in (await resp.json())["ports"] if p["id"] == 2)
+    assert port["vehicle"] is None and port["pty"] == bench.hardware.ports[2].peer_path
+    assert port["pack"]["model"] == "ebike-36v-500wh" and port["pack"]["soc_pct"] == 35
+    assert bench.hardware.world is not None and bench.hardware.world.ports[2].load is not None
+    # one battery per port: neither a second pack nor a simulated vehicle
+    await assert_error(
+        await client.post("/api/sim/ports/2/pack", json={"model": "ebike-36v-500wh"}),
+        409,
+        "conflict",
+    )
+    await assert_error(
+        await client.post("/api/sim/ports/2/attach", json={"model": "ebike-36v-500wh"}),
+        409,
+        "conflict",
+    )
+    await assert_error(
+        await client.post("/api/sim/ports/3/pack", json={"model": "no-such", "soc": 10}),
+        400,
+        "bad_request",
+    )
+    resp = await client.post("/api/sim/ports/2/detach")
+    assert resp.status == 200
+    assert next(p for p in (await resp.json())["ports"] if p["id"] == 2)["pack"] is None
+    assert bench.hardware.world.ports[2].load is None
+
+
+async def test_the_station_page_shows_the_note_the_composition_root_gives(
+    bench: Bench, aiohttp_client: MakeClient
+) -> None:
+    from firmware.web.pages import PAGE_NOTE_KEY, PageNote
+
+    settings = ApiSettings(None, ("127.0.0.1",), "http://station.test:8080")
+    plain = await aiohttp_client(create_app(bench.station, settings, StoreHistory(bench.store)))
+    assert 'id="page-note"' not in await (await plain.get("/")).text()
+    app = create_app(bench.station, settings, StoreHistory(bench.store))
+    app[PAGE_NOTE_KEY] = PageNote(
+        "Bench: port 1: /dev/pts/9 <b>", "Plug in a virtual vehicle", "/sim"
+    )
+    page = await (await (await aiohttp_client(app)).get("/")).text()
+    assert '<a href="/sim">Plug in a virtual vehicle</a>' in page
+    assert "/dev/pts/9 &lt;b&gt;" in page

@@ -67,7 +67,7 @@ async def scene(tmp_path: Path, aiohttp_client: MakeClient) -> AsyncIterator[Sce
         bench.station.on_end = desk.settle
         await bench.bay.attach(1, "ebike-36v-500wh", 40.0)
         await bench.bay.attach(2, "ebike-48v-13s", 40.0)
-        await bench.run_until(lambda: bench.port(2).state == PortState.READY)
+        await bench.run_until(lambda: all(bench.port(p).state == PortState.READY for p in (1, 2)))
         scene = Scene(bench, desk, "", "", "", "")
         kiosk = await aiohttp_client(scene.app(("127.0.0.1", "::1")))
         started = await (await kiosk.post("/api/ports/1/start")).json()
@@ -93,6 +93,7 @@ STRANGER: dict[tuple[str, str], int] = {
     ("GET", "/s/{token}"): 404,
     ("GET", "/api/station"): 200,
     ("PUT", "/api/station/budget"): 401,
+    ("DELETE", "/api/station/budget"): 401,
     ("GET", "/api/ports/{port_id}"): 200,
     ("POST", "/api/ports/{port_id}/start"): 401,
     ("POST", "/api/ports/{port_id}/stop"): 401,
