@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--payment", action="store_true", help="require payment before charging (demo provider)"
     )
+    run.add_argument("--max-streams", type=int, help="live event streams served at once")
+    run.add_argument("--max-requests", type=int, help="requests in progress at once")
     run.add_argument("--public-url", type=base_url, help="base URL of the phone pages (QR codes)")
     run.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
     run.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
@@ -136,6 +138,10 @@ def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationC
         changes["budget_w"] = args.budget
     if args.public_url:
         changes["public_url"] = args.public_url
+    if args.max_streams:
+        changes["max_streams"] = args.max_streams
+    if args.max_requests:
+        changes["max_requests"] = args.max_requests
     if args.payment:
         changes["payment"] = replace(config.payment, enabled=True)
     return replace(config, **changes) if changes else config

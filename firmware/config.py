@@ -57,9 +57,17 @@ class StationConfig:
     operator_token: str | None = None
     db_path: str = DEFAULT_DB
     """A relative path is resolved at load: under ``$STATE_DIRECTORY`` when systemd sets it."""
+    journal_path: str | None = None
+    """Where writes wait while the records cannot take them; beside ``db_path`` by default. On
+    another filesystem (e.g. /run) it also survives a full or read-only records disk."""
     touchscreen_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    max_streams: int = 1000
+    """Live event streams open at once; more get 503 with Retry-After (the touchscreen never)."""
+    max_requests: int = 1200
+    """Requests in progress at once (an open stream is one) before more get 503 (not the
+    touchscreen's)."""
     payment: PaymentConfig = field(default_factory=PaymentConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     hal: HalConfig = field(default_factory=default_bench_config)
@@ -107,6 +115,7 @@ _STATION_KEYS = {
     "public_url": str,
     "operator_token": str,
     "db_path": str,
+    "journal_path": str,
     "touchscreen_hosts": list,
 }
 _RANGES = {
@@ -176,6 +185,11 @@ def parse_config(
             if not 1 <= port <= 65535:
                 raise ConfigError(f"{source}: [web] port {port} is outside 1..65535")
             values["http_port"] = port
+        elif key in ("max_streams", "max_requests"):
+            limit = _typed(source, "web", key, value, int)
+            if not 1 <= limit <= 100_000:
+                raise ConfigError(f"{source}: [web] {key} {limit} is outside 1..100000")
+            values[key] = limit
         else:
             raise ConfigError(f"{source}: [web] unknown key '{key}'")
     payment = _dataclass_section(source, data, "payment", PaymentConfig)
@@ -197,6 +211,8 @@ def parse_config(
     hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
     values["hal"] = parse_hal_config(hal_data, source, offline=offline)
     values["db_path"] = state_path(values.get("db_path", DEFAULT_DB))
+    if values.get("journal_path"):
+        values["journal_path"] = state_path(values["journal_path"])
     config = StationConfig(**values)
     _check_safety(source, config.safety, config.poll_period_s, config.hal)
     return config

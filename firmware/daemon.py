@@ -123,6 +123,24 @@ def session_record_view(record: SessionRecord) -> dict[str, Any]:
     }
 
 
+def watch_store(store: Store, station: Station) -> None:
+    """The records' error reaches every page as soon as the writer meets it, and clears with it.
+
+    Writes wait in the store's journal, so the station's own calls rarely fail in time to tell;
+    the writer's health is the truth, reported again on every failed attempt (at least once a
+    second) so that a write that did land cannot hide an outage.
+    """
+
+    def changed(error: str | None) -> None:
+        if station.sessions.store_error != error:
+            station.sessions.store_error = error
+            station.publish_summary()
+
+    store.on_health = changed
+    if store.last_error is not None:
+        changed(store.last_error)
+
+
 def _systemd_watchdog(clock: Clock) -> Callable[[], None]:
     """Tell systemd the safety loop is alive, once a second (only when systemd asks for it)."""
     last = [0.0]
@@ -140,7 +158,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     clock = clock or RealClock()
     hardware = build_hardware(config.hal, clock)
     install_failsafe([p.relay for p in hardware.ports.values()])
-    store = Store(config.db_path)
+    store = Store(config.db_path, journal_path=config.journal_path)
     interrupted = await store.open()
     for record in interrupted:
         log.warning(
@@ -150,12 +168,19 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
             record.energy_wh,
         )
     station = build_station(
-        station_settings(config), config.hal, hardware, clock, recorder=store, events=EventHub()
+        station_settings(config),
+        config.hal,
+        hardware,
+        clock,
+        recorder=store,
+        events=EventHub(clock, max_streams=config.max_streams),
     )
+    watch_store(store, station)
     api_settings = ApiSettings(
         operator_token=config.operator_token,
         touchscreen_hosts=config.touchscreen_hosts,
         public_url=config.resolved_public_url(),
+        max_requests=config.max_requests,
     )
     desk: PaymentDesk | None = None
     if config.payment.enabled:
@@ -181,6 +206,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         metrics = StationMetrics(station, clock, late_kick_s=config.metrics.late_kick_s)
         metrics.attach()
         metrics.budget = daemon.budget
+        metrics.backlog = lambda: store.backlog
         if publisher is not None:
             follower = publisher
             metrics.internal_subscribers.append(lambda: int(follower.subscribed))
@@ -313,6 +339,7 @@ async def serve(
             station_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await station_task
+        await daemon.station.events.aclose()
         for each in reversed(runners):
             await each.cleanup()
         await daemon.hardware.aclose()

@@ -1,20 +1,50 @@
-"""A small publish/subscribe hub: the station publishes, pages and tools subscribe.
+"""The station publishes, pages and tools listen: one encoding per event, however many listen.
 
-Each subscriber has a bounded queue; a subscriber that falls behind loses its oldest events rather
-than slowing the station (a phone on a bad network must never hold up the safety loop).
+Two kinds of listener. In-process tools :meth:`EventHub.subscribe` and get every event as a dict
+in a bounded queue that drops its oldest. Web clients :meth:`EventHub.stream`: their events are
+coalesced (latest state wins, per port and for the station), at most one batch every
+``min_interval_s`` (longer past ``max_writes_per_s`` writes a second in all), each event
+encoded to server-sent-event bytes once and the same bytes handed to every client. A client
+holds at most ``client_queue`` batches; one that falls further behind is dropped (its
+connection aborted), never buffered, so a phone on a bad network costs nothing.
+``max_streams`` caps the web clients; :attr:`full` tells the web layer to refuse with 503.
+A keep-alive comment goes to every client every ``keepalive_s``, so a dead peer is found by
+the write that fails. ``publish`` may be called from another thread; the batching runs on the
+loop where the first client subscribed. Durations run on the injected clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import AsyncIterator
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from hal.clock import Clock, RealClock, wait_for
+
 Event = dict[str, Any]
+log = logging.getLogger(__name__)
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def sse(kind: str, data: Any, event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("event batches stopped", exc_info=task.exception())
 
 
 class Subscription:
+    """An in-process listener: every event as a dict, the oldest dropped when it falls behind."""
+
     def __init__(self, hub: EventHub, maxsize: int) -> None:
         self._hub = hub
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
@@ -43,10 +73,103 @@ class Subscription:
             yield await self.queue.get()
 
 
+class Stream:
+    """A web client's bounded queue of encoded batches; :meth:`get` returns None once dropped."""
+
+    def __init__(
+        self,
+        hub: EventHub,
+        port: int | None,
+        on_drop: Callable[[], None] | None,
+        public: bool = False,
+    ) -> None:
+        self._hub = hub
+        self.port = port
+        self.public = public
+        self._on_drop = on_drop
+        self._chunks: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self.closed = False
+        self.dropped = False
+
+    def offer(self, chunk: bytes) -> None:
+        if self.closed:
+            return
+        if len(self._chunks) >= self._hub.client_queue:
+            self.dropped = True
+            self._hub.dropped += 1
+            self._chunks.clear()
+            self.close()
+            if self._on_drop is not None:
+                self._on_drop()
+            return
+        self._chunks.append(chunk)
+        self._ready.set()
+
+    async def get(self) -> bytes | None:
+        """Everything waiting, as one write; None when the stream is closed."""
+        while not self._chunks:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        if len(self._chunks) == 1:
+            return self._chunks.popleft()
+        joined = b"".join(self._chunks)
+        self._chunks.clear()
+        return joined
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._ready.set()
+            self._hub._streams.discard(self)
+            if not self._hub._streams:
+                self._hub._wake()  # the batching task ends with its last client
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class EventHub:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        min_interval_s: float = 0.25,
+        client_queue: int = 16,
+        max_streams: int = 1000,
+        keepalive_s: float = 15.0,
+        max_writes_per_s: float = 4000.0,
+    ) -> None:
+        self.clock: Clock = clock or RealClock()
+        self.min_interval_s = min_interval_s
+        self.client_queue = client_queue
+        self.max_streams = max_streams
+        self.keepalive_s = keepalive_s
+        self.max_writes_per_s = max_writes_per_s
         self._subs: set[Subscription] = set()
+        self._streams: set[Stream] = set()
         self._ids = itertools.count(1)
+        self._latest: dict[Any, tuple[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._dirty: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cache: dict[Any, tuple[float, bytes]] = {}
+        self.redact: Callable[[str, Any], Any] | None = None
+        """What a stranger may see of an event (set by the web layer); encoded once too."""
+        self.encodes = 0
+        """Events encoded to bytes so far: one per batched event, not one per client."""
+        self.batches = 0
+        self.dropped = 0
+        """Web clients dropped for falling behind."""
+
+    # --- listeners --------------------------------------------------------------------------------
 
     def subscribe(self, maxsize: int = 256) -> Subscription:
         sub = Subscription(self, maxsize)
@@ -58,9 +181,129 @@ class EventHub:
 
     @property
     def subscribers(self) -> int:
-        return len(self._subs)
+        return len(self._subs) + len(self._streams)
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def full(self) -> bool:
+        return len(self._streams) >= self.max_streams
+
+    def stream(
+        self,
+        port: int | None = None,
+        on_drop: Callable[[], None] | None = None,
+        *,
+        public: bool = False,
+    ) -> Stream:
+        """A web client's stream (all ports, or one port and the station's own events); a
+        ``public`` one gets what :attr:`redact` leaves of each event."""
+        stream = Stream(self, port, on_drop, public)
+        self._streams.add(stream)
+        if self._task is None or self._task.done():
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
+            self._dirty = asyncio.Event()
+            self._task = self._loop.create_task(self._run(), name="event-batches")
+            self._task.add_done_callback(_report)
+        return stream
+
+    def cached(self, key: Any, build: Callable[[], bytes]) -> bytes:
+        """Bytes built once per batch interval at most, and never kept past the next batch (the
+        snapshot a crowd of new clients starts with)."""
+        now = self.clock.monotonic()
+        found = self._cache.get(key)
+        if found is None or now - found[0] >= self.min_interval_s:
+            found = self._cache[key] = (now, build())
+        return found[1]
+
+    async def aclose(self) -> None:
+        for stream in list(self._streams):
+            stream.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # --- publishing -------------------------------------------------------------------------------
 
     def publish(self, kind: str, data: Any) -> None:
-        event: Event = {"id": next(self._ids), "type": kind, "data": data}
-        for sub in list(self._subs):
-            sub.offer(event)
+        if self._subs:
+            event: Event = {"id": next(self._ids), "type": kind, "data": data}
+            for sub in list(self._subs):
+                sub.offer(event)
+        if not self._streams:
+            return
+        key = (kind, data.get("id")) if kind == "port" and isinstance(data, dict) else kind
+        with self._lock:
+            self._latest[key] = (kind, data)
+        self._wake()
+
+    def _wake(self) -> None:
+        dirty, loop = self._dirty, self._loop
+        if dirty is None or loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            dirty.set()
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(dirty.set)
+
+    async def _run(self) -> None:
+        dirty = self._dirty
+        assert dirty is not None
+        last_keepalive = self.clock.monotonic()
+        while self._streams:
+            wait = max(0.0, last_keepalive + self.keepalive_s - self.clock.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await wait_for(self.clock, dirty.wait(), wait)
+            dirty.clear()
+            if self.clock.monotonic() - last_keepalive >= self.keepalive_s:
+                last_keepalive = self.clock.monotonic()
+                for stream in list(self._streams):
+                    stream.offer(KEEPALIVE)
+            if self.flush():
+                await self.clock.sleep(self.interval_s)
+
+    @property
+    def interval_s(self) -> float:
+        """The pause after a batch: ``min_interval_s``, longer when so many listen that the
+        writes would pass ``max_writes_per_s`` (each batch is one write per client)."""
+        return max(self.min_interval_s, len(self._streams) / self.max_writes_per_s)
+
+    def flush(self) -> bool:
+        """Encode what changed since the last batch once, and hand it to every web client."""
+        with self._lock:
+            batch, self._latest = self._latest, {}
+        if not batch:
+            return False
+        self._cache.clear()
+        self.batches += 1
+        items = [(kind, data, next(self._ids)) for kind, data in batch.values()]
+        encoded: dict[bool, list[tuple[int | None, bytes]]] = {}
+        slices: dict[tuple[bool, int | None], bytes] = {}
+
+        def chunk_for(public: bool, port: int | None) -> bytes:
+            found = slices.get((public, port))
+            if found is not None:
+                return found
+            if public not in encoded:
+                redact = self.redact if public else None
+                encoded[public] = []
+                for kind, data, event_id in items:
+                    at = data.get("id") if kind == "port" and isinstance(data, dict) else None
+                    shown = redact(kind, data) if redact is not None else data
+                    encoded[public].append((at, sse(kind, shown, event_id)))
+                    self.encodes += 1
+            found = slices[(public, port)] = b"".join(
+                c for at, c in encoded[public] if port is None or at is None or at == port
+            )
+            return found
+
+        for stream in list(self._streams):
+            chunk = chunk_for(stream.public, stream.port)
+            if chunk:
+                stream.offer(chunk)
+        return True

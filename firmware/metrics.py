@@ -68,6 +68,8 @@ class StationMetrics:
         self.timer = timer
         self.late_kick_s = late_kick_s or 2.0 * station.poll_period_s
         self.budget: BudgetView | None = None
+        self.backlog: Callable[[], int] | None = None
+        """Writes waiting for the records (the store's journal), when the daemon has a store."""
         self.own_subscriptions = 0
         self.internal_subscribers: list[Callable[[], int]] = []
         """Other subscriptions that are not SSE clients (the MQTT publisher), left out."""
@@ -204,6 +206,29 @@ class _SnapshotCollector(Collector):
             "1 while the records are written, 0 after a failure.",
             1.0 if snap.get("store_ok", True) else 0.0,
         )
+        if m.backlog is not None:
+            yield _gauge(
+                "pev_store_backlog",
+                "Record writes waiting in the journal for the database.",
+                float(m.backlog()),
+            )
+        core = getattr(m.station, "safety", None)
+        if core is not None:
+            yield _gauge(
+                "pev_safety_loop_longest_gap_seconds",
+                "The longest time between two passes of the electrical safety loop.",
+                float(core.longest_gap_s),
+            )
+            yield _gauge(
+                "pev_safety_loop_stalls",
+                "Passes that came later than the watchdog's hold (every switch was dropped).",
+                float(core.overruns),
+            )
+            yield _gauge(
+                "pev_safety_kicks_stopped",
+                "1 once a switch would not open and the watchdog kicks stopped for good.",
+                0.0 if core.kicks_stopped is None else 1.0,
+            )
         internal = m.own_subscriptions + sum(count() for count in m.internal_subscribers)
         subscribers = max(0, m.station.events.subscribers - internal)
         yield _gauge("pev_sse_clients", "Pages and tools following the event stream.", subscribers)

@@ -1,236 +1,230 @@
 """The station's records: sessions, meter samples, faults and payments in one SQLite file.
 
-WAL journal with ``synchronous=NORMAL``: a power cut loses at most the transactions since the last
-checkpoint of the log, never the file's consistency, and writers do not block the readers that
-serve the pages. One worker thread owns the connection, so no SQL ever runs on the event loop.
-The session row carries the running energy total, updated with each sample, so after a crash
-nothing is lost beyond the last sample. Every write raises :class:`StoreError` on a full disk or a
-locked database; the station catches it, reports it, and stays safe.
+Writes never wait for the database. Each one becomes a journal entry (firmware.journal) that one
+writer thread appends to a JSON-lines file beside the records (``journal_path``; point it at
+another filesystem to survive a full disk) and then applies, in order, retrying while the database
+is locked, full or read-only; a restart replays what was left, and ``journal_applied`` keeps any
+entry from being applied twice. A session's id is handed out at once by the store itself (one
+more than the highest id known at open, counting the journal); should that id be taken by the
+time the database takes the row, the row gets another id and later entries still find it by its
+public token. A recorder call waits at most ``write_deadline_s`` for its entry to reach the
+database and otherwise raises :class:`StoreError` saying the write waits in the journal, so the
+station shows the error; ``start_session`` never raises and always returns the id.
+
+Reads (firmware.store_read) use their own connections on their own threads with a short busy
+timeout and answer within ``read_deadline_s`` or raise :class:`StoreError`: a page never hangs
+behind a locked writer.
+WAL journal with ``synchronous=NORMAL``: a power cut loses at most the last transactions, never
+the file's consistency. Time here is the machine's: these are real threads on a real file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
+import contextlib
+import itertools
+import logging
 import sqlite3
+import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE sessions (
-    id INTEGER PRIMARY KEY,
-    port_id INTEGER NOT NULL,
-    public_token TEXT NOT NULL UNIQUE,
-    owner_hash TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'ended', 'interrupted')),
-    vehicle TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    energy_wh REAL NOT NULL DEFAULT 0,
-    peak_w REAL NOT NULL DEFAULT 0,
-    last_sample_at REAL,
-    end_reason TEXT,
-    end_text TEXT,
-    soc_start REAL,
-    soc_end REAL
-);
-CREATE TABLE samples (
-    session_id INTEGER NOT NULL REFERENCES sessions(id),
-    t REAL NOT NULL,
-    voltage_v REAL NOT NULL,
-    current_a REAL NOT NULL,
-    power_w REAL NOT NULL,
-    energy_wh REAL NOT NULL,
-    soc_pct REAL
-);
-CREATE INDEX samples_by_session ON samples(session_id, t);
-CREATE TABLE faults (
-    id INTEGER PRIMARY KEY,
-    t REAL NOT NULL,
-    port_id INTEGER NOT NULL,
-    session_id INTEGER REFERENCES sessions(id),
-    code TEXT NOT NULL,
-    text TEXT NOT NULL
-);
-CREATE TABLE payments (
-    id INTEGER PRIMARY KEY,
-    session_id INTEGER NOT NULL REFERENCES sessions(id),
-    t REAL NOT NULL,
-    provider TEXT NOT NULL,
-    status TEXT NOT NULL,
-    authorised REAL NOT NULL,
-    captured REAL NOT NULL,
-    currency TEXT NOT NULL,
-    reference TEXT NOT NULL
-);
-"""
-
-
-class StoreError(OSError):
-    """The records could not be written or read (full disk, locked database, damaged file)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    id: int
-    port_id: int
-    public_token: str
-    status: str
-    vehicle: dict[str, object]
-    started_at: float
-    ended_at: float | None
-    energy_wh: float
-    peak_w: float
-    end_reason: str | None
-    end_text: str | None
-    soc_start: float | None
-    soc_end: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class SampleRecord:
-    t: float
-    voltage_v: float
-    current_a: float
-    power_w: float
-    energy_wh: float
-    soc_pct: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class FaultRecord:
-    id: int
-    t: float
-    port_id: int
-    session_id: int | None
-    code: str
-    text: str
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _explain(exc: Exception) -> str:
-    text = str(exc)
-    if "full" in text:
-        return f"the disk is full: {text}"
-    if "locked" in text or "busy" in text:
-        return f"the database is locked by another program: {text}"
-    return text
-
-
-_SESSION_COLUMNS = (
-    "id, port_id, public_token, status, vehicle, started_at, ended_at, energy_wh, peak_w, "
-    "end_reason, end_text, soc_start, soc_end"
+from firmware.journal import Entry, JournalFile, Writer
+from firmware.store_read import Readers, RecordReads, read_only
+from firmware.store_sql import (
+    FaultRecord,
+    SampleRecord,
+    SessionRecord,
+    StoreError,
+    apply,
+    explain,
+    migrate,
+    owner_hash,
+    transient,
 )
 
+__all__ = ["FaultRecord", "SampleRecord", "SessionRecord", "Store", "StoreError"]
 
-def _session(row: tuple[Any, ...]) -> SessionRecord:
-    values = list(row)
-    values[4] = json.loads(values[4])
-    return SessionRecord(*values)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+HealthHook = Callable[[str | None], None]
 
 
-class Store:
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0) -> None:
+class Store(RecordReads):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 0.25,
+        journal_path: str | Path | None = None,
+        write_deadline_s: float = 0.5,
+        read_deadline_s: float = 1.0,
+        open_deadline_s: float = 2.0,
+        max_samples: int = 2000,
+    ) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._db: sqlite3.Connection | None = None
+        self.write_deadline_s = write_deadline_s
+        self.read_deadline_s = read_deadline_s
+        self.open_deadline_s = open_deadline_s
+        journal = (
+            Path(journal_path) if journal_path else self.path.with_name(self.path.name + ".journal")
+        )
+        self.journal = JournalFile(journal)
+        self._writer = Writer(
+            connect=self._connect_writer,
+            apply=apply,
+            transient=transient,
+            journal=self.journal,
+            on_health=self._health_from_thread,
+            max_samples=max_samples,
+        )
+        self._reads = Readers(self.path, busy_timeout_s, read_deadline_s)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._boot = uuid.uuid4().hex
+        self._n = itertools.count(1)
+        self._next_id = 1
+        self._tokens: dict[int, str] = {}
         self.healthy = True
         self.last_error: str | None = None
+        self.on_health: HealthHook | None = None
+        """Called on the event loop when the error appears, changes or clears."""
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                raise StoreError("the records are not open")
-            try:
-                return work(self._db)
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.rollback()
-                raise StoreError(_explain(exc)) from exc
+    # --- opening and closing ----------------------------------------------------------------------
 
+    def _connect_writer(self) -> sqlite3.Connection:
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except StoreError as exc:
-            self.healthy = False
-            self.last_error = str(exc)
-            raise
-        self.healthy = True
-        self.last_error = None
-        return result
-
-    async def open(self) -> list[SessionRecord]:
-        """Open (creating or migrating), then close sessions a crash left running."""
-
-        def connect() -> None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA foreign_keys=ON")
-                db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
-            except sqlite3.Error:
-                db.close()
-                raise
-            self._db = db
-
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, connect)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the records at {self.path}: {_explain(exc)}") from exc
-        await self._run(self._migrate)
-        return await self._run(self._recover)
+            raise sqlite3.OperationalError(
+                f"cannot open the records at {self.path}: {exc}"
+            ) from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            migrate(db)
+        except sqlite3.Error as exc:
+            db.close()
+            if read_only(self.path):
+                raise sqlite3.OperationalError(
+                    f"the records are read-only (is the disk mounted read-only?): {exc}"
+                ) from exc
+            raise
+        except BaseException:
+            db.close()
+            raise
+        return db
 
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"records are from a newer version ({version})")
-        if version < 1:
-            db.executescript(f"BEGIN;\n{SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+    async def open(self) -> list[SessionRecord]:
+        """Start the writer, replay the journal, close sessions a crash left running.
 
-    @staticmethod
-    def _recover(db: sqlite3.Connection) -> list[SessionRecord]:
-        rows = db.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE status = 'running'"
-        ).fetchall()
-        if rows:
-            db.execute("BEGIN")
-            db.execute(
-                "UPDATE sessions SET status = 'interrupted', "
-                "ended_at = COALESCE(last_sample_at, started_at), end_reason = 'interrupted', "
-                "end_text = 'The station restarted during the charge' WHERE status = 'running'"
-            )
-            db.execute("COMMIT")
-        return [
-            _session(row)
-            for row in db.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id IN "
-                f"({','.join(str(r[0]) for r in rows) or 'NULL'})"
-            ).fetchall()
-        ]
+        Never raises for a database that cannot be written: the error is in :attr:`last_error`
+        and the writes wait in the journal. Returns the interrupted sessions when the database
+        took the recovery within ``open_deadline_s``.
+        """
+        self._loop = asyncio.get_running_loop()
+        left = await asyncio.to_thread(self.journal.load)
+        if not self.path.is_dir():
+            with contextlib.suppress(StoreError):
+                highest = await self._read(
+                    lambda db: db.execute("SELECT MAX(id) FROM sessions").fetchone()[0]
+                )
+                self._next_id = max(self._next_id, int(highest or 0) + 1)
+        for entry in left:
+            if entry.op == "start":
+                self._next_id = max(self._next_id, int(entry.args["id"]) + 1)
+        if left:
+            log.warning("records: replaying %d writes left in %s", len(left), self.journal.path)
+        self._writer.start()
+        for entry in left:
+            self._writer.submit(entry)
+        recovered = self._submit("recover", {})
+        try:
+            result = await self._settle(recovered, self.open_deadline_s)
+        except StoreError as exc:
+            if not self.path.is_dir() and self.path.parent.is_dir():
+                log.error("records: %s", exc)
+            self._set_health(self.last_error or str(exc))
+            return []
+        return list(result or [])
 
     async def close(self) -> None:
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        await asyncio.to_thread(self._writer.stop, 2.0)
+        await self._reads.close()
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
+    async def flush(self, timeout: float) -> bool:
+        """Wait (up to ``timeout`` s) until every write is in the database; False if not."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+
+        def busy() -> bool:
+            writer = self._writer
+            return writer.draining or bool(writer.backlog) or self.last_error != writer.error
+
+        while busy() and loop.time() < end:  # noqa: ASYNC110 - the writer is a thread
+            await asyncio.sleep(0.01)
+        return not busy()
+
+    @property
+    def backlog(self) -> int:
+        """Writes not yet in the database."""
+        return self._writer.backlog
+
+    # --- health -----------------------------------------------------------------------------------
+
+    def _health_from_thread(self, error: str | None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._set_health, error)
+
+    def _set_health(self, error: str | None) -> None:
+        if error is None and self._writer.error is not None:
+            return  # a late message from a thread that has failed again since
+        if error is None and self.last_error is None:
+            return
+        self.healthy = error is None
+        self.last_error = error
+        if self.on_health is not None:
+            self.on_health(error)  # an error again on every failed attempt: see watch_store
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def _submit(self, op: str, args: dict[str, Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if exc is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(StoreError(explain(exc)))
+
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(settle)
+
+        self._writer.submit(Entry(self._boot, next(self._n), op, args, on_done=done))
+        return future
+
+    async def _settle(self, future: asyncio.Future[Any], deadline: float | None = None) -> Any:
+        await asyncio.wait(
+            [future], timeout=self.write_deadline_s if deadline is None else deadline
+        )
+        if future.done():
+            return future.result()
+        why = self._writer.error or self.last_error or "the database is slow"
+        raise StoreError(f"{why} (the write waits in the journal)")
 
     async def start_session(
         self,
@@ -242,45 +236,43 @@ class Store:
         started_at: float,
         soc_start: float | None,
     ) -> int:
-        def work(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "INSERT INTO sessions (port_id, public_token, owner_hash, status, vehicle, "
-                "started_at, soc_start) VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                (
-                    port_id,
-                    public_token,
-                    _hash(owner_token),
-                    json.dumps(dict(vehicle)),
-                    started_at,
-                    soc_start,
-                ),
-            )
-            return int(cursor.lastrowid or 0)
+        """The session's id, at once; the row follows when the database takes it."""
+        session_id = self._next_id
+        self._next_id += 1
+        self._tokens[session_id] = public_token
+        future = self._submit(
+            "start",
+            {
+                "id": session_id,
+                "port_id": port_id,
+                "token": public_token,
+                "owner_hash": owner_hash(owner_token),
+                "vehicle": dict(vehicle),
+                "started_at": started_at,
+                "soc_start": soc_start,
+            },
+        )
+        with contextlib.suppress(StoreError):
+            await self._settle(future)
+        return session_id
 
-        return await self._run(work)
+    def _session_ref(self, session_id: int | None) -> dict[str, Any]:
+        if session_id is None:
+            return {"token": None, "session_id": None}
+        return {"token": self._tokens.get(session_id), "session_id": session_id}
 
     async def add_sample(self, session_id: int, sample: SampleRecord, peak_w: float) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            db.execute(
-                "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    sample.t,
-                    sample.voltage_v,
-                    sample.current_a,
-                    sample.power_w,
-                    sample.energy_wh,
-                    sample.soc_pct,
-                ),
-            )
-            db.execute(
-                "UPDATE sessions SET energy_wh = ?, peak_w = ?, last_sample_at = ? WHERE id = ?",
-                (sample.energy_wh, peak_w, sample.t, session_id),
-            )
-            db.execute("COMMIT")
-
-        await self._run(work)
+        args = self._session_ref(session_id)
+        args.update(
+            t=sample.t,
+            voltage_v=sample.voltage_v,
+            current_a=sample.current_a,
+            power_w=sample.power_w,
+            energy_wh=sample.energy_wh,
+            soc_pct=sample.soc_pct,
+            peak_w=peak_w,
+        )
+        await self._settle(self._submit("sample", args))
 
     async def end_session(
         self,
@@ -293,26 +285,23 @@ class Store:
         text: str,
         soc_end: float | None,
     ) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE sessions SET status = 'ended', ended_at = ?, energy_wh = ?, peak_w = ?, "
-                "end_reason = ?, end_text = ?, soc_end = ? WHERE id = ?",
-                (ended_at, energy_wh, peak_w, reason, text, soc_end, session_id),
-            )
-
-        await self._run(work)
+        args = self._session_ref(session_id)
+        args.update(
+            ended_at=ended_at,
+            energy_wh=energy_wh,
+            peak_w=peak_w,
+            reason=reason,
+            text=text,
+            soc_end=soc_end,
+        )
+        await self._settle(self._submit("end", args))
 
     async def add_fault(
         self, *, t: float, port_id: int, session_id: int | None, code: str, text: str
     ) -> int:
-        def work(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "INSERT INTO faults (t, port_id, session_id, code, text) VALUES (?, ?, ?, ?, ?)",
-                (t, port_id, session_id, code, text),
-            )
-            return int(cursor.lastrowid or 0)
-
-        return await self._run(work)
+        args = self._session_ref(session_id)
+        args.update(t=t, port_id=port_id, code=code, text=text)
+        return int(await self._settle(self._submit("fault", args)) or 0)
 
     async def record_payment(
         self,
@@ -326,81 +315,14 @@ class Store:
         reference: str,
         t: float,
     ) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO payments (session_id, t, provider, status, authorised, captured, "
-                "currency, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, t, provider, status, authorised, captured, currency, reference),
-            )
-
-        await self._run(work)
-
-    async def payments(self, session_id: int) -> list[dict[str, object]]:
-        def work(db: sqlite3.Connection) -> list[dict[str, object]]:
-            rows = db.execute(
-                "SELECT t, provider, status, authorised, captured, currency, reference "
-                "FROM payments WHERE session_id = ? ORDER BY id",
-                (session_id,),
-            ).fetchall()
-            keys = ("t", "provider", "status", "authorised", "captured", "currency", "reference")
-            return [dict(zip(keys, row, strict=True)) for row in rows]
-
-        return await self._run(work)
-
-    async def session_by_token(self, public_token: str) -> SessionRecord | None:
-        def work(db: sqlite3.Connection) -> SessionRecord | None:
-            row = db.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE public_token = ?", (public_token,)
-            ).fetchone()
-            return None if row is None else _session(row)
-
-        return await self._run(work)
-
-    async def check_owner(self, public_token: str, owner_token: str) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            row = db.execute(
-                "SELECT owner_hash FROM sessions WHERE public_token = ?", (public_token,)
-            ).fetchone()
-            return row is not None and hmac.compare_digest(row[0], _hash(owner_token))
-
-        return await self._run(work)
-
-    async def sessions(self, *, limit: int = 50, offset: int = 0) -> list[SessionRecord]:
-        def work(db: sqlite3.Connection) -> list[SessionRecord]:
-            rows = db.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY started_at DESC, id DESC "
-                "LIMIT ? OFFSET ?",
-                (limit, offset),
-            ).fetchall()
-            return [_session(row) for row in rows]
-
-        return await self._run(work)
-
-    async def samples(self, session_id: int, *, limit: int = 2000) -> list[SampleRecord]:
-        def work(db: sqlite3.Connection) -> list[SampleRecord]:
-            rows = db.execute(
-                "SELECT t, voltage_v, current_a, power_w, energy_wh, soc_pct FROM samples "
-                "WHERE session_id = ? ORDER BY t LIMIT ?",
-                (session_id, limit),
-            ).fetchall()
-            return [SampleRecord(*row) for row in rows]
-
-        return await self._run(work)
-
-    async def faults(self, *, limit: int = 50, session_id: int | None = None) -> list[FaultRecord]:
-        def work(db: sqlite3.Connection) -> list[FaultRecord]:
-            if session_id is None:
-                rows = db.execute(
-                    "SELECT id, t, port_id, session_id, code, text FROM faults "
-                    "ORDER BY id DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
-            else:
-                rows = db.execute(
-                    "SELECT id, t, port_id, session_id, code, text FROM faults "
-                    "WHERE session_id = ? ORDER BY id DESC LIMIT ?",
-                    (session_id, limit),
-                ).fetchall()
-            return [FaultRecord(*row) for row in rows]
-
-        return await self._run(work)
+        args = self._session_ref(session_id)
+        args.update(
+            t=t,
+            provider=provider,
+            status=status,
+            authorised=authorised,
+            captured=captured,
+            currency=currency,
+            reference=reference,
+        )
+        await self._settle(self._submit("payment", args))

@@ -63,13 +63,17 @@ class Daemon:
 
 
 @contextmanager
-def run_daemon(tmp: Path, *extra: str, speed: float = 2.0) -> Iterator[Daemon]:
-    port = free_port()
+def run_daemon(
+    tmp: Path, *extra: str, speed: float = 2.0, port: int | None = None
+) -> Iterator[Daemon]:
+    """A bench daemon with its records in ``tmp``; the same ``port`` and ``tmp`` again is a
+    restart of the same station."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     lan = lan_address()
     assert not lan.startswith("127."), "page tests need a non-loopback address to act as a phone"
     public_url = f"http://{lan}:{port}"
-    log = tmp / "daemon.log"
+    log = tmp / f"daemon-{time.monotonic_ns()}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1", PEV_SIM_WATCHDOG_HOLD_S="2.0")
     with log.open("wb") as out:
         process = subprocess.Popen(

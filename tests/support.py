@@ -12,6 +12,7 @@ from pathlib import Path
 
 from firmware.compose import build_station
 from firmware.config import StationConfig
+from firmware.events import EventHub
 from firmware.station.port import PortController, PortState
 from firmware.station.station import Station, StationSettings
 from firmware.store import Store
@@ -110,6 +111,7 @@ async def make_bench(
         hardware,
         clock,
         recorder=store,
+        events=EventHub(clock),
     )
     bay = VehicleBay(hardware, clock, station)
     tasks = [asyncio.create_task(station.run()), asyncio.create_task(hardware.world.run())]

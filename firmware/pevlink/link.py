@@ -96,6 +96,9 @@ class Link:
         self.stats = LinkStats()
         self.last_rx: float | None = None
         self.last_tx: float | None = None
+        self._quiet_until = 0.0
+        self._first_sent: dict[int, float] = {}
+        """When each outstanding request was first sent: its retry window counts from there."""
         self.muted = False
         """When set, nothing is written (a vehicle that has gone silent, for fault injection)."""
 
@@ -132,12 +135,16 @@ class Link:
         """
         wait = self._reply_timeout if timeout is None else timeout
         async with self._request_lock:
+            quiet = self._quiet_until - self._clock.monotonic()
+            if quiet > 0:  # an abandoned request is still outstanding for the peer
+                await self._clock.sleep(quiet)
             seq = self._next_seq()
             line = encode(message, seq)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[Decoded] = loop.create_future()
             self._pending[seq] = future
             self._expected[seq] = message.NAME
+            self._first_sent[seq] = self._clock.monotonic()
             try:
                 for attempt in range(self._retries + 1):
                     if attempt:
@@ -157,6 +164,7 @@ class Link:
             finally:
                 self._pending.pop(seq, None)
                 self._expected.pop(seq, None)
+                self._first_sent.pop(seq, None)
                 if not future.done():
                     future.cancel()
 
@@ -267,10 +275,17 @@ class Link:
                 future.set_exception(PeerRebooted(f"{self.name}: peer restarted"))
 
     def abandon(self, why: str) -> None:
-        """Fail every outstanding request now: after a trip no GRANT is sent again."""
-        for future in self._pending.values():
+        """Fail every outstanding request now: after a trip no GRANT is sent again.
+
+        For the peer the request stays outstanding until its retries would have been spent, so
+        the next request waits that long (one request outstanding at a time, on both sides).
+        """
+        window = (self._retries + 1) * self._reply_timeout
+        for seq, future in self._pending.items():
             if not future.done():
                 future.set_exception(RequestAbandoned(why))
+                first_sent = self._first_sent.get(seq, self._clock.monotonic())
+                self._quiet_until = max(self._quiet_until, first_sent + window)
 
     async def aclose(self) -> None:
         for task in list(self._handler_tasks):

@@ -160,17 +160,22 @@ class PortController(PowerActions):
         if changed and state == PortState.CONNECTED:
             self.connected_at = self.clock.monotonic()
             self.ident_prompted = False
+        words = text or STATE_WORDS[state]
+        told = changed or words != self.state_text
         self.state = state
-        self.state_text = text or STATE_WORDS[state]
-        if changed and state in STATE_NOTICE:
-            # The words decided now, not whatever the state is when the notice goes out.
-            self.spawn(self._tell(STATE_NOTICE[state], self.state_text[:48]))
+        self.state_text = words
+        if told and state in STATE_NOTICE:
+            # The words decided now, not whatever the state is when the notice goes out; a new
+            # reason in the same state is told too (PEV Link §3.11).
+            self.spawn(self._tell(STATE_NOTICE[state], words[:48]))
         self._on_change(self)
 
     def set_words(self, text: str) -> None:
         """New words for the same state (why a port waits, a fault's vehicle went silent)."""
         if text != self.state_text:
             self.state_text = text
+            if self.state in STATE_NOTICE:
+                self.spawn(self._tell(STATE_NOTICE[self.state], text[:48]))
             self._on_change(self)
 
     def changed(self) -> None:

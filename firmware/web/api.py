@@ -11,9 +11,11 @@ serials or payment data (:mod:`firmware.web.guard`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,8 +23,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from firmware.budget.manager import BudgetManager
+from firmware.events import sse
 from firmware.station.port import PortController
 from firmware.station.station import Station, StationError
+from firmware.store import StoreError
 from firmware.web.guard import (
     is_unforgeable,
     loads_limited,
@@ -49,13 +53,22 @@ API_ERRORS: dict[str, ApiError] = {
     "conflict": ApiError(409, "The port is not in a state that allows this."),
     "too_large": ApiError(413, "The request body is too large (64 KiB at most)."),
     "unavailable": ApiError(503, "The station is not ready."),
+    "busy": ApiError(503, "The station is serving as many clients as it can; try again shortly."),
+    "records_unavailable": ApiError(
+        503, "The station's records cannot be read right now; charging is not affected."
+    ),
 }
+
+RETRY_AFTER_S = {"busy": 10, "records_unavailable": 5}
 
 
 def error_response(code: str, message: str | None = None) -> web.Response:
     err = API_ERRORS[code]
+    retry = RETRY_AFTER_S.get(code)
     return web.json_response(
-        {"error": {"code": code, "message": message or err.message}}, status=err.status
+        {"error": {"code": code, "message": message or err.message}},
+        status=err.status,
+        headers={"Retry-After": str(retry)} if retry is not None else None,
     )
 
 
@@ -71,6 +84,8 @@ class ApiSettings:
     operator_token: str | None
     touchscreen_hosts: tuple[str, ...]
     public_url: str
+    max_requests: int = 1200
+    """Requests in progress at once (each open event stream is one); more get 503."""
 
 
 class History(Protocol):
@@ -82,6 +97,9 @@ class History(Protocol):
 
 
 STATION_KEY = web.AppKey("station", Station)
+BOOT_KEY = web.AppKey("boot", str)
+"""Changes with every start of the daemon: a page that sees another one knows it restarted."""
+IN_FLIGHT_KEY = web.AppKey("in_flight", list)
 SETTINGS_KEY = web.AppKey("api_settings", ApiSettings)
 HISTORY_KEY = web.AppKey("history", History)
 BUDGET_KEY = web.AppKey("budget", BudgetManager)
@@ -178,6 +196,8 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return error_response(code, str(exc))
     except web.HTTPRequestEntityTooLarge:
         return error_response("too_large")
+    except StoreError as exc:
+        return error_response("records_unavailable", f"The records cannot be read: {exc}.")
     except web.HTTPException:
         raise
     except Exception:
@@ -186,6 +206,19 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             {"error": {"code": "internal", "message": "The station could not do this."}},
             status=500,
         )
+
+
+@web.middleware
+async def request_cap(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Past ``max_requests`` in progress, a clear 503; the station's own screen always gets in."""
+    count = request.app[IN_FLIGHT_KEY]
+    if count[0] >= request.app[SETTINGS_KEY].max_requests and not is_touchscreen(request):
+        return error_response("busy")
+    count[0] += 1
+    try:
+        return await handler(request)
+    finally:
+        count[0] -= 1
 
 
 # --- handlers -------------------------------------------------------------------------------------
@@ -335,13 +368,21 @@ async def stop_session(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the whole station, or one session's port when ``token`` is given."""
+    """Server-sent events: the whole station, or one session's port when ``token`` is given.
+
+    The bytes come ready-made from the hub (firmware.events); this handler only writes them.
+    """
     station = request.app[STATION_KEY]
+    hub = station.events
     token = request.match_info.get("token")
     port_filter: int | None = None
     if token is not None:
         port, _, _ = find_session_of(request)
         port_filter = port.port_id
+    if hub.full and not (is_touchscreen(request) or is_operator(request)):
+        return error_response(
+            "busy", f"The station already serves {hub.streams} live views; try again shortly."
+        )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -350,33 +391,46 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    with station.events.subscribe(maxsize=128) as sub:
-        snapshot = station_snapshot(request.app)
+    transport = request.transport
+    _give_up_on_silent_peers(transport)
+    boot = request.app.get(BOOT_KEY)
+
+    # The holder of a session's link sees its port as the station's screen does; a stranger on
+    # the whole station's stream sees no tokens, serials or payment data.
+    public = port_filter is None and not is_privileged(request)
+
+    def snapshot() -> bytes:
+        view = station_snapshot(request.app)
         if port_filter is not None:
-            snapshot["ports"] = [p for p in snapshot["ports"] if p["id"] == port_filter]
-        await response.write(_sse("snapshot", snapshot))
-        while True:
-            try:
-                event = await asyncio.wait_for(sub.queue.get(), 15.0)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if (
-                port_filter is not None
-                and event["type"] == "port"
-                and event["data"]["id"] != port_filter
-            ):
-                continue
-            try:
-                await response.write(_sse(event["type"], event["data"], event["id"]))
-            except ConnectionResetError:
-                break
+            view["ports"] = [p for p in view["ports"] if p["id"] == port_filter]
+        view["boot"] = boot
+        return sse("snapshot", public_station(view) if public else view)
+
+    drop = transport.abort if transport else None
+    with hub.stream(port_filter, on_drop=drop, public=public) as stream:
+        try:
+            await response.write(hub.cached(("snapshot", port_filter, public), snapshot))
+            while (chunk := await stream.get()) is not None:
+                await response.write(chunk)
+        except (ConnectionResetError, ConnectionError):
+            pass
     return response
 
 
-def _sse(kind: str, data: Any, event_id: int | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def redact_event(kind: str, data: Any) -> Any:
+    """An event as a stranger may see it (the same rules as ``GET /api/station``)."""
+    if kind == "port" and isinstance(data, dict):
+        return public_port(data)
+    return data
+
+
+def _give_up_on_silent_peers(transport: asyncio.BaseTransport | None) -> None:
+    """A peer that stops acknowledging (gone without a goodbye) is cut after 30 s (Linux)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if sock is not None and option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 30_000)
 
 
 async def list_sessions(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from aiohttp import web
 from firmware.payment import PaymentDeclined, PaymentDesk
 from firmware.station.port import PortState
 from firmware.web.api import (
+    BOOT_KEY,
     HISTORY_KEY,
     SETTINGS_KEY,
     STATION_KEY,
@@ -33,13 +34,14 @@ from firmware.web.api import (
     station_view,
     viewer_link,
 )
-from firmware.web.qr import qr_svg
+from firmware.web.qr import QrCache
 from firmware.web.render import Safe, json_script, render
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 PAYMENT_KEY = web.AppKey("payment", PaymentDesk)
+QR_KEY = web.AppKey("qr", QrCache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ def _render_phone(
                 "payment": desk.terms() if desk else None,
                 # card digits and the payment reference: the session's owner only
                 "receipt": _receipt(desk, token) if owner_token is not None else None,
+                "boot": request.app[BOOT_KEY],
+                "store_error": request.app[STATION_KEY].store_error,
             }
         ),
     )
@@ -153,7 +157,9 @@ async def session_qr(request: web.Request) -> web.Response:
     else:
         url = viewer_link(settings, session.public_token)
     return web.Response(
-        body=qr_svg(url), content_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+        body=await request.app[QR_KEY].svg(url),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -231,6 +237,7 @@ async def page_not_found(request: web.Request, handler: Any) -> web.StreamRespon
 def add_page_routes(app: web.Application, payment: PaymentDesk | None = None) -> None:
     if payment is not None:
         app[PAYMENT_KEY] = payment
+    app[QR_KEY] = QrCache()
     app.router.add_get("/", station_page)
     app.router.add_get("/s/{token}", phone_page)
     app.router.add_get("/api/sessions/{token}/qr.svg", session_qr)

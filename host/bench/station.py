@@ -28,6 +28,7 @@ from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
 from host.bench.external import ExternalPack
+from host.bench.kicks import add_kick_routes
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind
@@ -398,6 +399,7 @@ async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
         "Plug in a virtual vehicle",
         "/sim",
     )
+    add_kick_routes(daemon.app, daemon.hardware.watchdog, daemon.clock)
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []

@@ -6,14 +6,15 @@ wrapper, so that everything else they do is the reference behaviour.
 
 from __future__ import annotations
 
-import contextlib
 import types
 
 from firmware.pevlink import Grant, GrantReply, Message, Power
 from firmware.pevlink.errors import PevLinkError
 from firmware.pevlink.link import ByteTransport
+from firmware.station.at_rest import verify_at_rest
 from firmware.station.port import PortController, PortState
 from firmware.station.safety import Trip
+from firmware.station.states import PortEvent
 from host.vehicle.agent import VehicleAgent
 
 
@@ -84,27 +85,27 @@ class NoEchoTransport(_Rewriting):
 
 async def _admit_before_grant(self: PortController, current_a: float, why: str) -> bool:
     """PortController.admit with the order broken: switch and POWER on=1 first, GRANT after."""
-    if self.state != PortState.WAITING or self.battery is None or self.busy:
+    session = self.session
+    if self.state != PortState.WAITING or self.battery is None or session is None or self.busy:
         return False
-    self.busy = True
-    try:
-        self.set_state(PortState.STARTING)
-        await self.io.relay.close()
-        if not await self._verify_at_rest(self.clock.monotonic()):
+    async with self.lock:
+        try:
+            self.move(PortEvent.ADMIT)
+            await self.io.relay.close()
+            trip = await verify_at_rest(self, self.clock.monotonic())
+            if trip is not None:
+                self.trip(trip)
+                return False
+            self.verified = True
+            await self.link.request(Power(1))
+            reply = await self.link.request(Grant(current_a, self.battery.v_max_v, why[:16]))
+            self.grant_a = min(current_a, getattr(reply, "current_a", current_a))
+            session.power_on(self.clock.monotonic())
+            self.move(PortEvent.POWERED)
+            return True
+        except (PevLinkError, OSError) as exc:
+            self.trip(Trip("link", f"The vehicle did not complete the start: {exc}"))
             return False
-        await self.link.request(Power(1))
-        reply = await self.link.request(Grant(current_a, self.battery.v_max_v, why[:16]))
-        self.grant_a = min(current_a, getattr(reply, "current_a", current_a))
-        if self.session is not None:
-            self.session.power_on_at = self.clock.monotonic()
-        self.set_state(PortState.CHARGING)
-        return True
-    except PevLinkError as exc:
-        with contextlib.suppress(Exception):
-            await self.trip(Trip("link", f"The vehicle did not complete the start: {exc}"))
-        return False
-    finally:
-        self.busy = False
 
 
 def power_before_grant(port: PortController) -> None:

@@ -108,7 +108,6 @@ def test_the_bench_says_where_to_plug_in(bench: Bench, capsys: pytest.CaptureFix
         assert f"port {pid}: {port.peer_path}" in out
 
 
-@pytest.mark.xfail(strict=False, reason="station: a faulted port is freed by T_LINK silence")
 async def test_a_silent_vehicle_s_faulted_port_shows_free_after_t_link(bench: Bench) -> None:
     """§2.7 and §4.1: FAULT goes to EMPTY after T_LINK of silence, with no unplug on the bench."""
     bench.bay.plug_pack(1, "ebike-36v-500wh", soc_pct=30.0)

@@ -68,30 +68,39 @@ const pev = (() => {
   }
 
   // A live event stream that comes back by itself after the network drops or the phone sleeps.
-  function live(url, handlers, onStatus) {
-    let source = null, retry = 1000, timer = null;
+  // When the station closes it (a restart, a session it no longer knows, a full house), `closed`
+  // is asked first: it resolves to false when there is nothing left to follow.
+  function live(url, handlers, onStatus, closed) {
+    let source = null, retry = 1000, timer = null, stopped = false;
     function open() {
+      if (stopped) return;
       clearTimeout(timer);
       if (source) source.close();
       source = new EventSource(url);
       source.onopen = () => { retry = 1000; onStatus && onStatus(true); };
-      source.onerror = () => {
+      source.onerror = async () => {
         onStatus && onStatus(false);
-        if (source.readyState === EventSource.CLOSED) {
-          timer = setTimeout(open, retry);
-          retry = Math.min(retry * 2, 15000);
-        }
+        if (source.readyState !== EventSource.CLOSED) return;
+        const again = closed ? await closed() : true;
+        if (!again) { stop(); return; }
+        timer = setTimeout(open, retry);
+        retry = Math.min(retry * 2, 15000);
       };
       for (const [kind, handler] of Object.entries(handlers)) {
         source.addEventListener(kind, (event) => handler(JSON.parse(event.data)));
       }
+    }
+    function stop() {
+      stopped = true;
+      clearTimeout(timer);
+      if (source) source.close();
     }
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && (!source || source.readyState !== EventSource.OPEN)) open();
     });
     window.addEventListener("online", open);
     open();
-    return { reopen: open };
+    return { reopen: open, stop };
   }
 
   return { el, initial, watts, energy, duration, pct, money, api, live };

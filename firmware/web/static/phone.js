@@ -35,6 +35,7 @@
     if (reason === "full" || reason === "target") return "Complete – " + (session.end_text || "your battery is charged");
     if (reason === "fault") return "Stopped because of a fault";
     if (reason === "interrupted") return "Stopped: the station restarted";
+    if (reason === "unknown") return "The station restarted and has no record of this session";
     return "Stopped – " + (session.end_text || "the session has ended");
   }
 
@@ -118,6 +119,28 @@
     row("Reference", receipt.reference);
   }
 
+  function showStoreError(error) {
+    $("store-error").hidden = !error;
+    $("store-error").textContent = error ? "The station cannot write its records right now (" + error + "). Your charge goes on." : "";
+  }
+
+  // The stream was closed by the station: is there still a live session to follow?
+  async function stillLive() {
+    const result = await api("GET", "/api/sessions/" + encodeURIComponent(token));
+    if (result.status === 404) {
+      session = Object.assign({}, session, { live: false, end_reason: "unknown", eta_s: null });
+      port = null;
+    } else if (result.ok) {
+      if (result.data.port_view) port = result.data.port_view; else if (!result.data.live) port = null;
+      session = Object.assign({}, session, result.data);
+    } else {
+      return true; // cannot tell yet: keep trying
+    }
+    render();
+    if (!session.live) { $("offline").hidden = true; $("link-status").textContent = "Ended"; }
+    return session.live;
+  }
+
   async function refresh() {
     const result = await api("GET", "/api/sessions/" + encodeURIComponent(token));
     if (result.ok) {
@@ -181,12 +204,20 @@
 
   render();
   setInterval(() => { if (session.live) { session.elapsed_s += 1; $("elapsed").textContent = duration(session.elapsed_s); } }, 1000);
-  live("/api/sessions/" + encodeURIComponent(token) + "/events", {
-    snapshot: (snap) => { if (snap.ports.length) onPort(snap.ports[0]); },
+  showStoreError(boot.store_error);
+  const stream = live("/api/sessions/" + encodeURIComponent(token) + "/events", {
+    snapshot: (snap) => {
+      showStoreError(snap.store_error);
+      if (snap.boot && boot.boot && snap.boot !== boot.boot) { stillLive(); return; }
+      if (snap.ports.length) onPort(snap.ports[0]);
+    },
+    station: (summary) => showStoreError(summary.store_error),
     port: onPort,
   }, (ok) => {
+    if (!session.live && !ok) return;
     $("offline").hidden = ok;
     $("link-status").textContent = ok ? "Live" : "Offline";
     if (ok) refresh();
-  });
+  }, stillLive);
+  if (!session.live) stream.stop();
 })();

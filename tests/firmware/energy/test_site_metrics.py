@@ -46,6 +46,7 @@ async def test_metrics_scraped_and_parsed(tmp_path: Path, aiohttp_client: MakeCl
         # A stand-in CPU timer: each pass "takes" 3 ms, so the histogram's buckets are known.
         metrics = StationMetrics(bench.station, bench.clock, timer=lambda: next(ticks) * 0.003)
         metrics.attach()
+        metrics.backlog = lambda: bench.store.backlog
         follower = asyncio.create_task(metrics.run())
         app = create_app(
             bench.station,
@@ -88,6 +89,10 @@ async def test_metrics_scraped_and_parsed(tmp_path: Path, aiohttp_client: MakeCl
     assert value(found, "pev_port_granted_watts", port="2") == 0
     assert value(found, "pev_sse_clients") == 0
     assert value(found, "pev_store_ok") == 1
+    assert value(found, "pev_store_backlog") >= 0
+    assert value(found, "pev_safety_loop_stalls") == 0
+    assert value(found, "pev_safety_kicks_stopped") == 0
+    assert 0.04 < value(found, "pev_safety_loop_longest_gap_seconds") < 0.1
 
 
 async def test_late_kicks_counted(tmp_path: Path) -> None:

@@ -78,8 +78,10 @@ async def test_the_station_stream_starts_with_a_snapshot_then_follows_state_chan
         assert started.status == 201
         await bench.run_until(lambda: "charging" in port_states(events, 1))
         states = port_states(events, 1)
-        assert states[0] == "connected"
-        assert states.index("ready") < states.index("waiting") < states.index("charging")
+        # Latest state wins within a batch, so a state that lasted less than one may not show.
+        assert states[0] == "connected" and states[-1] == "charging"
+        order = ["connected", "ready", "waiting", "starting", "charging"]
+        assert [order.index(s) for s in states] == sorted(order.index(s) for s in states)
         charging = [d for k, d in events if k == "port" and d["state"] == "charging"][-1]
         assert charging["session"]["public_token"] == (await started.json())["public_token"]
         await bench.run_until(lambda: any(k == "station" for k, _ in events))
@@ -111,7 +113,7 @@ async def test_a_session_stream_shows_only_that_sessions_port(
         await bench.station.stop(1)
         await bench.run_until(lambda: "done" in port_states(events, 1))
         assert all(d["id"] == 1 for k, d in events if k == "port")
-        assert port_states(events, 1)[-2:] == ["stopping", "done"]
+        assert port_states(events, 1)[-1] == "done"  # "stopping" may fall inside one batch
     finally:
         reader.cancel()
         resp.close()
