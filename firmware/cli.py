@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bench mode: number of simulated ports",
     )
     run.add_argument(
+        "--stage-ports",
+        type=number(int, 0, 4, "a whole number"),
+        default=0,
+        help="bench mode: more simulated ports, each behind a simulated RD6006 power stage",
+    )
+    run.add_argument(
         "--budget",
         type=number(float, 0, 100_000, "a number of watts"),
         help="total power budget in watts",
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sim:
             # The bench (simulated vehicles) is composed in host/bench, imported only here.
             bench = importlib.import_module("host.bench.station")
-            config = bench.bench_station_config(ports=args.ports or 4)
+            config = bench.bench_station_config(ports=args.ports or 4, stage_ports=args.stage_ports)
             config = apply_overrides(config, args)
             if args.meter == "sim":
                 meter = importlib.import_module("host.bench.meter_api")

@@ -35,6 +35,7 @@ from typing import Any
 
 from hal.errors import ConfigError
 from hal.pi.uarts import BOARDS, uart_pins
+from hal.stage_config import check_stages
 
 SENSOR_LIMIT_V = {"INA219": 26.0, "INA228": 85.0}
 BACKENDS = ("sim", "pi")
@@ -61,6 +62,17 @@ class PortConfig:
     max_current_a: float = 5.0
     min_voltage_v: float = 12.0
     max_voltage_v: float = 84.0
+    stage: str = ""
+    """The port's programmable CC/CV stage (hal/stage_config.py): "" when the vehicle regulates
+    its own current, "rd60xx", "elcon", or "sim" on the bench."""
+    stage_path: str = ""
+    stage_baud: int = 115200
+    stage_device_id: int = 1
+    stage_timeout_s: float = 0.5
+    stage_can_channel: str = "can0"
+    stage_can_address: int = 0xE5
+    stage_max_voltage_v: float = 0.0
+    stage_max_current_a: float = 0.0
 
     @property
     def sensor_range_a(self) -> float:
@@ -99,6 +111,15 @@ _PORT_TYPES: dict[str, type] = {
     "max_current_a": float,
     "min_voltage_v": float,
     "max_voltage_v": float,
+    "stage": str,
+    "stage_path": str,
+    "stage_baud": int,
+    "stage_device_id": int,
+    "stage_timeout_s": float,
+    "stage_can_channel": str,
+    "stage_can_address": int,
+    "stage_max_voltage_v": float,
+    "stage_max_current_a": float,
 }
 _HAL_TYPES: dict[str, type] = {
     "backend": str,
@@ -222,6 +243,7 @@ def parse_hal_config(
     ports = tuple(_port(source, i, table) for i, table in enumerate(raw_ports))
     config = HalConfig(ports=ports, **values)
     _check_unique(config, offline)
+    check_stages(config, offline)
     return config
 
 
@@ -312,10 +334,29 @@ def load_hal_config(path: str | Path, *, offline: bool = False) -> HalConfig:
     return parse_hal_config(data, str(path), offline=offline)
 
 
-def bench_config(n_ports: int = 4) -> HalConfig:
+def bench_config(n_ports: int = 4, stage_ports: int = 0) -> HalConfig:
     """Simulated ports. Every fourth port (3, 7, ...) has an INA219 for small packs (to 25.5 V);
-    the others have INA228s for packs to 84 V, so the station is always tested against both."""
+    the others have INA228s for packs to 84 V, so the station is always tested against both.
+    ``stage_ports`` more ports follow, each behind a simulated RD6006 (packs to 58.8 V, bare
+    packs regulated by the station)."""
+    if n_ports + stage_ports > 16:
+        raise ConfigError("the bench has at most 16 ports (one I2C address each, 0x40-0x4F)")
     ports = []
+    for index in range(n_ports, n_ports + stage_ports):
+        ports.append(
+            PortConfig(
+                id=index + 1,
+                sensor="INA228",
+                i2c_address=0x40 + index,
+                shunt_ohms=0.015,
+                relay_gpio=5 + index,
+                max_current_a=5.0,
+                min_voltage_v=12.0,
+                max_voltage_v=58.8,
+                stage="sim",
+                stage_timeout_s=1.0,
+            )
+        )
     for index in range(n_ports):
         port_id = index + 1
         if port_id % 4 == 3:
@@ -344,6 +385,7 @@ def bench_config(n_ports: int = 4) -> HalConfig:
                     max_voltage_v=84.0,
                 )
             )
+    ports.sort(key=lambda p: p.id)
     return HalConfig(backend="sim", ports=tuple(ports), source="<bench>")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from hal.clock import Clock
 from hal.config import HalConfig
 from hal.errors import BackendUnavailable, ConfigError
-from hal.interfaces import PlugDetect, PowerMonitor, Relay, SerialLink, Watchdog
+from hal.interfaces import PlugDetect, PowerMonitor, PowerStage, Relay, SerialLink, Watchdog
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "sim": ("hal.sim.backend", "build"),
@@ -34,6 +34,8 @@ class PortHardware:
     """Bench only: the pty path a vehicle or a person opens to plug into this port."""
     detect: PlugDetect | None = None
     """The connector's detect pin, where the board wires one."""
+    stage: PowerStage | None = None
+    """The port's programmable CC/CV stage; None where the vehicle regulates its own current."""
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Hardware:
         for port in self.ports.values():
             with contextlib.suppress(Exception):  # best effort: the relays are already open
                 await port.link.close()
+            if port.stage is not None:
+                with contextlib.suppress(Exception):
+                    await port.stage.close()
         for close in self.closers:
             close()
 

@@ -8,6 +8,9 @@ part rounds to its step). A difference is :class:`hal.errors.StageMismatch`, a f
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 from hal.errors import StageError, StageMismatch
 from hal.interfaces import PowerStage, StageLimits, StageStatus
 
@@ -73,3 +76,90 @@ async def apply_output(stage: PowerStage, on: bool) -> StageStatus:
     status = await stage.read()
     verify(status, stage.limits, output_on=on)
     return status
+
+
+Closer = Callable[[], Awaitable[None]]
+Opener = Callable[[], Awaitable[tuple[PowerStage, Closer | None]]]
+"""Builds a stage's driver (and what must be closed after it): called on first use."""
+
+
+class LazyStage(PowerStage):
+    """A stage opened on first use, with one request at a time on its line.
+
+    A station starts while a stage is unplugged and says so at the first session on that port, not
+    at boot. The lock keeps a trip's "output off" from interleaving with a set point on the same
+    Modbus line (a request and its answer are one transaction).
+    """
+
+    def __init__(self, part: str, opener: Opener) -> None:
+        self.part = part
+        self._opener = opener
+        self._inner: PowerStage | None = None
+        self._closer: Closer | None = None
+        self._opened = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def inner(self) -> PowerStage | None:
+        return self._inner
+
+    @property
+    def busy(self) -> bool:
+        """A request is on the line (or the part is being opened)."""
+        return self._lock.locked()
+
+    @property
+    def limits(self) -> StageLimits:
+        if self._inner is None or not self._opened:
+            raise StageError(f"{self.part}: the stage has not been opened")
+        return self._inner.limits
+
+    async def open(self) -> None:
+        """Open the part once; after a failure the next call tries again."""
+        async with self._lock:
+            if self._opened:
+                return
+            if self._inner is None:
+                self._inner, self._closer = await self._opener()
+            await self._inner.open()
+            self._opened = True
+
+    async def _stage(self) -> PowerStage:
+        if not self._opened:
+            await self.open()
+        assert self._inner is not None
+        return self._inner
+
+    async def set_voltage(self, voltage_v: float) -> None:
+        stage = await self._stage()
+        async with self._lock:
+            await stage.set_voltage(voltage_v)
+
+    async def set_current(self, current_a: float) -> None:
+        stage = await self._stage()
+        async with self._lock:
+            await stage.set_current(current_a)
+
+    async def set_output(self, on: bool) -> None:
+        stage = await self._stage()
+        async with self._lock:
+            await stage.set_output(on)
+
+    async def read(self) -> StageStatus:
+        stage = await self._stage()
+        async with self._lock:
+            return await stage.read()
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._inner is not None:
+                await self._inner.close()
+            if self._closer is not None:
+                await self._closer()
+            self._inner = self._closer = None
+            self._opened = False
+
+    def describe(self) -> dict[str, object]:
+        if self._inner is None:
+            return {"part": self.part, "opened": False}
+        return {**self._inner.describe(), "opened": self._opened}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ from firmware.station.port import PortController, PortState
 from firmware.station.station import Station, StationSettings
 from firmware.store import Store
 from hal.clock import SimClock
-from hal.config import bench_config
+from hal.config import HalConfig, bench_config
 from hal.factory import Hardware, build_hardware
+from hal.stages import LazyStage
 from host.bench.station import VehicleBay
 
 
@@ -40,8 +42,31 @@ class Bench:
         """Advance simulated time, letting real pty traffic flow between steps."""
         end = self.clock.monotonic() + seconds
         while self.clock.monotonic() < end - 1e-9:
+            await self.stage_answers()
             await self.clock.advance(min(step, end - self.clock.monotonic()))
             await asyncio.sleep(0.0005)
+
+    async def stage_answers(self, limit_s: float = 5.0) -> None:
+        """Let a power stage's Modbus round trip over its pty finish before time moves on.
+
+        Sensors are read inline, in no simulated time; a stage answers over a real pty, and on a
+        loaded machine a round trip could otherwise last longer in simulated time than its
+        deadline. A stage told to stop answering is not waited for: its deadline must expire.
+        """
+        waiting = [
+            port.stage
+            for pid, port in self.hardware.ports.items()
+            if isinstance(port.stage, LazyStage) and self._answering(pid)
+        ]
+        deadline = time.monotonic() + limit_s
+        while True:
+            if not any(stage.busy for stage in waiting) or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.0005)
+
+    def _answering(self, port_id: int) -> bool:
+        sim = self.hardware.world.ports[port_id].stage
+        return sim is not None and sim.cable.connected
 
     async def run_until(
         self, condition: Callable[[], bool], timeout: float = 30.0, step: float = 0.01
@@ -51,6 +76,7 @@ class Bench:
         while not condition():
             if self.clock.monotonic() - start > timeout:
                 raise AssertionError(f"condition not met within {timeout} s of simulated time")
+            await self.stage_answers()
             await self.clock.advance(step)
             await asyncio.sleep(0.0005)
         return self.clock.monotonic() - start
@@ -68,10 +94,14 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def make_bench(
-    tmp_path: Path, ports: int = 4, budget_w: float = 600.0, **settings: object
+    tmp_path: Path,
+    ports: int = 4,
+    budget_w: float = 600.0,
+    hal: HalConfig | None = None,
+    **settings: object,
 ) -> AsyncIterator[Bench]:
     clock = SimClock()
-    config = StationConfig(hal=bench_config(ports), budget_w=budget_w)
+    config = StationConfig(hal=hal or bench_config(ports), budget_w=budget_w)
     hardware = build_hardware(config.hal, clock)
     store = Store(tmp_path / "records.db")
     await store.open()

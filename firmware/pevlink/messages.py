@@ -94,6 +94,7 @@ FAULT_CODES = (
     "budget",
     "link",
     "internal",
+    "stage",
 )
 SEVERITIES = ("warn", "stop")
 STATION_STATES = ("ready", "payment", "waiting", "granted", "charging", "stopping", "done", "fault")

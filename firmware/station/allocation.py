@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_SETTLE
-from firmware.station.allocator import Demand, Policy, plan_transition
+from firmware.station.allocator import Demand, Policy, account_voltage, plan_transition
 from firmware.station.port import PortController
 from firmware.station.safety import overcurrent_threshold
 from firmware.station.states import PortEvent, PortState
@@ -70,6 +70,10 @@ class Allocation:
             measured = port.reading.current_a if fresh and port.reading is not None else None
             if measured is not None and now < port.settled_at:
                 measured = max(measured, port.grant_a)  # still ramping: not spare headroom
+            account = None
+            if port.io.stage is not None and measured is not None and port.reading is not None:
+                # The stage holds the current to the grant: count it at the pack's voltage.
+                account = account_voltage(battery.v_max_v, port.reading.bus_voltage_v)
             departure = None
             if battery.departure_s is not None:
                 declared_at = (
@@ -90,6 +94,7 @@ class Allocation:
                     capacity_wh=battery.capacity_wh,
                     target_soc_pct=battery.target_soc_pct,
                     departure_at=departure,
+                    account_v=account,
                 )
             )
         return out
@@ -128,7 +133,9 @@ class Allocation:
         )
         budget = max(0.0, station.budget_w - reserved)
         grants = self.policy.allocate(budget, demands, now)
-        v_max = {d.port_id: d.v_max_v for d in demands}
+        v_max = {d.port_id: d.volts for d in demands}
+        for d in demands:
+            station.ports[d.port_id].account_v = d.account_v
         current = {d.port_id: station.ports[d.port_id].grant_a for d in demands if d.charging}
         target: dict[int, float] = {}
         for d in demands:

@@ -2,8 +2,11 @@
 
 Grants are currents, because PEV Link grants current; each is accounted at the vehicle's maximum
 (constant-voltage) voltage, the most power that current can ever carry, so the sum of grants can
-never exceed the budget however the packs' voltages rise. Policies are pure apart from the little
-memory they keep between rounds (effective caps, turns), and take the time as an argument.
+never exceed the budget however the packs' voltages rise. Behind a station's CC/CV stage, which
+enforces the current in hardware, a grant may instead be accounted at the measured voltage plus a
+margin (:func:`account_voltage`); docs/power-sharing.md gives the margin and the invariant.
+Policies are pure apart from the little memory they keep between rounds (effective caps, turns),
+and take the time as an argument.
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ HEADROOM_MARGIN = 1.15
 HEADROOM_MARGIN_A = 0.1
 INCREASE_FACTOR = 1.5
 """A saturated vehicle's cap grows by this factor a round until it reaches its maximum."""
+ACCOUNT_MARGIN_FRAC = 0.03
+"""Measured-voltage accounting: the margin above the measured pack voltage, as a fraction of the
+pack's vmax. It covers the voltage's rise within one round and the IR rise of a larger grant."""
+ACCOUNT_STEP_V = 0.5
+"""The accounted voltage is rounded up to this step, so sensor noise does not move grants."""
+
+
+def account_voltage(v_max_v: float, measured_v: float) -> float:
+    """The voltage a stage-enforced grant is counted at: measured plus margin, never above vmax."""
+    raw = measured_v + ACCOUNT_MARGIN_FRAC * v_max_v
+    stepped = math.ceil(raw / ACCOUNT_STEP_V - 1e-9) * ACCOUNT_STEP_V
+    return min(v_max_v, max(stepped, ACCOUNT_STEP_V))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,13 @@ class Demand:
     target_soc_pct: float | None = None
     departure_at: float | None = None
     priority: int = 0
+    account_v: float | None = None
+    """The voltage to count this grant's power at: None for vmax (a vehicle-regulated port, or
+    no fresh measurement); set by the allocation loop for a port whose stage enforces current."""
+
+    @property
+    def volts(self) -> float:
+        return self.v_max_v if self.account_v is None else min(self.account_v, self.v_max_v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +168,17 @@ class SharingPolicy:
         charging = [d for d in demands if d.charging]
         all_stale = bool(charging) and all(d.measured_a is None for d in charging)
         caps: dict[int, tuple[float, str]] = {d.port_id: self._cap(d, all_stale) for d in demands}
-        everyone_min = sum(d.i_min_a * d.v_max_v for d in demands)
+        everyone_min = sum(d.i_min_a * d.volts for d in demands)
         short = everyone_min > budget_w + 1e-9
         admitted: list[Demand] = []
         used = 0.0
         for d in self._order(demands, now) if short else demands:
-            need = d.i_min_a * d.v_max_v
+            need = d.i_min_a * d.volts
             if used + need <= budget_w + 1e-9:
                 admitted.append(d)
                 used += need
-        floors = [d.i_min_a * d.v_max_v for d in admitted]
-        ceilings = [caps[d.port_id][0] * d.v_max_v for d in admitted]
+        floors = [d.i_min_a * d.volts for d in admitted]
+        ceilings = [caps[d.port_id][0] * d.volts for d in admitted]
         shares = water_fill(budget_w, floors, ceilings)
         grants: dict[int, Grant] = {}
         for d, share in zip(admitted, shares, strict=True):
@@ -164,7 +186,7 @@ class SharingPolicy:
             if memory.turn_started is None or not d.charging:
                 memory.turn_started = now
             memory.waiting_since = None
-            amps = floor_a(share / d.v_max_v)
+            amps = floor_a(share / d.volts)
             if amps < d.i_min_a - 1e-9:
                 amps = 0.0
             cap, cap_reason = caps[d.port_id]

@@ -32,6 +32,7 @@ from firmware.pevlink import (
 from firmware.pevlink.link import Link
 from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_REPLY
+from firmware.station import stage as stage_control
 from firmware.station.conversation import Conversation
 from firmware.station.power import PowerActions
 from firmware.station.safety import GuardState, Limits, SafetyConfig, Trip
@@ -52,7 +53,7 @@ from firmware.station.states import (
     next_state,
 )
 from hal.clock import Clock, wait_for
-from hal.interfaces import PowerReading
+from hal.interfaces import PowerReading, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ class PortController(PowerActions):
         self.verified = False
         self.fault: Trip | None = None
         self.guard = GuardState()
+        self.stage_status: StageStatus | None = None
+        """The port's power stage as last read while it fed the pack (stage.py's watch)."""
+        self.stage_disagreements = 0
+        self.account_v: float | None = None
+        """The voltage the last allocation round counted this port's grant at (None: vmax)."""
         self.direct_reads = True
         """May the at-rest check read the sensor itself? Not while the safety core's own thread
         owns the bus: then it waits for the core's next reading."""
@@ -270,6 +276,7 @@ class PortController(PowerActions):
             return False
         self.session = None
         self.grant_a = 0.0
+        self.account_v = None
         self.last_session = session
         if move:
             self.move(PortEvent.FINISH, STOP_WORDS.get(reason, "Finished"))
@@ -319,6 +326,8 @@ class PortController(PowerActions):
         self.move(PortEvent.TRIP, trip.text)
         if self.on_trip is not None:
             self.on_trip(self, trip, session)
+        if self.io.stage is not None:  # after the switch, never before it: it may not answer
+            self.spawn(stage_control.switch_off(self))
         self.spawn(self._after_trip(trip, session))
 
     async def _after_trip(self, trip: Trip, session: Session | None) -> None:

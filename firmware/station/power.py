@@ -13,19 +13,23 @@ from typing import TYPE_CHECKING, cast
 
 from firmware.pevlink import Grant, Power, Stop
 from firmware.pevlink.timers import I_BREAK_A, T_RAMP_MAX, T_SETTLE
+from firmware.station import stage as stage_control
 from firmware.station.at_rest import verify_at_rest
 from firmware.station.safety import GuardState, Trip
 from firmware.station.session import Session
 from firmware.station.spec import LINK_ERRORS, SETTLE_GRACE_S
 from firmware.station.states import PortEvent, PortState
+from hal.errors import HalError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from firmware.pevlink import Battery
     from firmware.pevlink.link import Link
     from firmware.station.port import PortController
     from firmware.station.spec import PortIO, PortSpec
     from hal.clock import Clock
-    from hal.interfaces import PowerReading
+    from hal.interfaces import PowerReading, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ class PowerActions:
     settled_at: float
     verified: bool
     guard: GuardState
+    stage_status: StageStatus | None
+    stage_disagreements: int
 
     @property
     def port_id(self) -> int:
@@ -67,6 +73,9 @@ class PowerActions:
         raise NotImplementedError
 
     def open_switch(self) -> None:
+        raise NotImplementedError
+
+    def spawn(self, coro: Awaitable[object]) -> None:
         raise NotImplementedError
 
     def end_session(
@@ -106,6 +115,16 @@ class PowerActions:
         self.previous_grant_a = self.grant_a
         self.verified = False
         self.guard = GuardState()
+        stage = self.io.stage
+        if stage is not None:
+            # Both limits set and read back before the switch closes; the output stays off.
+            voltage = stage_control.stage_voltage(cast("PortController", self))
+            if not await self._on_stage(
+                session, stage_control.prepare(stage, voltage, self.grant_a)
+            ):
+                return False
+            if not self._still(session, PortState.STARTING):
+                return False
         self.changed()  # the safety core's permit: this grant, a fresh guard, before the close
         if self.io.detect is not None and self.io.detect.plugged() is False:
             self.trip(Trip("disconnect", "The vehicle was unplugged before power-on"))
@@ -122,6 +141,11 @@ class PowerActions:
             return False
         self.verified = True
         self.changed()
+        if stage is not None:  # the pack at rest is the declared one: now the stage may feed it
+            if not await self._on_stage(session, stage_control.output_on(stage)):
+                return False
+            if not self._still(session, PortState.STARTING) or not self.relay_closed:
+                return False
         now = self.clock.monotonic()
         session.power_on(now)
         self.settled_at = now + SETTLE_GRACE_S
@@ -129,6 +153,18 @@ class PowerActions:
         if not self._still(session, PortState.STARTING):
             return False
         self.move(PortEvent.POWERED)
+        if stage is not None:
+            self.spawn(stage_control.watch(cast("PortController", self), session))
+        return True
+
+    async def _on_stage(self, session: Session, action: Awaitable[None]) -> bool:
+        """Await a stage action; a stage that fails is a fault of this port (code ``stage``)."""
+        try:
+            await action
+        except HalError as exc:  # a stage that fails, or whose driver cannot load
+            if session is self.session:
+                self.trip(stage_control.stage_trip(exc))
+            return False
         return True
 
     def _still(self, session: Session, state: PortState) -> bool:
@@ -156,6 +192,10 @@ class PowerActions:
         if not self._still(session, PortState.CHARGING):
             return False
         new = min(current_a, getattr(reply, "current_a", current_a))
+        # The stage, not the vehicle, enforces the grant: a reduction moves it before the safety
+        # core's permit is lowered, an increase after the permit is raised.
+        if new < old and not await self._move_stage(session, new):
+            return False
         if new < old:
             self.previous_grant_a = old
             self.settle_until = self.clock.monotonic() + T_SETTLE
@@ -163,7 +203,16 @@ class PowerActions:
             self.settled_at = self.clock.monotonic() + SETTLE_GRACE_S
         self.grant_a = new
         self.changed()
-        return True
+        return new < old or await self._move_stage(session, new)
+
+    async def _move_stage(self, session: Session, current_a: float) -> bool:
+        """Move the stage's current limit; True when there is none or it followed."""
+        stage = self.io.stage
+        if stage is None:
+            return True
+        if not await self._on_stage(session, stage_control.set_current(stage, current_a)):
+            return False
+        return self._still(session, PortState.CHARGING)
 
     async def pause(self, why: str) -> None:
         """Rotated out or budget gone: ramp to zero, open, keep the session waiting."""
@@ -179,6 +228,7 @@ class PowerActions:
                 return
             self.open_switch()
             self.grant_a = 0.0
+            await stage_control.switch_off(cast("PortController", self))
             with contextlib.suppress(*LINK_ERRORS):
                 await self.link.request(Power(0))
             if self._still(session, PortState.CHARGING):
@@ -208,8 +258,17 @@ class PowerActions:
             if not by_vehicle:
                 with contextlib.suppress(*LINK_ERRORS):
                     await self.link.request(Stop(reason, (text or "")[:48] or None))
+            stage = self.io.stage
+            # The stage brings the current under the break level before the switch opens.
+            if (
+                stage is not None
+                and self.relay_closed
+                and not await self._on_stage(session, stage_control.set_current(stage, 0.0))
+            ):
+                return
             await self._wait_ramp_down()
             self.open_switch()
+            await stage_control.switch_off(cast("PortController", self))
             with contextlib.suppress(*LINK_ERRORS):
                 await self.link.request(Power(0))
             if self.end_session(session, reason, text):

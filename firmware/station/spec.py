@@ -8,7 +8,7 @@ from typing import Protocol
 from firmware.pevlink.errors import PevLinkError
 from firmware.pevlink.link import ByteTransport
 from firmware.station.states import PortState
-from hal.interfaces import PlugDetect, PowerMonitor, Relay
+from hal.interfaces import PlugDetect, PowerMonitor, PowerStage, Relay
 
 LINK_ERRORS = (PevLinkError, OSError)
 """What a conversation with a vehicle can fail with: the protocol, or the serial line itself."""
@@ -69,3 +69,8 @@ class PortIO(Protocol):
 
     @property
     def detect(self) -> PlugDetect | None: ...
+
+    @property
+    def stage(self) -> PowerStage | None:
+        """The port's CC/CV stage; None where the vehicle regulates its own current."""
+        ...

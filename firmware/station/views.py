@@ -67,11 +67,21 @@ def session_view(session: Session, port: PortController, live: bool) -> dict[str
     }
 
 
+def accounted_v(port: PortController) -> float:
+    """The voltage the port's grant is counted at: vmax, or behind a stage the measured voltage
+    plus its margin (firmware/station/allocator.py)."""
+    if port.battery is None:
+        return 0.0
+    if port.account_v is None:
+        return port.battery.v_max_v
+    return min(port.account_v, port.battery.v_max_v)
+
+
 def port_view(port: PortController) -> dict[str, Any]:
     reading = port.reading if port.relay_closed else None
     volts = reading.bus_voltage_v if reading else 0.0
     amps = reading.current_a if reading else 0.0
-    v_max = port.battery.v_max_v if port.battery else 0.0
+    v_max = accounted_v(port)
     view: dict[str, Any] = {
         "id": port.port_id,
         "state": port.state.value,
@@ -93,6 +103,7 @@ def port_view(port: PortController) -> dict[str, Any]:
         "thermal_factor": port.thermal_factor,
         "warning": port.warning,
         "link_ok": port.link_down is None,
+        "regulated": "station" if port.io.stage is not None else "vehicle",
         "fault": None if port.fault is None else {"code": port.fault.code, "text": port.fault.text},
         "session": None,
         "limits": {
@@ -113,7 +124,7 @@ def station_summary(
     name: str, budget_w: float, ports: Iterable[PortController], store_error: str | None
 ) -> dict[str, Any]:
     ports = list(ports)
-    allocated = sum(p.grant_a * (p.battery.v_max_v if p.battery else 0.0) for p in ports)
+    allocated = sum(p.grant_a * accounted_v(p) for p in ports)
     measured = sum(
         p.reading.bus_voltage_v * p.reading.current_a
         for p in ports

@@ -11,6 +11,7 @@ from hal.factory import Hardware, PortHardware
 from hal.monitors import monitor_for
 from hal.pi.gpio import GpioPlugDetect, GpioRelay, GpioWatchdog, load_gpio
 from hal.serial_link import open_port
+from hal.stage_config import pi_stage
 
 
 def open_i2c(bus_number: int) -> Any:
@@ -46,7 +47,8 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
             detect = (
                 GpioPlugDetect(gpio, port.detect_gpio) if port.detect_gpio is not None else None
             )
-            ports[port.id] = PortHardware(port.id, monitor, relay, link, detect=detect)
+            stage = pi_stage(port, clock)  # opened on first use
+            ports[port.id] = PortHardware(port.id, monitor, relay, link, detect=detect, stage=stage)
     except BaseException:
         for uart in links:  # a half-built station lets go of what it took
             uart.close()

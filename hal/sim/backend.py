@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 from hal.clock import Clock
 from hal.config import HalConfig, PortConfig
+from hal.errors import ConfigError
 from hal.factory import Hardware, PortHardware
-from hal.interfaces import PowerMonitor, PowerReading
+from hal.interfaces import PowerMonitor, PowerReading, PowerStage
 from hal.monitors import monitor_for
 from hal.sim.i2c import SimI2C
 from hal.sim.ina219 import Ina219Model
@@ -23,7 +24,8 @@ from hal.sim.ina228 import Ina228Model
 from hal.sim.memory_cable import MemoryLine, memory_cable
 from hal.sim.relay import SimRelay, SimWatchdog
 from hal.sim.serial_pty import PtyCable, open_peer
-from hal.sim.world import BenchWorld, SimPlugDetect, SimPort
+from hal.sim.world import BenchWorld, SimPlugDetect, SimPort, StageThroughRelay
+from hal.stages import Closer, LazyStage
 
 RELAY_STATE_FILE_ENV = "PEV_SIM_RELAY_LOG"
 """If set, every relay transition is appended to this file (for tests across processes)."""
@@ -53,6 +55,28 @@ def sim_sensor(
     return monitor, sensor
 
 
+def sim_stage(
+    port: PortConfig, sim_port: SimPort, clock: Clock, closers: list[Callable[[], None]]
+) -> PowerStage:
+    """A simulated RD6006 on its own pty, fed into the vehicle through the relay, and the real
+    Modbus driver for it (pymodbus's server starts on first use)."""
+    from hal.riden import RD6006, RidenStage
+    from hal.sim.riden import SimRiden
+
+    sim = SimRiden(clock, RD6006, load=StageThroughRelay(sim_port), name=f"stage{port.id}")
+    sim_port.stage = sim
+    closers.append(sim.cable.close)
+
+    async def opener() -> tuple[PowerStage, Closer | None]:
+        await sim.start()
+        driver = RidenStage(
+            sim.path, clock, timeout_s=port.stage_timeout_s, voltage_cap_v=port.max_voltage_v
+        )
+        return driver, sim.aclose
+
+    return LazyStage(f"simulated {RD6006.name}", opener)
+
+
 def build(config: HalConfig, clock: Clock) -> Hardware:
     buses: dict[int, SimI2C] = {}
     watchdog = SimWatchdog(clock, watchdog_hold_s(config))
@@ -71,8 +95,15 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
         link = open_peer(cable.station_path, port.baud)
         sim_port = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address, cable=cable)
         sim_ports[port.id] = sim_port
+        stage = sim_stage(port, sim_port, clock, closers) if port.stage == "sim" else None
         ports[port.id] = PortHardware(
-            port.id, monitor, relay, link, cable.peer_path, detect=SimPlugDetect(sim_port, clock)
+            port.id,
+            monitor,
+            relay,
+            link,
+            cable.peer_path,
+            detect=SimPlugDetect(sim_port, clock),
+            stage=stage,
         )
     world = BenchWorld(clock, sim_ports)
     return Hardware(ports=ports, watchdog=watchdog, world=world, closers=closers)
@@ -97,6 +128,11 @@ def build_memory(
     sim_ports: dict[int, SimPort] = {}
     vehicle_ends: dict[int, MemoryLine] = {}
     for port in config.ports:
+        if port.stage:
+            raise ConfigError(
+                f"{config.source}: port {port.id}: a simulated stage needs a pty (the bench's "
+                "build), not the in-memory rig"
+            )
         bus = buses.setdefault(port.i2c_bus, SimI2C())
         monitor, sensor = sim_sensor(port, bus, clock, sensor_range_factor)
         relay = SimRelay(clock, name=f"port{port.id}", watchdog=watchdog)

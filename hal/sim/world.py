@@ -7,7 +7,7 @@ port's sensor model then sees the vehicle's terminal voltage and current, and 0 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hal.clock import Clock
 from hal.interfaces import PlugDetect
@@ -16,6 +16,9 @@ from hal.sim.ina219 import Ina219Model
 from hal.sim.ina228 import Ina228Model
 from hal.sim.relay import SimRelay
 from hal.sim.serial_pty import PtyCable
+
+if TYPE_CHECKING:
+    from hal.sim.riden import SimRiden
 
 
 class SimLoad(Protocol):
@@ -49,6 +52,43 @@ class SimPort:
     stuck_reading: tuple[float, float] | None = None
     """Force the sensor to see (volts, amps) whatever flows: an implausible or stuck sensor."""
     history: list[tuple[float, float, float]] = field(default_factory=list)
+    stage: SimRiden | None = None
+    """The port's simulated CC/CV stage, whose load is the vehicle while the relay conducts."""
+
+
+class StageThroughRelay:
+    """What a port's stage feeds: the vehicle's pack while the relay conducts, nothing otherwise.
+
+    The stage sets the limits a bare pack draws within (``set_supply_limits``); the world then
+    advances the vehicle in its own step, so the vehicle is stepped once, not twice.
+    """
+
+    def __init__(self, port: SimPort) -> None:
+        self.port = port
+        self.voltage_limit_v = 0.0
+        self.current_limit_a = 0.0
+
+    def _connected(self) -> SimLoad | None:
+        return self.port.load if self.port.relay.conducting else None
+
+    def supply(self, voltage_limit_v: float, current_limit_a: float, dt_s: float) -> None:
+        self.voltage_limit_v, self.current_limit_a = voltage_limit_v, current_limit_a
+        load = self.port.load
+        set_limits = getattr(load, "set_supply_limits", None)
+        if set_limits is not None:
+            set_limits(voltage_limit_v, current_limit_a)
+
+    @property
+    def terminal_voltage_v(self) -> float:
+        load = self._connected()
+        if load is not None:
+            return load.terminal_voltage_v
+        return self.voltage_limit_v if self.current_limit_a > 0 else 0.0
+
+    @property
+    def current_a(self) -> float:
+        load = self._connected()
+        return load.current_a if load is not None else 0.0
 
 
 UNPLUG_SHOWN_S = 1.0
@@ -99,6 +139,8 @@ class BenchWorld:
 
     def step(self, dt_s: float) -> None:
         for port in self.ports.values():
+            if port.stage is not None:
+                port.stage.model.sync()  # the limits the pack draws within, as of now
             if port.load is not None:
                 port.load.advance(dt_s, port.relay.conducting)
             self._update_sensor(port)

@@ -37,12 +37,15 @@ from host.vehicle.model import SimVehicle, VehicleSpec
 log = logging.getLogger(__name__)
 
 
-def bench_station_config(ports: int = 4, budget_w: float | None = None) -> StationConfig:
-    """Four simulated ports sharing 600 W by default: enough for two e-bikes at full power."""
+def bench_station_config(
+    ports: int = 4, budget_w: float | None = None, stage_ports: int = 0
+) -> StationConfig:
+    """Four simulated ports sharing 600 W by default: enough for two e-bikes at full power;
+    ``stage_ports`` more behind simulated RD6006 stages."""
     return StationConfig(
         name="pev-charger bench",
-        budget_w=budget_w if budget_w is not None else 150.0 * ports,
-        hal=bench_config(ports),
+        budget_w=budget_w if budget_w is not None else 150.0 * (ports + stage_ports),
+        hal=bench_config(ports, stage_ports),
         db_path=state_path("var/bench.db"),
         operator_token=os.environ.get("PEV_OPERATOR_TOKEN") or None,
     )
@@ -117,7 +120,15 @@ class VehicleBay:
         spec = self.catalog[model]
         if name:
             spec = replace(spec, name=name)
-        vehicle = SimVehicle(spec, soc_pct=soc_pct, temperature_c=temperature_c, seed=seed)
+        # Behind a station's stage a pack is bare, as real ones are: the stage limits its current.
+        bare = self.world.ports[port_id].stage is not None
+        vehicle = SimVehicle(
+            spec,
+            soc_pct=soc_pct,
+            temperature_c=temperature_c,
+            seed=seed,
+            on_board_controller=not bare,
+        )
         peer_path = self.hardware.ports[port_id].peer_path
         if peer_path is None:
             raise ValueError(f"port {port_id} has no simulated cable to plug a vehicle into")

@@ -114,6 +114,7 @@ def test_a_relative_db_path_goes_to_the_state_directory(
         (["--ports", "0"], "argument --ports: 0 is outside 1..16"),
         (["--ports", "-2"], "argument --ports: -2 is outside 1..16"),
         (["--ports", "2.5"], "argument --ports: '2.5' is not a whole number"),
+        (["--stage-ports", "5"], "argument --stage-ports: 5 is outside 0..4"),
         (["--speed", "nan"], "argument --speed: nan is outside 0.1..20"),
         (["--speed", "0"], "argument --speed: 0 is outside 0.1..20"),
         (["--speed", "-5"], "argument --speed: -5 is outside 0.1..20"),

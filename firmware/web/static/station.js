@@ -75,6 +75,7 @@
       if (!s.live && s.end_text) add("Ended", s.end_text);
     }
     if (v && v.temperature_c !== undefined && v.temperature_c !== null) add("Battery", v.temperature_c.toFixed(0) + " °C");
+    add("Current set by", p.regulated === "station" ? "the station's power stage" : "the vehicle");
     body.push(kv);
     if (p.fault) body.push(el("p", { class: "alert", role: "alert", text: p.fault.text }));
     if (p.warning && !p.fault) body.push(el("p", { class: "notice", text: p.warning }));

@@ -245,6 +245,7 @@ VALID: list[Valid] = [
                 ("budget", "warn"),
                 ("link", "stop"),
                 ("internal", "stop"),
+                ("stage", "stop"),
             ]
         )
     ),
