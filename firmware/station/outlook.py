@@ -136,7 +136,8 @@ class Fleet:
             self._share(members, budget, first=t == 0.0)
             for m in members:
                 if m.done:
-                    m.grants.append(0.0)
+                    # it has left the sharing; its own estimate keeps its last grant to the end
+                    m.grants.append(m.grants[-1] if m.grants else m.grant)
                     continue
                 m.grants.append(m.grant)
                 amps = m.pack.accepts_a(m.soc, m.grant)

@@ -28,6 +28,8 @@ TAPER_POINTS = 30
 """Five minutes of taper: enough to see its time constant, recent enough to follow it."""
 MIN_COUNTED_SOC_PCT = 3.0
 """Charge counted over at least this much state of charge before it replaces the declared one."""
+TRUSTED_SOC_PCT = 15.0
+"""Charge counted over this much state of charge is trusted over what was known before."""
 MAX_GAP_S = 30.0
 """A longer gap between passes is not counted (a paused loop, not a charge)."""
 MAX_CUTOFF_C = 0.1
@@ -48,6 +50,7 @@ class Tracker:
     start_soc: float | None = None
     counted_ah: float = 0.0
     capacity_ratio: float | None = None
+    prior_ratio: float = 1.0
     r_group_ohm: float | None = None
     lead_pct: float | None = None
     onset_lead_pct: float | None = None
@@ -114,7 +117,7 @@ def _finish(port: PortController, tracker: Tracker) -> None:
     _history(port).learn(
         tracker.model,
         Learned(
-            capacity_ratio=tracker.capacity_ratio or 1.0,
+            capacity_ratio=tracker.capacity_ratio or tracker.prior_ratio,
             cutoff_c=cutoff_c,
             r_group_ohm=tracker.r_group_ohm or pack.r_group_ohm,
             lead_pct=tracker.onset_lead_pct
@@ -144,6 +147,8 @@ def _track(port: PortController, now: float) -> None:
         return
     if tracker is None:
         tracker = _trackers[port] = Tracker(session=session, model=_model(port) or "")
+        learned = _history(port).get(tracker.model)
+        tracker.prior_ratio = learned.capacity_ratio if learned is not None else 1.0
     amps = reading.current_a if reading is not None else 0.0
     if tracker.last_t is not None and 0 < now - tracker.last_t <= MAX_GAP_S:
         tracker.counted_ah += amps * (now - tracker.last_t) / 3600.0
@@ -158,8 +163,13 @@ def _track(port: PortController, now: float) -> None:
         return
     gained = tel.soc_pct - tracker.start_soc
     if gained >= MIN_COUNTED_SOC_PCT and pack.capacity_ah > 0:
-        ratio = tracker.counted_ah / (gained / 100.0) / pack.capacity_ah
-        tracker.capacity_ratio = ratio if 0.5 <= ratio <= 2.0 else None
+        declared_ah = b.capacity_wh / b.v_nom_v
+        ratio = tracker.counted_ah / (gained / 100.0) / declared_ah
+        if 0.5 <= ratio <= 2.0:
+            # trusted in proportion to the charge counted: 0.1 % steps of state of charge
+            # make a short count rough
+            prior = tracker.prior_ratio
+            tracker.capacity_ratio = prior + (ratio - prior) * min(1.0, gained / TRUSTED_SOC_PCT)
     if in_constant_voltage(port):
         tracker.cv_seen = True
         tracker.last_cv_a = tel.current_a if tel.current_a > 0 else amps
