@@ -20,8 +20,8 @@ from firmware.station.pack import Offer, Pack
 from firmware.station.port import PortController
 from firmware.station.states import PortState
 
-STEP_S = 60.0
-REPLAN_S = 30.0
+STEP_S = 120.0
+REPLAN_S = 60.0
 HORIZON_S = 16 * 3600.0
 SHARING = (PortState.WAITING, PortState.STARTING, PortState.CHARGING)
 

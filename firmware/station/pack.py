@@ -36,6 +36,7 @@ CUTOFF_C = 0.05
 R_GROUP_OHM_AH = 0.12
 """A typical cell group's resistance times its capacity (e.g. 35 mΩ for a 3.4 Ah cell)."""
 SOC_STEP_PCT = 0.5
+CC_STEP_PCT = 5.0
 MAX_HORIZON_S = 48 * 3600.0
 
 
@@ -87,14 +88,19 @@ class Pack:
             return 0.0
         if self.overpotential_v(ceiling_a) <= headroom:
             return ceiling_a
-        low, high = 0.0, ceiling_a
-        for _ in range(22):
-            mid = (low + high) / 2
-            if self.overpotential_v(mid) <= headroom:
-                low = mid
-            else:
-                high = mid
-        return low
+        # Newton on the overpotential (increasing, concave): from the ceiling it lands just
+        # under the root, then climbs to it from below, never past it.
+        c = self.capacity_ah
+        amps = ceiling_a
+        for _ in range(8):
+            x = amps / (0.1 * c)
+            error = self.overpotential_v(amps) - headroom
+            slope = self.r_group_ohm + (1.0 / c) / math.sqrt(1.0 + x * x)
+            step = error / slope
+            amps = max(0.0, amps - step)
+            if abs(step) < 1e-5:
+                break
+        return min(ceiling_a, amps)
 
     def with_lead_from(self, soc_pct: float, amps: float) -> Pack:
         """Calibrated on a current measured in constant voltage: the model then agrees with it."""
@@ -145,6 +151,7 @@ def time_to_full(
         return None
     soc, t = soc_pct, 0.0
     seconds_per_pct_a = 36.0 * pack.capacity_ah  # 1 % of charge at 1 A
+    known: tuple[float, float, float] | None = None  # (soc, ceiling, current) from the last step
     while t < MAX_HORIZON_S:
         if soc >= target_soc_pct or soc >= 100.0:
             return t
@@ -152,17 +159,25 @@ def time_to_full(
         if ceiling <= 0.01 and 0 < hold < math.inf:
             t += hold  # no current for a while (waiting for a turn): the clock runs on
             continue
-        amps = pack.accepts_a(soc, ceiling)
+        if known is not None and known[0] == soc and known[1] == ceiling:
+            amps = known[2]
+        else:
+            amps = pack.accepts_a(soc, ceiling)
         if amps < ceiling - 1e-3 and amps <= pack.cutoff_a:
             return t  # in constant voltage at the cut-off: full
         if amps <= 0.01:
             return None
-        step = min(SOC_STEP_PCT, target_soc_pct - soc, 100.0 - soc)
+        # long steps at constant current, short ones in the taper
+        step = CC_STEP_PCT if amps >= ceiling - 1e-3 else SOC_STEP_PCT
+        step = min(step, target_soc_pct - soc, 100.0 - soc)
         after = pack.accepts_a(soc + step, ceiling)
+        if step > SOC_STEP_PCT and after < ceiling - 1e-3:
+            step = min(SOC_STEP_PCT, step)  # the taper begins within: take it finely
+            after = pack.accepts_a(soc + step, ceiling)
         if after < ceiling - 1e-3 and after <= pack.cutoff_a:
             # the cut-off falls within this step: find it by halving
             lo, hi = 0.0, step
-            for _ in range(12):
+            for _ in range(10):
                 mid = (lo + hi) / 2
                 if pack.accepts_a(soc + mid, ceiling) <= pack.cutoff_a:
                     hi = mid
@@ -175,9 +190,11 @@ def time_to_full(
             # the offer changes first: go only as far as it holds
             soc += hold / (seconds_per_pct_a * mean_inv)
             t += hold
+            known = None
             continue
         soc += step
         t += dt
+        known = (soc, ceiling, after)
     return None
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from firmware.station.eta_history import EtaHistory, Learned, model_key
-from firmware.station.outlook import Fleet, fleet_of
+from firmware.station.outlook import Fleet, Plan, fleet_of
 from firmware.station.outlook import share_budget as _share_budget
 from firmware.station.pack import Pack, constant, declared_pack, resistance_from, time_to_full
 from firmware.station.port import PortController
@@ -54,8 +54,10 @@ class Tracker:
     r_group_ohm: float | None = None
     lead_pct: float | None = None
     onset_lead_pct: float | None = None
-    cv_seen: bool = False
     """The lead measured where constant voltage began: what sets the next session's onset."""
+    cv_seen: bool = False
+    cached: tuple[tuple[object, ...], float, Estimate] | None = None
+    """The last estimate, what it rested on and when: asked for far more often than it moves."""
     last_cv_a: float | None = None
     last_grant_a: float = 0.0
     grant_change: tuple[float, float, float] | None = None
@@ -255,23 +257,62 @@ def eta_estimate(port: PortController) -> Estimate | None:
     b, tel = port.battery, port.telemetry
     if b is None or tel is None or port.state != PortState.CHARGING:
         return None
-    pack = session_pack(port)
-    if pack is None:
-        return None
-    target = b.target_soc_pct or 100.0
     tracker = _trackers.get(port)
     if tracker is not None and tracker.session is not port.session:
         tracker = None
     fleet: Fleet | None = fleet_of(port)
-    offer, sharing_with, sooner = None, 0, False
-    if fleet is not None:
-        plan = fleet.plan_for(port)
-        if plan is not None:
-            offer, sharing_with, sooner = plan.offer, plan.sharing_with, plan.gains_power
-    if offer is None:
-        amps = port.reading.current_a if port.reading is not None else port.grant_a
-        offer = constant(max(port.grant_a, amps))
-    seconds = time_to_full(pack, tel.soc_pct, offer, target)
+    plan = fleet.plan_for(port) if fleet is not None else None
+    amps = port.reading.current_a if port.reading is not None else port.grant_a
+    change = _recent_change(port, tracker)
+    key = (
+        tel.soc_pct,
+        round(port.grant_a, 2),
+        round(amps, 1),
+        in_constant_voltage(port),
+        id(plan.offer) if plan is not None else None,
+        change,
+    )
+    if tracker is not None and tracker.cached is not None and tracker.cached[0] == key:
+        # Nothing the estimate rests on has changed: only the clock has run.
+        _key, at, last = tracker.cached
+        gone = max(0.0, (tracker.last_t or at) - at)
+        return Estimate(
+            max(0.0, last.seconds - gone),
+            max(0.0, last.low_s - gone),
+            max(0.0, last.high_s - gone),
+            last.reason,
+        )
+    estimate = _estimate(port, tracker, plan, amps, change)
+    if estimate is not None and tracker is not None:
+        tracker.cached = (key, tracker.last_t or 0.0, estimate)
+    return estimate
+
+
+def _recent_change(port: PortController, tracker: Tracker | None) -> tuple[float, float] | None:
+    """The last change of this port's grant (from, to), while it still explains the estimate."""
+    if tracker is None or tracker.grant_change is None or tracker.last_t is None:
+        return None
+    at, was, now_a = tracker.grant_change
+    if tracker.last_t - at > REASON_HOLD_S or in_constant_voltage(port):
+        return None
+    return was, now_a
+
+
+def _estimate(
+    port: PortController,
+    tracker: Tracker | None,
+    plan: Plan | None,
+    amps: float,
+    change: tuple[float, float] | None,
+) -> Estimate | None:
+    b, tel = port.battery, port.telemetry
+    pack = session_pack(port)
+    if b is None or tel is None or pack is None:
+        return None
+    offer, sharing_with, sooner = constant(max(port.grant_a, amps)), 0, False
+    if plan is not None:
+        offer, sharing_with, sooner = plan.offer, plan.sharing_with, plan.gains_power
+    seconds = time_to_full(pack, tel.soc_pct, offer, b.target_soc_pct or 100.0)
     if seconds is None:
         return None
     model = _model(port)
@@ -279,6 +320,10 @@ def eta_estimate(port: PortController) -> Estimate | None:
     u = _uncertainty(port, tracker, learned is not None, sharing_with)
     if in_constant_voltage(port):
         reason = "Finishing: the battery is full soon, the current tapers"
+    elif change is not None:
+        was, now_a = change
+        word = "More" if now_a > was else "Less"
+        reason = f"{word} power for this vehicle: {now_a:.1f} A (was {was:.1f} A)"
     elif sooner:
         reason = "Sooner: more power is free once another vehicle finishes"
     elif sharing_with:
@@ -287,12 +332,6 @@ def eta_estimate(port: PortController) -> Estimate | None:
         reason = f"Learned from {learned.sessions} earlier charge(s) of this model"
     else:
         reason = "From the battery's declared profile and its measured charge"
-    change = tracker.grant_change if tracker is not None else None
-    if change is not None and tracker is not None and tracker.last_t is not None:
-        at, was, now_a = change
-        if tracker.last_t - at <= REASON_HOLD_S and not in_constant_voltage(port):
-            word = "More" if now_a > was else "Less"
-            reason = f"{word} power for this vehicle: {now_a:.1f} A (was {was:.1f} A)"
     return Estimate(seconds, seconds * (1 - u), seconds * (1 + u), reason)
 
 
