@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from firmware.compose import build_station, port_spec
 from firmware.config import StationConfig
 from firmware.events import EventHub
 from firmware.payment import PaymentDesk, make_provider
+from firmware.station.eta_history import EtaHistory
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
@@ -139,6 +141,9 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     station = build_station(
         station_settings(config), config.hal, hardware, clock, recorder=store, events=EventHub()
     )
+    station.fleet.history = EtaHistory(config.db_path)  # what earlier charges taught the ETA
+    with contextlib.suppress(sqlite3.Error, OSError):
+        await station.fleet.history.load()
     api_settings = ApiSettings(
         operator_token=config.operator_token,
         touchscreen_hosts=config.touchscreen_hosts,
@@ -206,6 +211,7 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError):
                 await station_task
         await runner.cleanup()
+        await daemon.station.fleet.history.aclose()
         await daemon.hardware.aclose()
         await daemon.store.close()
         log.info("station stopped; every relay is open")

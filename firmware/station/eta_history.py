@@ -12,9 +12,13 @@ file, through their own connection, written off the event loop (:meth:`EtaHistor
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 WEIGHT_CAP = 8
 """The newest session counts at least 1/8: a model's figures follow its ageing packs."""
@@ -68,6 +72,7 @@ class EtaHistory:
         self.path = Path(path) if path is not None else None
         self.models: dict[str, Learned] = {}
         self._dirty: set[str] = set()
+        self._saving: asyncio.Task[None] | None = None
 
     def get(self, model: str) -> Learned | None:
         return self.models.get(model)
@@ -77,7 +82,31 @@ class EtaHistory:
         merged = figures if old is None else old.merged(figures)
         self.models[model] = merged
         self._dirty.add(model)
+        self._save_soon()
         return merged
+
+    def _save_soon(self) -> None:
+        """Write in a thread when a loop runs (the daemon); :meth:`aclose` awaits the write."""
+        if self.path is None or (self._saving is not None and not self._saving.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._saving = loop.create_task(self._save_logged(), name="eta-history-save")
+
+    async def _save_logged(self) -> None:
+        try:
+            await self.save()
+        except (sqlite3.Error, OSError) as exc:
+            # What was learned stays in memory; only the restart loses it.
+            log.warning("time-to-full history not saved: %s", exc)
+
+    async def aclose(self) -> None:
+        if self._saving is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saving
+        await self._save_logged()
 
     # --- persistence (blocking: call through load/save, which run in a thread) ------------------
 

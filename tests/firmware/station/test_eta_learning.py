@@ -239,7 +239,7 @@ def test_a_vehicle_that_gains_power_when_another_finishes_is_told_so_and_when() 
 
     The estimate at its current share alone would be far too long; the outlook knows better.
     """
-    plugs = [(0.0, "ebike-52v-14s", 20.0), (0.0, "ebike-36v-500wh", 75.0)]
+    plugs = [(0.0, "ebike-52v-14s", 35.0), (0.0, "ebike-36v-500wh", 75.0)]
     end, samples = run_shared(180.0, plugs, watch=0)
     first = next(estimate for _t, estimate in samples if estimate is not None)
     assert first.reason.startswith("Sooner")
@@ -259,3 +259,20 @@ def test_a_vehicle_that_loses_power_to_a_newcomer_is_told_why() -> None:
     assert after.reason.startswith("Less power") or after.reason.startswith("Sharing")
     at, estimate = min(samples, key=lambda s: abs(s[0] - 0.8 * end))
     assert abs(estimate.seconds - (end - at)) / (end - at) <= 0.08
+
+
+async def test_what_a_session_teaches_is_written_off_the_loop_and_awaited(tmp_path: Path) -> None:
+    path = tmp_path / "station.sqlite3"
+    history = EtaHistory(path)
+    history.learn("LFP/12S/99Wh/2.00A", Learned(1.0, 0.05, 0.008, 0.9))
+    await history.aclose()
+    again = EtaHistory(path)
+    await again.load()
+    assert again.get("LFP/12S/99Wh/2.00A") is not None
+
+
+async def test_a_history_that_cannot_be_written_is_kept_in_memory(tmp_path: Path) -> None:
+    history = EtaHistory(tmp_path / "missing" / "station.sqlite3")
+    history.learn("LFP/12S/99Wh/2.00A", Learned(1.0, 0.05, 0.008, 0.9))
+    await history.aclose()  # logged, not raised: the ETA must never stop a charge
+    assert history.get("LFP/12S/99Wh/2.00A") is not None
