@@ -30,6 +30,8 @@ MIN_COUNTED_SOC_PCT = 3.0
 """Charge counted over at least this much state of charge before it replaces the declared one."""
 TRUSTED_SOC_PCT = 15.0
 """Charge counted over this much state of charge is trusted over what was known before."""
+TRACK_S = 1.0
+"""How often a session's figures are taken (the charge is counted over each interval)."""
 MAX_GAP_S = 30.0
 """A longer gap between passes is not counted (a paused loop, not a charge)."""
 MAX_CUTOFF_C = 0.1
@@ -147,6 +149,8 @@ def _track(port: PortController, now: float) -> None:
         if tracker is not None:
             tracker.last_t = None
         return
+    if tracker is not None and tracker.last_t is not None and 0 <= now - tracker.last_t < TRACK_S:
+        return  # the supervisor passes far more often than a charge changes
     if tracker is None:
         tracker = _trackers[port] = Tracker(session=session, model=_model(port) or "")
         learned = _history(port).get(tracker.model)
