@@ -33,6 +33,8 @@ class Plan:
     """Other vehicles sharing the budget now."""
     gains_power: bool
     """The port is expected to get noticeably more current before it is full."""
+    planned_at: float
+    """When the shares were worked out: one plan, one time."""
 
 
 @dataclass
@@ -100,7 +102,7 @@ class Fleet:
                 return grants[-1], float("inf")
             return grants[index], (index + 1) * STEP_S - at
 
-        return Plan(offer=offer, sharing_with=others, gains_power=gains)
+        return Plan(offer=offer, sharing_with=others, gains_power=gains, planned_at=start)
 
     def _replan(self, now: float) -> None:
         self._planned_at = now

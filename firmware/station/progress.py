@@ -273,7 +273,7 @@ def eta_estimate(port: PortController) -> Estimate | None:
         round(port.grant_a, 2),
         round(amps, 1),
         in_constant_voltage(port),
-        id(plan.offer) if plan is not None else None,
+        plan.planned_at if plan is not None else None,
         change,
     )
     if tracker is not None and tracker.cached is not None and tracker.cached[0] == key:
