@@ -19,7 +19,16 @@ from typing import Any
 from firmware.station.eta_history import EtaHistory, Learned, model_key
 from firmware.station.outlook import Fleet, Plan, fleet_of
 from firmware.station.outlook import share_budget as _share_budget
-from firmware.station.pack import Pack, constant, declared_pack, resistance_from, time_to_full
+from firmware.station.pack import (
+    CUTOFF_C,
+    LEAD_PCT,
+    R_GROUP_OHM_AH,
+    Pack,
+    constant,
+    declared_pack,
+    resistance_from,
+    time_to_full,
+)
 from firmware.station.port import PortController
 from firmware.station.states import PortState
 
@@ -53,6 +62,7 @@ class Tracker:
     counted_ah: float = 0.0
     capacity_ratio: float | None = None
     prior_ratio: float = 1.0
+    declared_ah: float = 0.0
     r_group_ohm: float | None = None
     lead_pct: float | None = None
     onset_lead_pct: float | None = None
@@ -110,23 +120,21 @@ def _finish(port: PortController, tracker: Tracker) -> None:
     session = tracker.session
     if getattr(session, "end_reason", None) != "full":
         return
-    pack = base_pack(port, tracker.model, None)
-    if pack is None or tracker.last_cv_a is None:
-        return
+    if tracker.last_cv_a is None or tracker.declared_ah <= 0:
+        return  # it never reached its taper here: nothing to say of its end
     # The last current seen in the taper is the cut-off only if it was seen just before the end;
     # a current far above any usual cut-off means the end came between two looks.
-    cutoff_c = tracker.last_cv_a / max(1e-6, pack.capacity_ah)
+    cutoff_c = tracker.last_cv_a / tracker.declared_ah
+    learned = _history(port).get(tracker.model)
     if cutoff_c > MAX_CUTOFF_C:
-        cutoff_c = pack.cutoff_a / max(1e-6, pack.capacity_ah)
+        cutoff_c = learned.cutoff_c if learned is not None else CUTOFF_C
     _history(port).learn(
         tracker.model,
         Learned(
             capacity_ratio=tracker.capacity_ratio or tracker.prior_ratio,
             cutoff_c=cutoff_c,
-            r_group_ohm=tracker.r_group_ohm or pack.r_group_ohm,
-            lead_pct=tracker.onset_lead_pct
-            if tracker.onset_lead_pct is not None
-            else pack.lead_pct,
+            r_group_ohm=tracker.r_group_ohm or R_GROUP_OHM_AH / tracker.declared_ah,
+            lead_pct=tracker.onset_lead_pct if tracker.onset_lead_pct is not None else LEAD_PCT,
         ),
     )
 
@@ -153,6 +161,7 @@ def _track(port: PortController, now: float) -> None:
         return  # the supervisor passes far more often than a charge changes
     if tracker is None:
         tracker = _trackers[port] = Tracker(session=session, model=_model(port) or "")
+        tracker.declared_ah = b.capacity_wh / b.v_nom_v if b.v_nom_v > 0 else 0.0
         learned = _history(port).get(tracker.model)
         tracker.prior_ratio = learned.capacity_ratio if learned is not None else 1.0
     amps = reading.current_a if reading is not None else 0.0
