@@ -246,6 +246,10 @@ def session_pack(port: PortController) -> Pack | None:
     if in_constant_voltage(port) and port.telemetry is not None:
         amps = port.telemetry.current_a
         pack = pack.with_lead_from(port.telemetry.soc_pct, amps)
+        if 0 < amps <= pack.cutoff_a * 1.05:
+            # Still charging below the cut-off it was thought to have: it ends lower than that,
+            # most often at C/40 where C/20 was assumed.
+            pack = replace(pack, cutoff_a=amps * 0.5)
     elif tracker is not None and tracker.lead_pct is not None:
         pack = replace(pack, lead_pct=tracker.lead_pct)
     return pack
