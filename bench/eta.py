@@ -1,7 +1,8 @@
 """ETA: the time-to-full the phone page shows, at 20/50/80 % of each session, against the end.
 
 Every catalog vehicle that an INA228 port can charge is charged alone at its full current from
-10, 30, 50 and 70 % state of charge until its battery says full, with the vehicle model's physics.
+10, 30, 50 and 70 % state of charge until its battery says full, with the vehicle model's physics,
+in that order: as on a station, each session that ends full teaches the next of its model.
 At each step the estimate is computed by the station's own rule
 (``firmware.station.progress.eta_seconds``) from what the station would hold at that moment (the
 declared battery profile, the last telemetry rounded as on the wire, the measured current, the
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 from bench.common import table
-from firmware.pevlink import Telemetry
+from firmware.pevlink import Battery, Telemetry
 from firmware.station.eta import straight_line_seconds
 from firmware.station.port import PortState
-from firmware.station.progress import eta_seconds, observe_taper
+from firmware.station.progress import end_session, eta_seconds, observe_taper
 from hal.interfaces import PowerReading
 from host.scenario.physics import delivered_power_w
 from host.scenario.result import EtaSample, VehicleRecord
@@ -35,16 +37,27 @@ PORT_MAX_V = 84.0
 PORT_MAX_A = 5.0
 
 
-def phone_eta(
-    spec: VehicleSpec,
-    vehicle: SimVehicle,
-    grant_a: float,
-    t_s: float = 0.0,
-    taper: list[Any] | None = None,
-) -> float | None:
+@dataclass(eq=False)
+class BenchPort:
+    """What the station holds about one port, kept for the whole session as the station does."""
+
+    grant_a: float
+    battery: Battery | None = None
+    telemetry: Telemetry | None = None
+    reading: PowerReading | None = None
+    state: PortState = PortState.CHARGING
+    taper: list[tuple[float, float]] = field(default_factory=list)
+    session: Any = field(default_factory=lambda: SimpleNamespace(end_reason=None))
+
+
+def bench_port(grant_a: float) -> BenchPort:
+    return BenchPort(grant_a)
+
+
+def phone_eta(vehicle: SimVehicle, port: BenchPort, t_s: float = 0.0) -> float | None:
     """The station's ETA rule on what the station would know about this vehicle now."""
-    battery = battery_message(vehicle)
-    telemetry = Telemetry(
+    port.battery = battery_message(vehicle)
+    port.telemetry = Telemetry(
         soc_pct=round(min(100.0, vehicle.soc_pct), 1),
         voltage_v=round(vehicle.terminal_voltage_v, 2),
         current_a=round(vehicle.current_a, 2),
@@ -52,35 +65,32 @@ def phone_eta(
         flags=1,
     )
     volts, amps = vehicle.terminal_voltage_v, vehicle.current_a
-    port = SimpleNamespace(
-        battery=battery,
-        telemetry=telemetry,
-        state=PortState.CHARGING,
-        reading=PowerReading(volts, amps, volts * amps),
-        grant_a=grant_a,
-        taper=taper if taper is not None else [],
-    )
-    # The station keeps the taper it observed on each port; the same rule keeps it here.
+    port.reading = PowerReading(volts, amps, volts * amps)
+    # The station measures each port every pass; the same rule measures here.
     observe_taper(port, t_s)  # type: ignore[arg-type]
     result: float | None = eta_seconds(port)  # type: ignore[arg-type]
     return result
 
 
 def charge_alone(spec: VehicleSpec, soc_pct: float, step_s: float) -> VehicleRecord:
-    """One session at full current from ``soc_pct`` to full, with an ETA sample every step."""
+    """One session at full current from ``soc_pct`` to full, with an ETA sample every step.
+
+    The session ends as the station's do: if full, what it measured teaches the next session of
+    the same model (the station's history, in memory here).
+    """
     vehicle = SimVehicle(spec, soc_pct=soc_pct, temperature_c=25.0, seed=3)
     grant = min(spec.i_max, PORT_MAX_A)
     vehicle.set_grant(grant)
     record = VehicleRecord(0, spec.id, 0.0, soc_pct, spec.capacity_wh, power_on_s=0.0)
     t = 0.0
-    taper: list[Any] = []
+    port = bench_port(grant)
     vehicle.advance(0.5, True)  # the vehicle ramps to its grant before the first estimate
     while vehicle.state is not VehicleState.FULL and t < 24 * 3600:
         record.eta.append(
             EtaSample(
                 t_s=t,
                 soc_pct=round(vehicle.soc_pct, 1),
-                eta_s=phone_eta(spec, vehicle, grant, t, taper),
+                eta_s=phone_eta(vehicle, port, t),
                 straight_s=straight_line_seconds(
                     round(vehicle.soc_pct, 1), spec.capacity_wh, delivered_power_w(vehicle)
                 ),
@@ -90,6 +100,9 @@ def charge_alone(spec: VehicleSpec, soc_pct: float, step_s: float) -> VehicleRec
         t += step_s
     record.outcome = "full" if vehicle.state is VehicleState.FULL else "unfinished"
     record.ended_s = t
+    port.session.end_reason = record.outcome
+    port.state = PortState.DONE
+    end_session(port)  # type: ignore[arg-type]
     return record
 
 
@@ -159,7 +172,11 @@ def run(smoke: bool = False, sharing_records: list[VehicleRecord] | None = None)
     records = [charge_alone(spec, soc, step_s) for spec in specs for soc in starts]
     alone = errors(records)
     rows = error_rows("alone, full current", alone)
-    result: dict[str, Any] = {"alone": alone}
+    # Each model's sessions run in turn and the later ones start from what the earlier taught;
+    # the first of each model had nothing to learn from.
+    first = errors(records[:: len(starts)])
+    rows += error_rows("alone, first of its model", first)
+    result: dict[str, Any] = {"alone": alone, "alone_first_of_model": first}
     if sharing_records:
         shared = errors(sharing_records)
         rows += error_rows("sharing (allocation)", shared)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from firmware.mqtt.publisher import MqttPublisher
 from firmware.ocpp.profiles import CappedPolicy
 from firmware.ocpp.uplink import Uplink
 from firmware.payment import PaymentDesk, make_provider
+from firmware.station.eta_history import EtaHistory
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
@@ -185,6 +187,9 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         # The central system's per-connector limits narrow the station's own sharing policy.
         policy = CappedPolicy(station.policy)
         station.policy = policy
+    station.fleet.history = EtaHistory(config.db_path)  # what earlier charges taught the ETA
+    with contextlib.suppress(sqlite3.Error, OSError):
+        await station.fleet.history.load()
     api_settings = ApiSettings(
         operator_token=config.operator_token,
         touchscreen_hosts=config.touchscreen_hosts,
@@ -367,6 +372,7 @@ async def serve(
             await daemon.uplink.close()  # after the station: sessions it ended end here too
         for each in reversed(runners):
             await each.cleanup()
+        await daemon.station.fleet.history.aclose()
         await daemon.hardware.aclose()
         await daemon.store.close()
         log.info("station stopped; every relay is open")

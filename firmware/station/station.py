@@ -24,7 +24,12 @@ from firmware.station.allocator import Demand, Policy, SharingPolicy
 from firmware.station.errors import StationError
 from firmware.station.line import run_line
 from firmware.station.port import LINK_ERRORS, PortController, PortIO, PortSpec
-from firmware.station.progress import eta_seconds, in_constant_voltage, observe_taper
+from firmware.station.progress import (
+    eta_seconds,
+    in_constant_voltage,
+    observe_taper,
+    share_budget,
+)
 from firmware.station.safety import SafetyConfig, Trip
 from firmware.station.safety_core import (
     PERMIT_TTL_S,
@@ -125,6 +130,7 @@ class Station:
             port.on_session_end = self.sessions.ended
             port.on_trip = self.sessions.tripped
             self.ports[spec.port_id] = port
+        self.fleet = share_budget(self.ports.values(), lambda: self.budget_w)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = asyncio.Event()
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from firmware.station.port import PortController
-from firmware.station.progress import eta_seconds, in_constant_voltage
+from firmware.station.progress import eta_estimate, in_constant_voltage
 from firmware.station.session import Session
 from firmware.station.states import PortState
 
@@ -48,6 +48,7 @@ def vehicle_info(port: PortController) -> dict[str, object]:
 
 def session_view(session: Session, port: PortController, live: bool) -> dict[str, Any]:
     now = port.clock.monotonic()
+    eta = eta_estimate(port) if live else None
     return {
         "public_token": session.public_token,
         "session_id": session.session_id,
@@ -61,7 +62,9 @@ def session_view(session: Session, port: PortController, live: bool) -> dict[str
         "end_reason": session.end_reason,
         "end_text": session.end_text,
         "soc_start": session.soc_start,
-        "eta_s": eta_seconds(port) if live else None,
+        "eta_s": None if eta is None else round(eta.seconds),
+        "eta_range_s": None if eta is None else [round(eta.low_s), round(eta.high_s)],
+        "eta_reason": None if eta is None else eta.reason,
         "finishing": live and in_constant_voltage(port),
         "curve": [[round(t, 1), round(w, 1), round(s, 1)] for t, w, s in session.samples],
     }

@@ -39,6 +39,15 @@ const pev = (() => {
     if (m > 0) return m + " min";
     return s + " s";
   }
+  function durationRange(range, s) {
+    // "1 h 40 - 2 h 05 min" when the range is wide enough to matter, else the one figure
+    if (!Array.isArray(range) || range.length !== 2) return duration(s);
+    const lo = Math.round(range[0] / 300) * 300, hi = Math.round(range[1] / 300) * 300;
+    if (hi - lo < 600 || hi <= lo) return duration(s);
+    const a = duration(lo), b = duration(hi);
+    const same = (a.includes(" h ") === b.includes(" h "));
+    return (same ? a.replace(/ min$/, "") : a) + " – " + b;
+  }
   function pct(p) {
     return p === null || p === undefined ? "–" : Math.round(p) + " %";
   }
@@ -103,5 +112,5 @@ const pev = (() => {
     return { reopen: open, stop };
   }
 
-  return { el, initial, watts, energy, duration, pct, money, api, live };
+  return { el, initial, watts, energy, duration, durationRange, pct, money, api, live };
 })();

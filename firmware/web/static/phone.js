@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { el, initial, watts, energy, duration, pct, money, api, live } = pev;
+  const { el, initial, watts, energy, duration, durationRange, pct, money, api, live } = pev;
   const boot = initial("initial");
   const token = boot.session.public_token;
   const storeKey = "pev-owner-" + token;
@@ -75,7 +75,10 @@
     $("power").textContent = charging ? watts(port.measured.watts) : "0 W";
     $("energy").textContent = energy(session.energy_wh);
     $("elapsed").textContent = duration(session.elapsed_s);
-    $("eta").textContent = session.live ? (session.eta_s === null || session.eta_s === undefined ? "–" : duration(session.eta_s)) : "Done";
+    const known = session.live && session.eta_s !== null && session.eta_s !== undefined;
+    $("eta").textContent = session.live ? (known ? durationRange(session.eta_range_s, session.eta_s) : "–") : "Done";
+    $("eta-reason").hidden = !(known && session.eta_reason);
+    $("eta-reason").textContent = known && session.eta_reason ? session.eta_reason : "";
     drawCurve(session.curve);
     $("stop").hidden = !(owner && session.live);
     $("notify").hidden = !(session.live && "Notification" in window && Notification.permission !== "denied" && !notified);

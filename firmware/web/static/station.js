@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { el, initial, watts, pct, duration, api, live } = pev;
+  const { el, initial, watts, pct, duration, durationRange, api, live } = pev;
   const boot = initial("initial");
   const controls = boot.controls;
   const ports = new Map();
@@ -71,7 +71,7 @@
     }
     if (s) {
       add("Energy", pev.energy(s.energy_wh));
-      if (s.live) add("Time left", s.eta_s === null ? "–" : duration(s.eta_s));
+      if (s.live) add("Time left", s.eta_s === null ? "–" : durationRange(s.eta_range_s, s.eta_s));
       if (!s.live && s.end_text) add("Ended", s.end_text);
     }
     if (v && v.temperature_c !== undefined && v.temperature_c !== null) add("Battery", v.temperature_c.toFixed(0) + " °C");
