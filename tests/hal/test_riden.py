@@ -4,6 +4,7 @@ over a real pty, in virtual time: only the pty round trips take real time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -174,6 +175,11 @@ async def test_a_stage_that_stops_answering_misses_its_deadline(rig: Rig) -> Non
         await pending
     assert not rig.sim.model.output_on
     rig.sim.resume_answering()
+    # Modbus RTU has no transaction id: a reply to the timed-out request that arrives late can be
+    # taken for the next one's. That is refused as an error (the station faults the port on it),
+    # and the exchange after it is clean.
+    with contextlib.suppress(StageError):
+        assert (await rig.stage.read()).current_set_a == 2.0
     assert (await rig.stage.read()).current_set_a == 2.0
 
 

@@ -108,8 +108,10 @@ async def test_an_invalid_id_tag_stops_the_session(rig: Rig) -> None:
     await rig.online()
     await rig.bench.bay.attach(1, "ebike-36v-500wh", 40.0)
     await rig.until(lambda: rig.bench.port(1).state == PortState.READY)
-    await rig.bench.station.start(1)
-    await rig.until(lambda: rig.bench.port(1).state == PortState.DONE)
+    session = await rig.bench.station.start(1)
+    # The session is stopped at once; the vehicle may then ask again (DONE -> READY on its REQ).
+    await rig.until(lambda: session.end_reason is not None and rig.bench.port(1).session is None)
+    assert session.end_reason == "operator" and not rig.bench.port(1).relay_closed
     assert rig.csms.state.of("StartTransaction") == []
     assert not rig.bench.hardware.ports[1].relay.is_closed
 
@@ -152,8 +154,10 @@ async def test_trigger_message_and_change_availability(rig: Rig) -> None:
     await rig.until(lambda: rig.statuses(1)[-1]["status"] == "Unavailable")
     await rig.bench.bay.attach(1, "ebike-36v-500wh", 40.0)
     await rig.until(lambda: rig.bench.port(1).state == PortState.READY)
-    await rig.bench.station.start(1)
-    await rig.until(lambda: rig.bench.port(1).state == PortState.DONE)
+    session = await rig.bench.station.start(1)
+    # The session is stopped at once; the vehicle may then ask again (DONE -> READY on its REQ).
+    await rig.until(lambda: session.end_reason is not None and rig.bench.port(1).session is None)
+    assert session.end_reason == "operator" and not rig.bench.port(1).relay_closed
     assert rig.csms.state.of("StartTransaction") == []
     reply = await rig.ask(call.ChangeAvailability(connector_id=1, type="Operative"))
     assert reply.status == "Accepted"
