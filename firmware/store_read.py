@@ -76,26 +76,6 @@ class Readers:
         self._reader_dbs.append(db)
         return db, False
 
-    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            try:
-                db, once = self._reader()
-                try:
-                    return work(db)
-                finally:
-                    if once:
-                        db.close()
-            except sqlite3.Error as exc:
-                raise StoreError(explain(exc)) from exc
-
-        future = asyncio.get_running_loop().run_in_executor(self._readers, call)
-        try:
-            return await asyncio.wait_for(future, self.read_deadline_s)
-        except TimeoutError:
-            raise StoreError(
-                f"the records did not answer within {self.read_deadline_s:g} s"
-            ) from None
-
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             try:
