@@ -154,10 +154,11 @@ async def sse_client(
                     ready.set()
 
 
-async def daemon(seconds: float, clients: int, workdir: Path) -> dict[str, Any]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = await asyncio.create_subprocess_exec(
+async def start_bench_daemon(
+    port: int, db: Path, *extra: str, root: Path = ROOT
+) -> asyncio.subprocess.Process:
+    """``pev-charger run --sim`` with one port per benchmark vehicle and a budget for all."""
+    return await asyncio.create_subprocess_exec(
         python(),
         "-m",
         "firmware.cli",
@@ -170,11 +171,18 @@ async def daemon(seconds: float, clients: int, workdir: Path) -> dict[str, Any]:
         "--port",
         str(port),
         "--db",
-        str(workdir / "records.db"),
-        cwd=str(ROOT),
+        str(db),
+        *extra,
+        cwd=str(root),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
+
+
+async def daemon(seconds: float, clients: int, workdir: Path) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = await start_bench_daemon(port, workdir / "records.db")
     out: dict[str, Any] = {}
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -28,7 +28,16 @@ from typing import Any
 import aiohttp
 
 from bench.common import ROOT, percentile, python, rounded, table
-from bench.footprint import MODELS, charge_all, cpu_seconds, free_port, memory_kb, stop, wait_http
+from bench.footprint import (
+    MODELS,
+    charge_all,
+    cpu_seconds,
+    free_port,
+    memory_kb,
+    start_bench_daemon,
+    stop,
+    wait_http,
+)
 
 REQUESTS_PER_S = 50.0
 
@@ -171,24 +180,11 @@ async def measure(levels: tuple[int, ...], seconds: float) -> list[dict[str, Any
     caps = ["--max-streams", str(most + 100), "--max-requests", str(most + 400)]
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pev-viewers-") as tmp:
-        process = await asyncio.create_subprocess_exec(
-            python(),
-            "-m",
-            "firmware.cli",
-            "run",
-            "--sim",
-            "--ports",
-            str(len(MODELS)),
-            "--budget",
-            str(420 * len(MODELS)),
-            "--port",
-            str(port),
-            "--db",
-            str(Path(tmp) / "records.db"),
+        process = await start_bench_daemon(
+            port,
+            Path(tmp) / "records.db",
             *(caps if supports_caps(root) else []),
-            cwd=str(root),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            root=root,
         )
         try:
             connector = aiohttp.TCPConnector(limit=0)
