@@ -32,6 +32,7 @@ GRANT_SETTLE_S = 0.5
 """PEV Link's T_SETTLE: a vehicle must settle at or under a lowered grant within this time."""
 _RESPONSE_TAU_S = 0.08
 _CELL_OV_DEBOUNCE_S = 2.0
+_FULL_CELL_MARGIN_V = 0.03  # how far below its charge voltage a cell still counts as there
 
 
 class BmsFlags(IntFlag):
@@ -338,6 +339,13 @@ class SimVehicle:
         """
         return self._current_within(self._cv_cell - self._ocv(self._max_offset), ceiling)
 
+    def _at_charge_voltage(self) -> bool:
+        """A BMS calls the pack full only with its highest cell at the charge voltage: a bare pack
+        held lower (a stage whose output is still rising) only trickles, and is not full."""
+        if self.on_board_controller:
+            return True
+        return self.cell_max_v >= self._cv_cell - _FULL_CELL_MARGIN_V
+
     def _current_within(self, headroom: float, ceiling: float) -> float:
         """The largest current up to ``ceiling`` whose overpotential per cell fits ``headroom``."""
         if headroom <= 0 or ceiling <= 0:
@@ -378,7 +386,7 @@ class SimVehicle:
         if self._bms_stopped:
             self.state = VehicleState.STOPPED_BY_BMS
             return
-        if self._cv and 0 < self.current_a <= self.spec.cutoff_a:
+        if self._cv and 0 < self.current_a <= self.spec.cutoff_a and self._at_charge_voltage():
             self._full = True
         if self._full:
             self.state = VehicleState.FULL

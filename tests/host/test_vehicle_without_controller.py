@@ -64,6 +64,28 @@ def test_near_full_the_stages_voltage_limit_holds_and_the_current_tapers() -> No
     assert vehicle.terminal_voltage_v <= 42.0 + 0.005  # within half the RD6006's 10 mV step
 
 
+def test_a_stage_whose_voltage_is_still_rising_does_not_make_a_half_empty_pack_full() -> None:
+    """As the stage's output slews up from 0 V it passes just above the pack's open-circuit voltage:
+    the pack then draws a trickle, limited by voltage, that is no end of charge."""
+    vehicle = bare(soc=20.0)
+    open_circuit = vehicle.terminal_voltage_v
+    vehicle.supply(open_circuit + 0.01, 4.0, 0.01)
+    assert 0 < vehicle.current_a <= vehicle.spec.cutoff_a
+    assert vehicle.state is not VehicleState.FULL
+    vehicle.supply(42.0, 4.0, 0.01)
+    assert vehicle.state is VehicleState.CHARGING_CC
+
+
+def test_a_bare_pack_is_full_when_its_current_tapers_at_its_charge_voltage() -> None:
+    vehicle = bare(soc=99.0)
+    for _ in range(20_000):
+        vehicle.supply(42.0, 4.0, 1.0)
+        if vehicle.state is VehicleState.FULL:
+            break
+    assert vehicle.state is VehicleState.FULL
+    assert vehicle.terminal_voltage_v == pytest.approx(42.0, abs=0.05)
+
+
 def test_a_stage_set_above_the_packs_limit_is_stopped_by_the_bms() -> None:
     vehicle = bare(soc=95.0)
     over = 10 * (CELL_LIMITS["NMC"][1] + 0.1)  # 43.5 V on a 42 V pack
