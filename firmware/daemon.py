@@ -36,8 +36,8 @@ from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
 from firmware.systemd import notify
-from firmware.web.api import BUDGET_KEY, ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import BUDGET_KEY, ApiSettings
 from firmware.web.metrics import add_metrics_route, metrics_app
 from hal.clock import Clock, RealClock
 from hal.factory import Hardware, build_hardware

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from firmware.payment import PaymentDesk
 from firmware.station.station import Station
-from firmware.web.api import (
+from firmware.web.api import add_api_routes
+from firmware.web.context import (
     BOOT_KEY,
     HISTORY_KEY,
     IN_FLIGHT_KEY,
@@ -19,14 +20,12 @@ from firmware.web.api import (
     STATION_KEY,
     ApiSettings,
     History,
-    add_api_routes,
-    api_errors,
-    error_response,
-    redact_event,
-    request_cap,
 )
+from firmware.web.errors import api_errors, error_response
 from firmware.web.guard import guard_middleware, station_names
+from firmware.web.limits import request_cap
 from firmware.web.pages import add_page_routes, page_not_found
+from firmware.web.stream import redact_event
 
 
 def refuse(code: str, message: str) -> web.StreamResponse:

@@ -17,25 +17,13 @@ from aiohttp import web
 
 from firmware.payment import PaymentDeclined, PaymentDesk
 from firmware.station.port import PortState
-from firmware.web.api import (
-    BOOT_KEY,
-    HISTORY_KEY,
-    SETTINGS_KEY,
-    STATION_KEY,
-    ApiFailure,
-    error_response,
-    find_session_of,
-    is_operator,
-    is_privileged,
-    is_touchscreen,
-    owner_link,
-    port_view_for,
-    read_json,
-    station_view,
-    viewer_link,
-)
+from firmware.web.access import is_operator, is_privileged, is_touchscreen
+from firmware.web.context import BOOT_KEY, HISTORY_KEY, SETTINGS_KEY, STATION_KEY
+from firmware.web.errors import ApiFailure, error_response
+from firmware.web.inputs import find_session_of, read_json
 from firmware.web.qr import QrCache
 from firmware.web.render import Safe, json_script, render
+from firmware.web.views import owner_link, port_view_for, station_view, viewer_link
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"

@@ -21,7 +21,8 @@ from aiohttp import web
 from firmware.config import StationConfig, state_path
 from firmware.daemon import Daemon
 from firmware.station.station import Station
-from firmware.web.api import ApiFailure, port_id_of, read_json
+from firmware.web.errors import ApiFailure
+from firmware.web.inputs import port_id_of, read_json
 from firmware.web.pages import PAGE_NOTE_KEY, PageNote
 from hal.clock import Clock, ScaledClock
 from hal.config import bench_config

@@ -21,8 +21,9 @@ from firmware.config import PaymentConfig
 from firmware.daemon import StoreHistory
 from firmware.payment import DemoProvider, PaymentDesk
 from firmware.station.port import PortState
-from firmware.web.api import ApiFailure, ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
+from firmware.web.errors import ApiFailure
 from firmware.web.guard import json_depth, loads_limited
 from tests.support import Bench, make_bench
 
