@@ -45,6 +45,12 @@ class PaymentConfig:
     preauth_amount: float = 10.00
     currency: str = "EUR"
     provider: str = "demo"
+    provider_url: str = ""
+    """The provider's API (hosted checkout); the bench starts its demo provider and sets it."""
+    callback_secret: str = ""
+    """Shared with the provider: its callbacks are signed with it (HMAC-SHA256)."""
+    callback_url: str = ""
+    """Where the provider calls back; the public URL's ``/api/payments/callback`` if empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +213,11 @@ def parse_config(
     for key in ("price_per_kwh", "session_fee", "preauth_amount"):
         if not 0 <= getattr(payment, key) <= 1000:
             raise ConfigError(f"{source}: [payment] {key} must be between 0 and 1000")
+    if payment.enabled and not (payment.provider_url and len(payment.callback_secret) >= 16):
+        raise ConfigError(
+            f"{source}: [payment] needs provider_url (the provider's API) and callback_secret "
+            "(16 characters or more, shared with the provider)"
+        )
     values["payment"] = payment
     values["safety"] = _dataclass_section(source, data, "safety", SafetyConfig)
     values["mqtt"] = parse_mqtt(source, _section(source, data, "mqtt"))

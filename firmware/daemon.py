@@ -199,7 +199,13 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     desk: PaymentDesk | None = None
     if config.payment.enabled:
         desk = PaymentDesk(
-            config.payment, make_provider(config.payment.provider), store, clock.wall
+            config.payment,
+            make_provider(config.payment, clock.wall),
+            store,
+            clock.wall,
+            secret=config.payment.callback_secret,
+            callback_url=config.payment.callback_url
+            or f"{api_settings.public_url}/api/payments/callback",
         )
         station.on_end = desk.settle
     uplink: Uplink | None = None

@@ -11,6 +11,7 @@ from aiohttp import web
 from firmware.payment import PaymentDesk
 from firmware.station.station import Station
 from firmware.web.api import add_api_routes
+from firmware.web.cards import refuse_card_numbers
 from firmware.web.context import (
     BOOT_KEY,
     HISTORY_KEY,
@@ -42,7 +43,8 @@ def create_app(
     """``link`` reports the central system link (OCPP), shown on the station page."""
     guard = guard_middleware(station_names(settings.public_url), refuse)
     app = web.Application(
-        middlewares=[request_cap, guard, page_not_found, api_errors], client_max_size=64 * 1024
+        middlewares=[request_cap, guard, refuse_card_numbers, page_not_found, api_errors],
+        client_max_size=64 * 1024,
     )
     app[STATION_KEY] = station
     station.events.redact = redact_event

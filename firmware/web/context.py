@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from firmware.budget.manager import BudgetManager
+from firmware.payment import PaymentDesk
 from firmware.station.station import Station
 
 
@@ -39,6 +40,7 @@ LinkView = Callable[[], dict[str, Any]]
 LINK_KEY: web.AppKey[LinkView] = web.AppKey("link")
 """The central system link's state (OCPP), when the station has one."""
 BUDGET_KEY = web.AppKey("budget", BudgetManager)
+PAYMENT_KEY = web.AppKey("payment", PaymentDesk)
 
 
 def station_snapshot(app: web.Application) -> dict[str, Any]:

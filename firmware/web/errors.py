@@ -25,17 +25,26 @@ API_ERRORS: dict[str, ApiError] = {
     "bad_request": ApiError(400, "The request is not valid."),
     "unauthorized": ApiError(401, "This needs the operator token (Authorization: Bearer ...)."),
     "forbidden": ApiError(403, "You may not do this."),
+    "callback_refused": ApiError(
+        401, "The callback is not signed by the payment provider, is too old, or was received."
+    ),
+    "card_refused": ApiError(
+        400,
+        "This station never takes card numbers: pay on the payment provider's page "
+        "(the phone page's payment button opens it).",
+    ),
     "not_found": ApiError(404, "Not found."),
     "conflict": ApiError(409, "The port is not in a state that allows this."),
     "too_large": ApiError(413, "The request body is too large (64 KiB at most)."),
     "unavailable": ApiError(503, "The station is not ready."),
+    "provider_unavailable": ApiError(503, "The payment provider cannot be reached; try again."),
     "busy": ApiError(503, "The station is serving as many clients as it can; try again shortly."),
     "records_unavailable": ApiError(
         503, "The station's records cannot be read right now; charging is not affected."
     ),
 }
 
-RETRY_AFTER_S = {"busy": 10, "records_unavailable": 5}
+RETRY_AFTER_S = {"busy": 10, "records_unavailable": 5, "provider_unavailable": 10}
 
 
 def error_response(code: str, message: str | None = None) -> web.Response:

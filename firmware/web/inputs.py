@@ -16,7 +16,7 @@ from firmware.web.guard import loads_limited
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, within the size (client_max_size) and depth limits."""
-    if not request.can_read_body:
+    if not request.body_exists:  # read already by the card check, or not at all
         return {}
     try:
         data = await request.json(loads=loads_limited)

@@ -28,6 +28,7 @@ from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
+from host.bench.checkout import serve_demo_provider
 from host.bench.external import ExternalPack
 from host.bench.kicks import add_kick_routes
 from host.vehicle.agent import VehicleAgent
@@ -401,6 +402,7 @@ async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
         "/sim",
     )
     add_kick_routes(daemon.app, daemon.hardware.watchdog, daemon.clock)
+    await serve_demo_provider(daemon)
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []

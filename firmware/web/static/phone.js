@@ -13,6 +13,7 @@
   let session = boot.session;
   let port = boot.session.port_view;
   let receipt = boot.receipt;
+  let declined = boot.declined || null;
   let notified = false;
 
   const $ = (id) => document.getElementById(id);
@@ -99,7 +100,12 @@
       money(pay.session_fee, pay.currency) + " session fee. We hold " + money(pay.preauth_amount, pay.currency) +
       " on your card and charge only what you use.";
     $("pay-form").hidden = !owner;
+    $("pay-how").hidden = !owner;
     $("pay-not-owner").hidden = !!owner;
+    if (declined && waiting && owner) {
+      $("pay-error").textContent = declined + " You can try again with another card.";
+      $("pay-error").hidden = false;
+    }
   }
 
   function renderReceipt() {
@@ -184,20 +190,20 @@
     render();
   });
 
-  $("pay-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  // Payment is a hosted checkout: the station answers with the provider's page, which takes the
+  // card and sends the rider back here; the receipt then comes from the station.
+  $("pay-button").addEventListener("click", async () => {
     $("pay-error").hidden = true;
     $("pay-button").disabled = true;
-    const result = await api("POST", "/api/sessions/" + encodeURIComponent(token) + "/pay",
-      { card_number: $("card").value }, { "X-Owner-Token": owner || "" });
+    const result = await api("POST", "/api/sessions/" + encodeURIComponent(token) + "/checkout",
+      {}, { "X-Owner-Token": owner || "" });
     $("pay-button").disabled = false;
-    if (!result.ok) {
-      $("pay-error").textContent = result.data && result.data.error ? result.data.error.message : "Payment failed.";
+    if (!result.ok || !result.data.checkout_url) {
+      $("pay-error").textContent = result.data && result.data.error ? result.data.error.message : "The payment could not be opened.";
       $("pay-error").hidden = false;
       return;
     }
-    receipt = result.data.receipt;
-    refresh();
+    window.location.assign(result.data.checkout_url);
   });
 
   $("viewer-url").value = boot.viewer_url;
@@ -205,7 +211,18 @@
     ? "Send this read-only link to someone who wants to watch; it cannot stop the charge."
     : "This is a read-only link: it shows the charge but cannot stop it.";
 
+  // Back from the provider's page (the return address carries no owner token): ask the station
+  // how the payment stands.
+  async function paymentStatus() {
+    const r = await api("GET", "/api/sessions/" + encodeURIComponent(token) + "/payment", undefined, { "X-Owner-Token": owner });
+    if (!r.ok) return;
+    receipt = r.data.receipt || receipt;
+    declined = r.data.declined;
+    render();
+  }
+
   render();
+  if (boot.payment && owner && session.live) paymentStatus();
   setInterval(() => { if (session.live) { session.elapsed_s += 1; $("elapsed").textContent = duration(session.elapsed_s); } }, 1000);
   showStoreError(boot.store_error);
   const stream = live("/api/sessions/" + encodeURIComponent(token) + "/events", {
