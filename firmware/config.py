@@ -76,6 +76,12 @@ class StationConfig:
     max_requests: int = 1200
     """Requests in progress at once (an open stream is one) before more get 503 (not the
     touchscreen's)."""
+    max_connections: int = 1500
+    """Connections open at once (idle, half-open or busy); past it a new one gets 503 and is
+    closed (never the touchscreen's). Kept well under the unit's LimitNOFILE (8192)."""
+    idle_timeout_s: float = 15.0
+    """A connection without a complete request for this long (at its start or between requests)
+    is closed."""
     payment: PaymentConfig = field(default_factory=PaymentConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     ocpp: OcppConfig = field(default_factory=OcppConfig)
@@ -202,6 +208,16 @@ def parse_config(
             if not 1 <= limit <= 100_000:
                 raise ConfigError(f"{source}: [web] {key} {limit} is outside 1..100000")
             values[key] = limit
+        elif key == "max_connections":
+            limit = _typed(source, "web", key, value, int)
+            if not 16 <= limit <= 6000:  # the unit's LimitNOFILE is 8192; records and ports too
+                raise ConfigError(f"{source}: [web] max_connections {limit} is outside 16..6000")
+            values[key] = limit
+        elif key == "idle_timeout_s":
+            seconds = _typed(source, "web", key, value, float)
+            if not 1.0 <= seconds <= 600.0:
+                raise ConfigError(f"{source}: [web] idle_timeout_s {seconds} is outside 1..600")
+            values[key] = seconds
         else:
             raise ConfigError(f"{source}: [web] unknown key '{key}'")
     payment = _dataclass_section(source, data, "payment", PaymentConfig)

@@ -37,6 +37,7 @@ from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
 from firmware.systemd import notify
 from firmware.web.app import create_app
+from firmware.web.connections import CappedSite, ConnectionCap, runner_options
 from firmware.web.context import BUDGET_KEY, ApiSettings
 from firmware.web.metrics import add_metrics_route, metrics_app
 from hal.clock import Clock, RealClock
@@ -321,7 +322,12 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(daemon.app, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        daemon.app,
+        handle_signals=False,
+        shutdown_timeout=2.0,
+        **runner_options(config.idle_timeout_s),
+    )
     runners = [runner]
     station_task: asyncio.Task[None] | None = None
     services: list[asyncio.Task[None]] = []
@@ -331,7 +337,8 @@ async def serve(
             if result is not None:
                 await result
         await runner.setup()
-        site = web.TCPSite(runner, config.http_host, config.http_port)
+        cap = ConnectionCap(config.max_connections, config.touchscreen_hosts)
+        site = CappedSite(runner, config.http_host, config.http_port, cap)
         await site.start()
         if daemon.metrics is not None and config.metrics.port is not None:
             metrics_runner = web.AppRunner(metrics_app(daemon.metrics), handle_signals=False)

@@ -1,5 +1,6 @@
 """The station never takes a card number (PCI scope): a request that carries one is refused
-before any handler reads it, so none can be logged, stored or passed on by mistake.
+before any handler reads it, so none can be logged, stored or passed on by mistake. Reading the
+body here first also gives it a deadline: a peer that sends headers and then stalls gets a 408.
 
 A card number here is 13 to 19 digits, alone or in groups split by spaces or dashes, that passes
 the Luhn check; tokens and ids are letters and digits mixed and do not match.
@@ -7,6 +8,7 @@ the Luhn check; tokens and ids are letters and digits mixed and do not match.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from urllib.parse import unquote_plus
 
@@ -15,6 +17,8 @@ from aiohttp import web
 from firmware.payment import luhn_ok
 from firmware.web.errors import Handler, error_response
 
+BODY_TIMEOUT_S = 10.0
+"""A body that has not arrived in full by then never will (the API's bodies are small)."""
 CARD_LIKE = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])")
 
 
@@ -32,9 +36,12 @@ async def refuse_card_numbers(request: web.Request, handler: Handler) -> web.Str
         return error_response("card_refused")
     if request.body_exists:
         try:
-            body = await request.read()  # kept by aiohttp: the handler reads it again
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                body = await request.read()  # kept by aiohttp: the handler reads it again
         except web.HTTPRequestEntityTooLarge:
             return error_response("too_large")
+        except TimeoutError:
+            return error_response("body_timeout")
         if carries_card_number(body.decode("utf-8", "replace")):
             return error_response("card_refused")
     return await handler(request)

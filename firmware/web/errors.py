@@ -34,6 +34,7 @@ API_ERRORS: dict[str, ApiError] = {
         "(the phone page's payment button opens it).",
     ),
     "not_found": ApiError(404, "Not found."),
+    "body_timeout": ApiError(408, "The request body did not arrive in time."),
     "conflict": ApiError(409, "The port is not in a state that allows this."),
     "too_large": ApiError(413, "The request body is too large (64 KiB at most)."),
     "unavailable": ApiError(503, "The station is not ready."),
