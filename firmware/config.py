@@ -68,6 +68,8 @@ class StationConfig:
     journal_path: str | None = None
     """Where writes wait while the records cannot take them; beside ``db_path`` by default. On
     another filesystem (e.g. /run) it also survives a full or read-only records disk."""
+    sample_retention_days: float = 365.0
+    """Meter samples older than this are deleted (hourly); 0 keeps them all. Sessions stay."""
     touchscreen_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -132,12 +134,14 @@ _STATION_KEYS = {
     "db_path": str,
     "journal_path": str,
     "touchscreen_hosts": list,
+    "sample_retention_days": float,
 }
 _RANGES = {
     "budget_w": (0.0, 100_000.0),
     "poll_period_s": (0.005, 1.0),
     "allocation_period_s": (0.1, 60.0),
     "sample_period_s": (0.5, 3600.0),
+    "sample_retention_days": (0.0, 36_500.0),
 }
 
 

@@ -31,6 +31,7 @@ from firmware.mqtt.publisher import MqttPublisher
 from firmware.ocpp.profiles import CappedPolicy
 from firmware.ocpp.uplink import Uplink
 from firmware.payment import PaymentDesk, make_provider
+from firmware.retention import SampleRetention
 from firmware.station.eta_history import EtaHistory
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
@@ -218,6 +219,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         station, api_settings, StoreHistory(store), desk, link=uplink.link_view if uplink else None
     )
     daemon = Daemon(config, clock, hardware, store, station, app, uplink=uplink)
+    daemon.services.append(SampleRetention(store, clock, config.sample_retention_days).run)
     if uplink is not None:
         daemon.services.append(uplink.run)
     daemon.budget = build_budget(daemon)
