@@ -140,6 +140,14 @@ async def session_qr(request: web.Request) -> web.Response:
     )
 
 
+async def service_worker(request: web.Request) -> web.FileResponse:
+    """The phone page's service worker, served from the root so that its scope is the site."""
+    return web.FileResponse(
+        STATIC / "sw.js",
+        headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"},
+    )
+
+
 @web.middleware
 async def page_not_found(request: web.Request, handler: Any) -> web.StreamResponse:
     """An unknown page address gets a page a person can read, not a bare status."""
@@ -168,4 +176,5 @@ def add_page_routes(app: web.Application, payment: PaymentDesk | None = None) ->
     app.router.add_get("/", station_page)
     app.router.add_get("/s/{token}", phone_page)
     app.router.add_get("/api/sessions/{token}/qr.svg", session_qr)
+    app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static/", STATIC, append_version=True)

@@ -130,6 +130,7 @@ STRANGER: dict[tuple[str, str], int] = {
     ("GET", "/api/sessions/{token}/receipt"): 404,
     ("GET", "/api/sessions/{token}/payment"): 403,
     ("POST", "/api/payments/callback"): 401,
+    ("GET", "/sw.js"): 200,
     ("GET", "/static/style.css"): 200,
 }
 STREAMS = {("GET", "/api/events")}
