@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from firmware.events import sse
+from firmware.station.port import PortController
 from firmware.web.access import is_operator, is_privileged, is_touchscreen
 from firmware.web.context import BOOT_KEY, STATION_KEY, station_snapshot
 from firmware.web.errors import error_response
@@ -27,9 +29,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     hub = station.events
     token = request.match_info.get("token")
     port_filter: int | None = None
+    ours = more = _always  # the whole station's stream: until the client or the station leaves
     if token is not None:
-        port, _, _ = find_session_of(request)
+        port, session, _ = find_session_of(request)
         port_filter = port.port_id
+        ours, more = _still_shows(port, session), _still_live(port, session)
     if hub.full and not (is_touchscreen(request) or is_operator(request)):
         return error_response(
             "busy", f"The station already serves {hub.streams} live views; try again shortly."
@@ -57,15 +61,43 @@ async def events(request: web.Request) -> web.StreamResponse:
         view["boot"] = boot
         return sse("snapshot", public_station(view) if public else view)
 
+    # A session's stream is that session's: it ends with the session (after the batch that shows
+    # the end), and a link whose port has a newer rider gets nothing of that rider.
     drop = transport.abort if transport else None
     with hub.stream(port_filter, on_drop=drop, public=public) as stream:
         try:
+            if not ours():
+                await response.write(sse("snapshot", {"ports": [], "boot": boot}))
+                return response
             await response.write(hub.cached(("snapshot", port_filter, public), snapshot))
-            while (chunk := await stream.get()) is not None:
+            while more():
+                chunk = await stream.get()
+                if chunk is None or not ours():
+                    break
                 await response.write(chunk)
         except (ConnectionResetError, ConnectionError):
             pass
     return response
+
+
+def _always() -> bool:
+    return True
+
+
+def _still_shows(port: PortController, session: Any) -> Callable[[], bool]:
+    """Whether the port still shows ``session`` (live, or just ended), not a newer one."""
+
+    def ours() -> bool:
+        return port.session is session or (port.session is None and port.last_session is session)
+
+    return ours
+
+
+def _still_live(port: PortController, session: Any) -> Callable[[], bool]:
+    def live() -> bool:
+        return port.session is session
+
+    return live
 
 
 def redact_event(kind: str, data: Any) -> Any:
