@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from firmware.cardnumbers import carries_card_number
+
 TIMESTAMP_HEADER = "X-Pev-Timestamp"
 SIGNATURE_HEADER = "X-Pev-Signature"
 TOLERANCE_S = 300.0
@@ -119,6 +121,9 @@ def parse_result(data: dict[str, Any]) -> CheckoutResult:
     amount = data.get("amount", 0.0)
     if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 <= amount <= 1e6:
         raise CallbackRefused("'amount' must be a number")
+    for key in ("message", "checkout_id", "event_id"):  # a reference may be all digits
+        if carries_card_number(texts[key]):
+            raise CallbackRefused(f"'{key}' holds a card number; the station never takes one")
     card = texts["card_last4"]
     if status == "authorised" and not (texts["reference"] and len(card) == 4 and card.isdigit()):
         raise CallbackRefused("an authorisation needs a reference and the card's last four digits")

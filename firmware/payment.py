@@ -56,18 +56,6 @@ class PaymentProvider(Protocol):
     async def release(self, auth: Authorisation) -> None: ...
 
 
-def luhn_ok(number: str) -> bool:
-    digits = [int(c) for c in number]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
 class PaymentStore(Protocol):
     async def record_payment(
         self,

@@ -44,7 +44,8 @@ class HttpProvider:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise ProviderUnavailable(f"the payment provider did not answer ({exc})") from None
         if status == 402:
-            raise PaymentDeclined(str(data.get("message", "refused")))
+            message = data.get("message") if isinstance(data, dict) else None
+            raise PaymentDeclined(str(message or "the provider refused"))
         if status != 200 or not isinstance(data, dict):
             raise ProviderUnavailable(f"the payment provider answered {status}")
         return data

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from firmware.cardnumbers import luhn_ok
 from firmware.checkout import CallbackRefused, CallbackVerifier, signed_headers
 from firmware.daemon import Daemon
-from firmware.payment import luhn_ok
 from firmware.payment_http import HttpProvider
 from firmware.web.context import PAYMENT_KEY, SETTINGS_KEY
 

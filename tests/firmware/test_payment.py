@@ -238,6 +238,12 @@ def test_signatures_cover_the_timestamp_and_every_byte_of_the_body() -> None:
         verifier.verify(headers, body)
     with pytest.raises(CallbackRefused, match="reference"):
         parse_result({"event_id": "e", "checkout_id": "c", "status": "authorised"})
+    with pytest.raises(CallbackRefused, match="card number"):  # signed, but no card numbers
+        parse_result(
+            {"event_id": "e", "checkout_id": "c", "status": "declined", "message": "4242 " * 4}
+        )
+    numeric = {"event_id": "e", "checkout_id": "c", "status": "authorised", "card_last4": "4242"}
+    assert parse_result({**numeric, "reference": "4242424242424242"}).reference  # a provider's id
 
 
 async def test_the_demo_page_refuses_a_mistyped_number_without_telling_the_station(
