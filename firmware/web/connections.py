@@ -87,12 +87,23 @@ class ConnectionCap:
             self._unlogged = 0
 
 
+LINGER_S = 1.0
+"""A turned-away connection is closed this long after its 503, reading and dropping what its
+peer sends meanwhile: closed at once with unread bytes, the kernel would reset it and the peer
+might never read the answer."""
+MAX_LINGERING = 256
+
+
 class _Doorman(asyncio.Protocol):
     """A connection past the cap: the touchscreen's is handed to aiohttp, any other gets 503."""
+
+    lingering = 0
 
     def __init__(self, cap: ConnectionCap, server: web.Server) -> None:
         self.cap = cap
         self.server = server
+        self._timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -105,10 +116,24 @@ class _Doorman(asyncio.Protocol):
             return
         self.cap.turned_away(host)
         transport.write(BUSY)
-        transport.close()
+        if _Doorman.lingering >= MAX_LINGERING:
+            transport.close()  # a flood: no time to be polite
+            return
+        _Doorman.lingering += 1
+        self._transport = transport
+        self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
 
     def data_received(self, data: bytes) -> None:
-        """Whatever the refused peer sent is dropped with the connection."""
+        """Whatever the refused peer sends is dropped."""
+
+    def eof_received(self) -> bool:
+        return False  # the peer is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            _Doorman.lingering -= 1
 
 
 class CappedSite(web.BaseSite):
