@@ -132,7 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on another machine than the station: do not look for the serial devices",
     )
+    backup = sub.add_parser(
+        "backup", help="copy the records to PATH while the station runs (SQLite online backup)"
+    )
+    backup.add_argument("path", help="the backup file to write (replaced if it exists)")
+    records = backup.add_mutually_exclusive_group(required=True)
+    records.add_argument("--db", help="the records' SQLite file")
+    records.add_argument("--config", help="the station configuration that names the records")
     return parser
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from firmware.backup import BackupError, backup_records
+
+    try:
+        source = state_path(args.db) if args.db else load_config(args.config, offline=True).db_path
+        result = backup_records(source, args.path)
+    except (BackupError, ConfigError, HalError, ValueError) as exc:
+        print(f"pev-charger: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{source} -> {result.path}: {result.sessions} sessions, "
+        f"{result.size_bytes / 1e6:.1f} MB, integrity ok"
+    )
+    return 0
 
 
 def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationConfig:
@@ -160,6 +183,8 @@ def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationC
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "backup":
+        return run_backup(args)
     if args.command == "check-config":
         try:
             config = load_config(args.config, offline=args.offline)

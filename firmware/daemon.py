@@ -32,13 +32,15 @@ from firmware.mqtt.publisher import MqttPublisher
 from firmware.ocpp.profiles import CappedPolicy
 from firmware.ocpp.uplink import Uplink
 from firmware.payment import PaymentDesk, make_provider
+from firmware.retention import SampleRetention
 from firmware.station.eta_history import EtaHistory
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
 from firmware.systemd import notify
-from firmware.web.api import BUDGET_KEY, ApiSettings
 from firmware.web.app import create_app
+from firmware.web.connections import CappedSite, ConnectionCap, runner_options
+from firmware.web.context import BUDGET_KEY, ApiSettings
 from firmware.web.metrics import add_metrics_route, metrics_app
 from hal.clock import Clock, RealClock
 from hal.factory import Hardware, build_hardware
@@ -200,7 +202,13 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     desk: PaymentDesk | None = None
     if config.payment.enabled:
         desk = PaymentDesk(
-            config.payment, make_provider(config.payment.provider), store, clock.wall
+            config.payment,
+            make_provider(config.payment, clock.wall),
+            store,
+            clock.wall,
+            secret=config.payment.callback_secret,
+            callback_url=config.payment.callback_url
+            or f"{api_settings.public_url}/api/payments/callback",
         )
         station.on_end = desk.settle
     uplink: Uplink | None = None
@@ -212,6 +220,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         station, api_settings, StoreHistory(store), desk, link=uplink.link_view if uplink else None
     )
     daemon = Daemon(config, clock, hardware, store, station, app, uplink=uplink)
+    daemon.services.append(SampleRetention(store, clock, config.sample_retention_days).run)
     if uplink is not None:
         daemon.services.append(uplink.run)
     daemon.budget = build_budget(daemon)
@@ -316,7 +325,12 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(daemon.app, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        daemon.app,
+        handle_signals=False,
+        shutdown_timeout=2.0,
+        **runner_options(config.idle_timeout_s),
+    )
     runners = [runner]
     station_task: asyncio.Task[None] | None = None
     services: list[asyncio.Task[None]] = []
@@ -326,7 +340,8 @@ async def serve(
             if result is not None:
                 await result
         await runner.setup()
-        site = web.TCPSite(runner, config.http_host, config.http_port)
+        cap = ConnectionCap(config.max_connections, config.touchscreen_hosts)
+        site = CappedSite(runner, config.http_host, config.http_port, cap)
         await site.start()
         if daemon.metrics is not None and config.metrics.port is not None:
             metrics_runner = web.AppRunner(metrics_app(daemon.metrics), handle_signals=False)

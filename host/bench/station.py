@@ -21,12 +21,14 @@ from aiohttp import web
 from firmware.config import StationConfig, state_path
 from firmware.daemon import Daemon
 from firmware.station.station import Station
-from firmware.web.api import ApiFailure, port_id_of, read_json
+from firmware.web.errors import ApiFailure
+from firmware.web.inputs import port_id_of, read_json
 from firmware.web.pages import PAGE_NOTE_KEY, PageNote
 from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
+from host.bench.checkout import serve_demo_provider
 from host.bench.external import ExternalPack
 from host.bench.kicks import add_kick_routes
 from host.vehicle.agent import VehicleAgent
@@ -400,6 +402,7 @@ async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
         "/sim",
     )
     add_kick_routes(daemon.app, daemon.hardware.watchdog, daemon.clock)
+    await serve_demo_provider(daemon)
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []
