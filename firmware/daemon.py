@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from firmware.budget.manager import BudgetManager
 from firmware.budget.manual import ManualBudgetFile
 from firmware.budget.meters import ModbusMeter
 from firmware.budget.mqtt_meter import MqttMeter
+from firmware.collector import FullCollections
 from firmware.compose import build_station, port_spec
 from firmware.config import StationConfig
 from firmware.events import EventHub
@@ -62,6 +62,7 @@ class Daemon:
     services: list[Service] = field(default_factory=list)
     """Long-lived tasks beside the station (metrics, budget, MQTT): started and awaited by serve."""
     uplink: Uplink | None = None
+    collections: FullCollections | None = None
 
 
 Service = Callable[[], Coroutine[Any, Any, None]]
@@ -220,6 +221,8 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         station, api_settings, StoreHistory(store), desk, link=uplink.link_view if uplink else None
     )
     daemon = Daemon(config, clock, hardware, store, station, app, uplink=uplink)
+    daemon.collections = FullCollections(clock, lambda: not station.any_live())
+    daemon.services.append(daemon.collections.run)
     daemon.services.append(SampleRetention(store, clock, config.sample_retention_days).run)
     if uplink is not None:
         daemon.services.append(uplink.run)
@@ -364,10 +367,8 @@ async def serve(
             config.budget_w,
             config.db_path,
         )
-        # What exists now (modules, the station, its drivers) lives as long as the daemon: left
-        # out of the collector's scans, its full passes, which hold the interpreter and so keep
-        # the safety thread waiting, are shorter.
-        gc.freeze()
+        if daemon.collections is not None:
+            daemon.collections.take_over()
         notify("READY=1")
         chain_tick(daemon.station, _systemd_watchdog(daemon.clock))
         if ready is not None:

@@ -212,16 +212,25 @@ class SafetyCore:
     def _stalled(self, gap: float) -> None:
         """The board dropped every switch during the gap: keep them open, and say so."""
         self.overruns += 1
-        log.error(
-            "safety loop stalled for %.0f ms (hold %.0f ms)", gap * 1000, self._hold_s() * 1000
-        )
         trip = Trip(
             "watchdog",
             f"The safety loop stalled for {gap * 1000:.0f} ms; the switch was dropped",
         )
-        for port_id, port in self.ports.items():
-            if self.permits.get(port_id, Permit()).live or port.relay.is_closed:
-                self.cut(port_id, trip)
+        tripped = [
+            port_id
+            for port_id, port in self.ports.items()
+            if self.permits.get(port_id, Permit()).live or port.relay.is_closed
+        ]
+        for port_id in tripped:
+            self.cut(port_id, trip)
+        # With no switch closed the pause cost nothing (the station may choose such moments).
+        log.log(
+            logging.ERROR if tripped else logging.INFO,
+            "safety loop stalled for %.0f ms (hold %.0f ms); ports tripped: %s",
+            gap * 1000,
+            self._hold_s() * 1000,
+            tripped or "none",
+        )
 
     def open_all(self) -> None:
         for port_id, port in self.ports.items():

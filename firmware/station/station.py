@@ -215,6 +215,10 @@ class Station:
                 self.clock, port.link.notify(Boot("station", SUPPORTED_VERSIONS)), T_REPLY
             )
 
+    def any_live(self) -> bool:
+        """Whether any port's switch may be closed now (a live session)."""
+        return any(port.state in LIVE_STATES for port in self.ports.values())
+
     def open_all_relays(self) -> None:
         for port in self.ports.values():
             try:
