@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from typing import Any
 
 from hal.clock import Clock, wait_for
@@ -62,6 +63,12 @@ STATUS_BITS = {
     0x08: StageProtection.NO_BATTERY,
     0x10: StageProtection.LINK_TIMEOUT,
 }
+
+
+def step_down(value: float) -> float:
+    """A limit in the protocol's 0.1 steps, never above what was asked: a grant of 1.05 A is
+    1.0 A on the charger, not 1.1 A (the read-back check allows half a step of difference)."""
+    return math.floor(value * 10 + 1e-6) / 10
 
 
 def encode_command(voltage_v: float, current_a: float, charge: bool) -> bytes:
@@ -245,12 +252,12 @@ class ElconStage(PowerStage):
 
     async def set_voltage(self, voltage_v: float) -> None:
         check_range(self._limits, voltage_v, None)
-        self.voltage_v = round(voltage_v, 1)
+        self.voltage_v = step_down(voltage_v)
         self._send()
 
     async def set_current(self, current_a: float) -> None:
         check_range(self._limits, None, current_a)
-        self.current_a = round(current_a, 1)
+        self.current_a = step_down(current_a)
         self._send()
 
     async def set_output(self, on: bool) -> None:

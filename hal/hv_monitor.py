@@ -2,10 +2,10 @@
 an INA228 on the low side (its inputs then sit near 0 V whatever the pack's voltage).
 
 The divider (1 MΩ over 22 kΩ on the reference board, hardware/README.md) brings 126 V to 2.71 V,
-inside the ±4.096 V range and under the 3.3 V-supplied ADC's input ceiling. A reading at the ADC's
-full scale, or a divided voltage above what the port is rated for, cannot be trusted and is an
-error, as an overflow is on the other ports. The adafruit ADS1x15 driver does the register work,
-on a Pi and against the register-level model alike.
+inside the ±4.096 V range (gain 1) and under the 3.3 V-supplied ADC's input ceiling. A reading at
+the ADC's full scale, or a divided voltage above what the port is rated for, cannot be trusted and
+is an error, as an overflow is on the other ports. The adafruit ADS1x15 driver does the register
+work, on a Pi and against the register-level model alike.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from hal.clock import Clock
 from hal.errors import BackendUnavailable, ImplausibleReading, SensorError
 from hal.interfaces import PowerMonitor, PowerReading
 
-ADC_FULL_SCALE_V = 4.096
-"""The PGA setting the monitor uses (gain 1)."""
+ADC_FULL_SCALE_V = {1: 4.096, 2: 2.048, 4: 1.024, 8: 0.512, 16: 0.256}
+"""The PGA's full scale at each gain the configuration allows (hal/hv_config.py)."""
 _ADC_CLIP_CODE = 32767
 
 
@@ -34,6 +34,7 @@ class HighVoltageMonitor(PowerMonitor):
         *,
         adc_address: int = 0x48,
         channel: int = 0,
+        gain: int = 1,
         r_top_ohms: float = 1_000_000.0,
         r_bottom_ohms: float = 22_000.0,
         max_bus_voltage_v: float = 140.0,
@@ -43,6 +44,7 @@ class HighVoltageMonitor(PowerMonitor):
         self.current = current
         self.adc_address = adc_address
         self.channel = channel
+        self.gain = gain
         self.ratio = (r_top_ohms + r_bottom_ohms) / r_bottom_ohms
         self.r_top_ohms, self.r_bottom_ohms = r_top_ohms, r_bottom_ohms
         self.max_bus_voltage_v = max_bus_voltage_v
@@ -55,7 +57,7 @@ class HighVoltageMonitor(PowerMonitor):
                 "adafruit-circuitpython-ads1x15 is not installed: pip install 'pev-charger[pi]'"
             ) from exc
         try:
-            adc = ads1115.ADS1115(i2c, gain=1, address=adc_address)
+            adc = ads1115.ADS1115(i2c, gain=gain, address=adc_address)
             self._input = AnalogIn(adc, channel)
         except (OSError, ValueError) as exc:
             raise SensorError(f"ADS1115 at 0x{adc_address:02X} does not answer: {exc}") from exc
@@ -88,7 +90,10 @@ class HighVoltageMonitor(PowerMonitor):
     def describe(self) -> dict[str, object]:
         return {
             "part": self.part,
-            "adc": f"ADS1115 0x{self.adc_address:02X} AIN{self.channel}, ±{ADC_FULL_SCALE_V} V",
+            "adc": (
+                f"ADS1115 0x{self.adc_address:02X} AIN{self.channel}, "
+                f"±{ADC_FULL_SCALE_V[self.gain]:g} V"
+            ),
             "divider": f"{self.r_top_ohms:g} Ω / {self.r_bottom_ohms:g} Ω (x{self.ratio:.3f})",
             "input_limit_v": self.max_bus_voltage_v,
             "current": self.current.describe(),

@@ -121,7 +121,7 @@ class VehicleBay:
         if name:
             spec = replace(spec, name=name)
         # Behind a station's stage a pack is bare, as real ones are: the stage limits its current.
-        bare = self.world.ports[port_id].stage is not None
+        bare = self.world.ports[port_id].has_stage
         vehicle = SimVehicle(
             spec,
             soc_pct=soc_pct,
