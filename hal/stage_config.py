@@ -177,7 +177,7 @@ def _opened(stage: PowerStage) -> Opener:
 
 def _elcon_opener(port: PortConfig, clock: Clock) -> Opener:
     async def make() -> tuple[PowerStage, Closer | None]:
-        from hal.elcon import ElconStage, open_bus
+        from hal.elcon import LEASE_S, ElconStage, open_bus
 
         bus = open_bus("socketcan", port.stage_can_channel)
 
@@ -190,6 +190,7 @@ def _elcon_opener(port: PortConfig, clock: Clock) -> Opener:
             max_voltage_v=port.stage_max_voltage_v,
             max_current_a=port.stage_max_current_a,
             charger_address=port.stage_can_address,
+            lease_s=LEASE_S,
         )
         return stage, shutdown
 

@@ -79,7 +79,7 @@ def sim_charger(
 ) -> PowerStage:
     """A simulated TC/Elcon charger on its own virtual CAN bus, fed into the vehicle through the
     relay and stepped by the world, and the real CAN driver for it on a second bus object."""
-    from hal.elcon import ElconStage, open_bus
+    from hal.elcon import LEASE_S, ElconStage, open_bus
     from hal.sim.elcon import SimElconCharger
 
     channel = f"pev-bench-{next(_can_channels)}-{port.stage_can_channel}"
@@ -106,6 +106,7 @@ def sim_charger(
             max_voltage_v=min(port.stage_max_voltage_v, port.max_voltage_v),
             max_current_a=port.stage_max_current_a,
             charger_address=port.stage_can_address,
+            lease_s=LEASE_S,
         )
         return driver, shutdown
 
