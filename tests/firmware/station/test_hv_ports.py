@@ -65,10 +65,23 @@ async def test_a_unicycle_above_85_v_charges_on_the_hv_port_through_the_can_char
         original()
 
     relay.open_now = recording_open  # type: ignore[method-assign]
+    sim = charger(bench)
+    at_close: list[tuple[float, float, bool]] = []
+    close = relay.close
+
+    async def recording_close() -> None:
+        sim.sync()  # what the charger has heard by now
+        at_close.append((sim.voltage_set_v, sim.current_set_a, sim.charge_commanded))
+        await close()
+
+    relay.close = recording_close  # type: ignore[method-assign]
     await bench.charging(HV_PORT, model, soc=30.0)
     port = bench.port(HV_PORT)
     vehicle = bench.bay.bays[HV_PORT].vehicle
-    sim = charger(bench)
+    # Both limits reached the charger before the switch closed, its output still off.
+    assert len(at_close) == 1
+    volts, amps, charging = at_close[0]
+    assert volts == pytest.approx(vehicle.spec.v_max, abs=0.05) and amps > 0 and not charging
     assert not vehicle.on_board_controller
     assert port_view(port)["regulated"] == "station"
     assert sim.voltage_set_v == pytest.approx(vehicle.spec.v_max, abs=0.05)  # the declared vmax
@@ -138,3 +151,5 @@ async def test_a_charger_whose_own_protection_trips_faults_the_port(bench: Bench
     assert port.fault is not None and port.fault.code == "stage"
     assert "protection" in port.fault.text
     assert not port.relay_closed
+    await bench.run_for(1.5)
+    assert not charger(bench).charge_commanded  # the fault disabled the charger, too
