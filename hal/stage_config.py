@@ -187,7 +187,7 @@ def _elcon_opener(port: PortConfig, clock: Clock) -> Opener:
         stage = ElconStage(
             bus,
             clock,
-            max_voltage_v=port.stage_max_voltage_v,
+            max_voltage_v=min(port.stage_max_voltage_v, port.max_voltage_v),
             max_current_a=port.stage_max_current_a,
             charger_address=port.stage_can_address,
             lease_s=LEASE_S,

@@ -4,6 +4,8 @@ part beyond its limit, is refused in words; the bench's ports pass the same chec
 from __future__ import annotations
 
 import dataclasses
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,8 @@ from hal.monitors import Ina228Monitor, monitor_for
 from hal.sim.ads1115 import Ads1115Model
 from hal.sim.i2c import SimI2C
 from hal.sim.ina228 import Ina228Model
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def port(**overrides: Any) -> dict[str, Any]:
@@ -216,3 +220,15 @@ def test_the_bench_has_sixteen_i2c_addresses() -> None:
         bench_config(15, hv_ports=1)
     with pytest.raises(ConfigError, match="at most four"):
         bench_config(4, hv_ports=5)
+
+
+def test_the_examples_high_voltage_port_validates_once_port_4s_uart_leaves_spi0() -> None:
+    text = (ROOT / "hardware" / "station.example.toml").read_text()
+    block = text[text.index("# [[ports]]\n# id = 5") :]
+    enabled = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    with pytest.raises(ConfigError, match=r"already used by the MCP2515 CAN board \(SPI0 CE0\)"):
+        parse_hal_config(tomllib.loads(text + "\n" + enabled), "example", offline=True)
+    moved = text.replace('uart = "/dev/pev-uart-8-9"', 'uart = "/dev/serial/by-path/port4"')
+    config = parse_hal_config(tomllib.loads(moved + "\n" + enabled), "example", offline=True)
+    hv = config.ports[-1]
+    assert (hv.id, hv.voltage_sensor, hv.stage, hv.max_voltage_v) == (5, "ADS1115", "elcon", 126.0)
