@@ -120,8 +120,8 @@ async def test_a_unicycle_above_85_v_is_refused_on_an_ordinary_port(
     port = bench.port(2)
     await bench.run_until(lambda: port.state == PortState.UNSUPPORTED)
     vmax = bench.bay.bays[2].vehicle.spec.v_max
-    assert port.state_text == (
-        f"This port supplies and measures up to 84 V; the vehicle needs {vmax:g} V"
+    assert port.state_text == (  # and where it can charge
+        f"This port supplies and measures up to 84 V; the vehicle needs {vmax:g} V: use port 5"
     )
     assert port_view(port)["state_text"] == port.state_text
     assert not port.relay_closed
