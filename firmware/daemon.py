@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -348,6 +349,10 @@ async def serve(
             config.budget_w,
             config.db_path,
         )
+        # What exists now (modules, the station, its drivers) lives as long as the daemon: left
+        # out of the collector's scans, its full passes, which hold the interpreter and so keep
+        # the safety thread waiting, are shorter.
+        gc.freeze()
         notify("READY=1")
         chain_tick(daemon.station, _systemd_watchdog(daemon.clock))
         if ready is not None:

@@ -30,8 +30,8 @@ from firmware.pevlink import (
     Telemetry,
 )
 from firmware.pevlink.link import Link
-from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_REPLY
+from firmware.pevlink.vocabulary import BmsFlag
 from firmware.station import stage as stage_control
 from firmware.station.conversation import Conversation
 from firmware.station.power import PowerActions

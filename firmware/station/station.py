@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firmware.events import EventHub
-from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot
+from firmware.pevlink.messages import Boot
 from firmware.pevlink.timers import T_REPLY
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from firmware.station.allocation import Allocation
 from firmware.station.allocator import Demand, Policy, SharingPolicy
 from firmware.station.errors import StationError

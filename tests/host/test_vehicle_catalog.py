@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware.pevlink.messages import CHEMISTRIES, VEHICLE_TYPES, decode, encode
+from firmware.pevlink.codec import decode, encode
+from firmware.pevlink.vocabulary import CHEMISTRIES, VEHICLE_TYPES
 from hal.config import PortConfig, bench_config
 from host.vehicle.agent import battery_message
 from host.vehicle.battery import CELL_LIMITS

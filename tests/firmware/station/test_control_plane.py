@@ -12,8 +12,9 @@ import pytest
 from firmware.config import PaymentConfig
 from firmware.payment import DemoProvider, PaymentDesk
 from firmware.pevlink import Hello
+from firmware.pevlink.codec import Decoded, decode
 from firmware.pevlink.errors import NakError
-from firmware.pevlink.messages import Decoded, StationState, decode
+from firmware.pevlink.messages import StationState
 from firmware.station.port import PortState
 from firmware.station.safety import Trip
 from firmware.station.states import PortEvent
