@@ -6,6 +6,11 @@ inside the ±4.096 V range (gain 1) and under the 3.3 V-supplied ADC's input cei
 the ADC's full scale, or a divided voltage above what the port is rated for, cannot be trusted and
 is an error, as an overflow is on the other ports. The adafruit ADS1x15 driver does the register
 work, on a Pi and against the register-level model alike.
+
+The ADC converts continuously (:data:`DATA_RATE_SPS`): a read is one register transfer of a result
+at most 7.8 ms old, where a single-shot read would write the configuration and poll the part for a
+conversion inside every pass of the safety loop. The driver's first read waits for two conversions
+(16 ms of real time); the monitor takes it when it is built, not in a pass.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from hal.interfaces import PowerMonitor, PowerReading
 ADC_FULL_SCALE_V = {1: 4.096, 2: 2.048, 4: 1.024, 8: 0.512, 16: 0.256}
 """The PGA's full scale at each gain the configuration allows (hal/hv_config.py)."""
 _ADC_CLIP_CODE = 32767
+DATA_RATE_SPS = 128
 
 
 class HighVoltageMonitor(PowerMonitor):
@@ -51,19 +57,28 @@ class HighVoltageMonitor(PowerMonitor):
         self._inline = inline
         try:
             import adafruit_ads1x15.ads1115 as ads1115
+            from adafruit_ads1x15.ads1x15 import Mode
             from adafruit_ads1x15.analog_in import AnalogIn
         except ImportError as exc:
             raise BackendUnavailable(
                 "adafruit-circuitpython-ads1x15 is not installed: pip install 'pev-charger[pi]'"
             ) from exc
         try:
-            adc = ads1115.ADS1115(i2c, gain=gain, address=adc_address)
+            adc = ads1115.ADS1115(
+                i2c,
+                gain=gain,
+                data_rate=DATA_RATE_SPS,
+                mode=Mode.CONTINUOUS,
+                address=adc_address,
+            )
             self._input = AnalogIn(adc, channel)
+            self._read_adc()  # starts the conversions (and the driver's one wait)
         except (OSError, ValueError) as exc:
             raise SensorError(f"ADS1115 at 0x{adc_address:02X} does not answer: {exc}") from exc
 
     def _read_adc(self) -> tuple[int, float]:
-        return int(self._input.value), float(self._input.voltage)
+        code = int(self._input.value)  # one transfer: the voltage follows from the code
+        return code, code / 32768 * ADC_FULL_SCALE_V[self.gain]
 
     async def read(self) -> PowerReading:
         where = f"ADS1115 at 0x{self.adc_address:02X} AIN{self.channel}"
