@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bench mode: more simulated ports, each behind a simulated RD6006 power stage",
     )
     run.add_argument(
+        "--hv-ports",
+        type=number(int, 0, 4, "a whole number"),
+        help="bench mode: high-voltage ports after those (packs to 126 V: an ADS1115 divider and a "
+        "simulated TC/Elcon charger on CAN); 1 by default, 0 when the other ports leave no room",
+    )
+    run.add_argument(
         "--budget",
         type=number(float, 0, 100_000, "a number of watts"),
         help="total power budget in watts",
@@ -202,7 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.sim:
             # The bench (simulated vehicles) is composed in host/bench, imported only here.
             bench = importlib.import_module("host.bench.station")
-            config = bench.bench_station_config(ports=args.ports or 4, stage_ports=args.stage_ports)
+            ports = args.ports or 4
+            hv_ports = args.hv_ports
+            if hv_ports is None:  # an HV port takes two I2C addresses (its INA and its ADS1115)
+                hv_ports = 1 if ports + args.stage_ports + 2 <= MAX_BENCH_PORTS else 0
+            config = bench.bench_station_config(
+                ports=ports, stage_ports=args.stage_ports, hv_ports=hv_ports
+            )
             config = apply_overrides(config, args)
             if args.meter == "sim":
                 meter = importlib.import_module("host.bench.meter_api")

@@ -145,6 +145,9 @@ class PortController(PowerActions):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on_session_end: Callable[[PortController, Session], Any] | None = None
         self.on_trip: Callable[[PortController, Trip, Session | None], Any] | None = None
+        self.ports_for: Callable[[float, float], list[int]] = lambda v_min, v_max: []
+        """The station's ports whose range takes a pack from ``v_min`` to ``v_max``: a refusal
+        tells the rider where to go."""
 
     # --- state ------------------------------------------------------------------------------------
 

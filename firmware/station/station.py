@@ -130,10 +130,16 @@ class Station:
             port.direct_reads = not self.safety_threaded
             port.on_session_end = self.sessions.ended
             port.on_trip = self.sessions.tripped
+            port.ports_for = self._ports_for
             self.ports[spec.port_id] = port
         self.fleet = share_budget(self.ports.values(), lambda: self.budget_w)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = asyncio.Event()
+
+    def _ports_for(self, v_min: float, v_max: float) -> list[int]:
+        return [
+            i for i, p in self.ports.items() if p.spec.v_min_v <= v_min and v_max <= p.spec.v_max_v
+        ]
 
     # --- what others hook into --------------------------------------------------------------------
 

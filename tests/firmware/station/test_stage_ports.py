@@ -162,7 +162,9 @@ async def test_a_pack_above_the_stages_reach_is_refused_on_its_port_and_charges_
     await bench.bay.attach(STAGE_PORT, unicycle, 40.0)
     port = bench.port(STAGE_PORT)
     await bench.run_until(lambda: port.state == PortState.UNSUPPORTED)
-    assert port.state_text == "This port supplies and measures up to 58.8 V; the vehicle needs 84 V"
+    assert port.state_text == (
+        "This port supplies and measures up to 58.8 V; the vehicle needs 84 V: use port 1, 2 or 4"
+    )
     assert not port.relay_closed
     await bench.charging(2, unicycle, soc=40.0)  # an 84 V port, regulated by the vehicle
     assert port_view(bench.port(2))["regulated"] == "vehicle"
