@@ -164,7 +164,7 @@ def pi_stage(port: PortConfig, clock: Clock) -> PowerStage | None:
         )
         return LazyStage(riden.part, _opened(riden))
     if port.stage == "elcon":
-        return LazyStage("TC/Elcon CAN charger", _elcon_opener(port, clock))
+        return LazyStage("TC/Elcon CAN charger", elcon_opener(port, clock))
     return None
 
 
@@ -175,11 +175,16 @@ def _opened(stage: PowerStage) -> Opener:
     return make
 
 
-def _elcon_opener(port: PortConfig, clock: Clock) -> Opener:
+def elcon_opener(
+    port: PortConfig, clock: Clock, interface: str = "socketcan", channel: str | None = None
+) -> Opener:
+    """The port's TC/Elcon driver on its CAN bus (SocketCAN on the Pi; a virtual bus on the
+    bench), capped at the port's own voltage limit."""
+
     async def make() -> tuple[PowerStage, Closer | None]:
         from hal.elcon import LEASE_S, ElconStage, open_bus
 
-        bus = open_bus("socketcan", port.stage_can_channel)
+        bus = open_bus(interface, channel or port.stage_can_channel)
 
         async def shutdown() -> None:
             bus.shutdown()

@@ -140,6 +140,21 @@ class Bench:
             await asyncio.sleep(0.0005)
         return self.clock.monotonic() - start
 
+    async def settle_current(
+        self, port_id: int, amps: float, within: float = 0.02, seconds: float = 15.0
+    ) -> None:
+        """Wait until the vehicle on the port draws ``amps``; on failure say what the port was
+        doing."""
+        vehicle = self.bay.bays[port_id].vehicle
+        port = self.port(port_id)
+        try:
+            await self.run_until(lambda: abs(vehicle.current_a - amps) < within, timeout=seconds)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: port {port.state.value} ({port.state_text}), grant {port.grant_a} A, "
+                f"fault {port.fault}, pack {vehicle.current_a:.3f} A"
+            ) from None
+
     def port(self, port_id: int) -> PortController:
         return self.station.ports[port_id]
 

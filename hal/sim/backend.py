@@ -28,6 +28,7 @@ from hal.sim.memory_cable import MemoryLine, memory_cable
 from hal.sim.relay import SimRelay, SimWatchdog
 from hal.sim.serial_pty import PtyCable, open_peer
 from hal.sim.world import BenchWorld, SimPlugDetect, SimPort, StageThroughRelay
+from hal.stage_config import elcon_opener
 from hal.stages import Closer, LazyStage
 
 RELAY_STATE_FILE_ENV = "PEV_SIM_RELAY_LOG"
@@ -79,7 +80,7 @@ def sim_charger(
 ) -> PowerStage:
     """A simulated TC/Elcon charger on its own virtual CAN bus, fed into the vehicle through the
     relay and stepped by the world, and the real CAN driver for it on a second bus object."""
-    from hal.elcon import LEASE_S, ElconStage, open_bus
+    from hal.elcon import open_bus
     from hal.sim.elcon import SimElconCharger
 
     channel = f"pev-bench-{next(_can_channels)}-{port.stage_can_channel}"
@@ -94,23 +95,7 @@ def sim_charger(
         address=port.stage_can_address,
     )
 
-    async def opener() -> tuple[PowerStage, Closer | None]:
-        bus = open_bus("virtual", channel)
-
-        async def shutdown() -> None:
-            bus.shutdown()
-
-        driver = ElconStage(
-            bus,
-            clock,
-            max_voltage_v=min(port.stage_max_voltage_v, port.max_voltage_v),
-            max_current_a=port.stage_max_current_a,
-            charger_address=port.stage_can_address,
-            lease_s=LEASE_S,
-        )
-        return driver, shutdown
-
-    return LazyStage("simulated TC/Elcon charger", opener)
+    return LazyStage("simulated TC/Elcon charger", elcon_opener(port, clock, "virtual", channel))
 
 
 def sim_stage(

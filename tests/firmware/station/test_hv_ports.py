@@ -37,17 +37,8 @@ def charger(bench: Bench) -> SimElconCharger:
     return sim
 
 
-async def settle_current(bench: Bench, amps: float, seconds: float = 15.0) -> None:
-    """Wait until the bare pack draws ``amps``; on failure say what the port was doing."""
-    vehicle = bench.bay.bays[HV_PORT].vehicle
-    port = bench.port(HV_PORT)
-    try:
-        await bench.run_until(lambda: abs(vehicle.current_a - amps) < 0.06, timeout=seconds)
-    except AssertionError as exc:
-        raise AssertionError(
-            f"{exc}: port {port.state.value} ({port.state_text}), grant {port.grant_a} A, "
-            f"fault {port.fault}, pack {vehicle.current_a:.3f} A"
-        ) from None
+async def settle_current(bench: Bench, amps: float) -> None:
+    await bench.settle_current(HV_PORT, amps, within=0.06)
 
 
 @pytest.mark.parametrize("model", UNICYCLES)

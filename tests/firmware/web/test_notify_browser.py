@@ -8,12 +8,11 @@ while it stays open; on a secure origin (loopback counts as one) the notificatio
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser import CHROMIUM, Daemon, run_daemon
+from tests.browser import Daemon, chromium, run_daemon
 
 PHONE = {"width": 390, "height": 844}
 
@@ -26,20 +25,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield d
 
 
-CHROMIUM_PRESENT = Path(CHROMIUM).exists()
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM_PRESENT, "Debian's chromium is needed: `make test` installs it as root"
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def test_the_phone_page_offers_notifications_only_where_the_browser_allows_them(

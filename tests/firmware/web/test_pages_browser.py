@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.browser import CHROMIUM, ROOT, Daemon, decode_qr, run_daemon
+from tests.browser import ROOT, Daemon, chromium, decode_qr, run_daemon
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
@@ -30,20 +30,10 @@ def paying_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield d
 
 
-CHROMIUM_PRESENT = Path(CHROMIUM).exists()
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM_PRESENT, "Debian's chromium is needed: `make test` installs it as root"
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def attach_on_sim_page(
