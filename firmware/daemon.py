@@ -221,7 +221,11 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         station, api_settings, StoreHistory(store), desk, link=uplink.link_view if uplink else None
     )
     daemon = Daemon(config, clock, hardware, store, station, app, uplink=uplink)
-    daemon.collections = FullCollections(clock, lambda: not station.any_live())
+    # A full pass while ports are live must leave the kicks within half the hold: with passes
+    # every quarter hold, a pause of up to a quarter hold more.
+    daemon.collections = FullCollections(
+        clock, lambda: not station.any_live(), lambda: config.hal.watchdog_hold_s / 4
+    )
     daemon.services.append(daemon.collections.run)
     daemon.services.append(SampleRetention(store, clock, config.sample_retention_days).run)
     if uplink is not None:
