@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from firmware.checkout import CallbackVerifier, parse_result
+from firmware.checkout import CALLBACK, CallbackVerifier, Purpose, parse_result
 from firmware.config import PaymentConfig
 from firmware.station.port import LiveSession, PortController
 
@@ -187,7 +187,9 @@ class PaymentDesk:
     ) -> dict[str, Any]:
         """The provider's signed result. Raises CallbackRefused for a forged, stale or replayed
         one, KeyError for a checkout this station did not open (or already closed)."""
-        result = parse_result(self.verifier.verify(headers, body))
+        # Signed for the address this station gave the provider (a proxy in front may rewrite it).
+        purpose = Purpose.of(CALLBACK, "POST", self.callback_url)
+        result = parse_result(self.verifier.verify(headers, body, purpose))
         pending = self._pending.pop(result.checkout_id, None)
         if pending is None:
             raise KeyError(result.checkout_id)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from firmware.checkout import signed_headers
 from firmware.station.port import PortState
-from tests.firmware.test_payment import SECRET, nothing_runs, paying
+from tests.firmware.test_payment import callback_headers, nothing_runs, paying
 
 
 async def test_a_partial_authorisation_does_not_start_the_session(tmp_path: Path) -> None:
@@ -28,8 +27,6 @@ async def test_a_partial_authorisation_does_not_start_the_session(tmp_path: Path
                 "card_last4": "4242",
             }
         ).encode()
-        status, answer = await scene.callback(
-            body, signed_headers(SECRET, bench.clock.wall(), body)
-        )
+        status, answer = await scene.callback(body, callback_headers(body, bench.clock.wall()))
         await bench.run_for(2.0)
         assert bench.port(1).state == PortState.PAYMENT and nothing_runs(bench), (status, answer)
