@@ -210,6 +210,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
             secret=config.payment.callback_secret,
             callback_url=config.payment.callback_url
             or f"{api_settings.public_url}/api/payments/callback",
+            payment_window_s=station.settings.payment_window_s,
         )
         station.on_end = desk.settle
     uplink: Uplink | None = None

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from firmware.checkout import CALLBACK, CallbackVerifier, Purpose, parse_result
+from firmware.checkout import CALLBACK, TOLERANCE_S, CallbackVerifier, Purpose, parse_result
 from firmware.config import PaymentConfig
 from firmware.station.port import LiveSession, PortController
 
@@ -110,8 +110,7 @@ class Pending:
 
 
 MAX_PENDING = 1000
-PENDING_TTL_S = 24 * 3600.0
-"""A checkout the provider never answered is forgotten after a day (a hold lasts about a week)."""
+"""Open checkouts station-wide; each session has one at most, so only many sessions fill it."""
 
 Approve = Callable[[int, LiveSession], Awaitable[bool]]
 
@@ -128,8 +127,12 @@ class PaymentDesk:
         *,
         secret: str = "",
         callback_url: str = "",
+        payment_window_s: float = 300.0,
     ) -> None:
         self.config = config
+        self.pending_ttl_s = payment_window_s + TOLERANCE_S
+        """A checkout outlives its session's payment window by the callback's tolerance only, so
+        that a late result is still recognised (and its hold released), and no longer."""
         self.provider = provider
         self.store = store
         self._wall = wall
@@ -166,8 +169,9 @@ class PaymentDesk:
     async def open_checkout(self, port_id: int, session: LiveSession, return_url: str) -> str:
         """The address of the provider's page where this session's owner pays."""
         now = float(self._wall())
-        for key in [k for k, p in self._pending.items() if now - p.opened > PENDING_TTL_S]:
-            del self._pending[key]
+        token = session.public_token
+        for key in [k for k, p in self._pending.items() if self._done_with(p, token, now)]:
+            del self._pending[key]  # one open checkout per session: a new one replaces the old
         if len(self._pending) >= MAX_PENDING:
             raise ProviderUnavailable("too many checkouts are open; try again shortly")
         checkout_id = "co_" + secrets.token_urlsafe(18)
@@ -178,9 +182,19 @@ class PaymentDesk:
             self.callback_url,
             return_url,
         )
+        for key in [k for k, p in self._pending.items() if p.session.public_token == token]:
+            del self._pending[key]  # another request for this session opened one meanwhile
         self._pending[checkout_id] = Pending(port_id, session, now)
-        self.declines.pop(session.public_token, None)
+        self.declines.pop(token, None)
         return url
+
+    def _done_with(self, pending: Pending, token: str, now: float) -> bool:
+        """Forgotten: replaced by a new checkout of its session, paid, or past its window."""
+        return (
+            pending.session.public_token == token
+            or pending.session.paid
+            or now - pending.opened > self.pending_ttl_s
+        )
 
     async def take_callback(
         self, headers: Mapping[str, str], body: bytes, approve: Approve

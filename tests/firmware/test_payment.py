@@ -99,6 +99,7 @@ async def paying(tmp_path: Path, **bench_options: Any) -> AsyncIterator[Paying]:
             bench.store,
             wall,
             secret=SECRET,
+            payment_window_s=bench.station.settings.payment_window_s,
         )
         bench.station.on_end = desk.settle
         settings = ApiSettings(None, ("127.0.0.1",), "http://127.0.0.1:1")
