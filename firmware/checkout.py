@@ -85,6 +85,8 @@ class CheckoutResult:
     """``authorised`` or ``declined``"""
     reference: str = ""
     amount: float = 0.0
+    currency: str = ""
+    """The currency of ``amount``, as the provider echoes it."""
     card_last4: str = ""
     message: str = ""
 
@@ -146,7 +148,7 @@ def parse_result(data: dict[str, Any]) -> CheckoutResult:
     if status not in ("authorised", "declined"):
         raise CallbackRefused("'status' must be authorised or declined")
     texts = {}
-    for key in ("event_id", "checkout_id", "reference", "card_last4", "message"):
+    for key in ("event_id", "checkout_id", "reference", "currency", "card_last4", "message"):
         value = data.get(key, "")
         if not isinstance(value, str) or len(value) > 200:
             raise CallbackRefused(f"'{key}' must be text")

@@ -214,6 +214,14 @@ class PaymentDesk:
             log.info("payment declined on port %d: %s", pending.port_id, result.message)
             return {"result": "declined"}
         auth = Authorisation(result.reference, result.amount, result.card_last4)
+        short = self._short_of_hold(result.amount, result.currency)
+        if short:
+            # The end capture may take up to the hold: less (a partial authorisation on a prepaid
+            # card) or another currency would leave the energy unpaid.
+            await self._release_auth(session, auth, None)
+            self.declines[token] = short
+            log.warning("payment refused on port %d: %s", pending.port_id, short)
+            return {"result": "released", "reason": short}
         if token in self._auth:  # a second checkout paid for a session already paid
             await self._release_auth(session, auth, None)
             return {"result": "released", "reason": "the session was already paid"}
@@ -235,6 +243,18 @@ class PaymentDesk:
             return {"result": "released", "reason": "the session had already ended"}
         self.declines.pop(token, None)
         return {"result": "started"}
+
+    def _short_of_hold(self, amount: float, currency: str) -> str:
+        """Why an authorisation cannot pay for a session ("" when it can)."""
+        c = self.config
+        if currency.upper() != c.currency.upper():
+            return f"The payment was authorised in {currency or 'no currency'}, not {c.currency}."
+        if amount + 0.005 < c.preauth_amount:
+            return (
+                f"Only {amount:.2f} {c.currency} of the {c.preauth_amount:.2f} {c.currency} "
+                "hold was authorised; it was released. Please try another card."
+            )
+        return ""
 
     async def settle(self, port: PortController, session: LiveSession) -> None:
         """At the end of a paid session: capture the energy delivered plus the fee."""

@@ -147,7 +147,11 @@ class DemoProviderApp:
         if number not in DEMO_CARDS:
             return self._page(checkout, "Demo mode: use a test card, e.g. 4242 4242 4242 4242.")
         reason = DEMO_CARDS[number]
-        result: dict[str, Any] = {"checkout_id": checkout.checkout_id, "amount": checkout.amount}
+        result: dict[str, Any] = {
+            "checkout_id": checkout.checkout_id,
+            "amount": checkout.amount,
+            "currency": checkout.currency,
+        }
         reference = ""
         if reason is None:
             reference = f"demo_{secrets.token_hex(8)}"

@@ -205,6 +205,7 @@ async def test_a_forged_stale_or_replayed_callback_is_refused(tmp_path: Path) ->
             "status": "authorised",
             "reference": "forged",
             "amount": 10.0,
+            "currency": "EUR",
             "card_last4": "4242",
         }
         body = json.dumps(result).encode()
