@@ -225,7 +225,6 @@ class PaymentDesk:
         if token in self._auth:  # a second checkout paid for a session already paid
             await self._release_auth(session, auth, None)
             return {"result": "released", "reason": "the session was already paid"}
-        self._auth[token] = auth
         receipt = Receipt(
             currency=self.config.currency,
             price_per_kwh=self.config.price_per_kwh,
@@ -234,14 +233,19 @@ class PaymentDesk:
             card_last4=auth.card_last4,
             reference=auth.reference,
         )
-        self.receipts[token] = receipt
-        await self._record(session, "authorised", auth.amount, 0.0, auth.reference)
+        # Approved before anything is awaited: were the store awaited first, the window could
+        # close meanwhile and the end of a session that never ran would capture its fee.
         if not await approve(pending.port_id, session):
             # The session ended while the rider was paying (its window closed): the hold must
             # not outlive it.
-            await self.release(session)
-            return {"result": "released", "reason": "the session had already ended"}
+            if token not in self._auth:  # not another checkout's receipt, paid meanwhile
+                self.receipts[token] = receipt
+            await self._release_auth(session, auth, receipt)
+            return {"result": "released", "reason": "the session is not waiting for payment"}
+        self._auth[token] = auth
+        self.receipts[token] = receipt
         self.declines.pop(token, None)
+        await self._record(session, "authorised", auth.amount, 0.0, auth.reference)
         return {"result": "started"}
 
     def _short_of_hold(self, amount: float, currency: str) -> str:
