@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -112,7 +112,42 @@ class Pending:
 MAX_PENDING = 1000
 """Open checkouts station-wide; each session has one at most, so only many sessions fill it."""
 
+RECEIPTS_KEPT_S = 7 * 24 * 3600.0
+"""A receipt is shown on its session's page this long after it was made (the store keeps it)."""
+MAX_RECEIPTS = 1000
+DECLINES_KEPT_S = 3600.0
+"""The words of a refusal matter while the rider is paying; an hour is plenty."""
+MAX_DECLINES = 1000
+
 Approve = Callable[[int, LiveSession], Awaitable[bool]]
+
+
+class Aged:
+    """When each entry of a dict keyed by session was made, to drop the old and the many."""
+
+    def __init__(self, kept_s: float, most: int) -> None:
+        self.kept_s = kept_s
+        self.most = most
+        self._made: dict[str, float] = {}
+
+    def put(self, entries: dict[str, Any], key: str, value: Any, now: float) -> None:
+        """Store ``value`` as the newest entry."""
+        entries.pop(key, None)
+        self._made.pop(key, None)
+        entries[key] = value
+        self._made[key] = now
+
+    def prune(self, entries: dict[str, Any], now: float, keep: Collection[str] = ()) -> None:
+        """Drop entries past their age and, oldest first, past the count (never one in keep)."""
+        for key in list(self._made):
+            if key not in entries:
+                del self._made[key]
+        old = [k for k, t in self._made.items() if now - t > self.kept_s and k not in keep]
+        spare = [k for k in self._made if k not in keep]
+        excess = max(0, len(self._made) - self.most)
+        for key in dict.fromkeys(old + spare[:excess]):
+            entries.pop(key, None)
+            del self._made[key]
 
 
 class PaymentDesk:
@@ -143,6 +178,8 @@ class PaymentDesk:
         self.receipts: dict[str, Receipt] = {}
         self.declines: dict[str, str] = {}
         """The last refusal's words per session (public token), for its owner's page."""
+        self._receipts_made = Aged(RECEIPTS_KEPT_S, MAX_RECEIPTS)
+        self._declines_made = Aged(DECLINES_KEPT_S, MAX_DECLINES)
 
     def connect(self, provider: PaymentProvider, secret: str, callback_url: str) -> None:
         """Another provider, its shared secret and the callback address (the bench's demo)."""
@@ -210,7 +247,7 @@ class PaymentDesk:
         session = pending.session
         token = session.public_token
         if result.status == "declined":
-            self.declines[token] = result.message or "The payment was declined."
+            self._decline(token, result.message or "The payment was declined.")
             log.info("payment declined on port %d: %s", pending.port_id, result.message)
             return {"result": "declined"}
         auth = Authorisation(result.reference, result.amount, result.card_last4)
@@ -219,7 +256,7 @@ class PaymentDesk:
             # The end capture may take up to the hold: less (a partial authorisation on a prepaid
             # card) or another currency would leave the energy unpaid.
             await self._release_auth(session, auth, None)
-            self.declines[token] = short
+            self._decline(token, short)
             log.warning("payment refused on port %d: %s", pending.port_id, short)
             return {"result": "released", "reason": short}
         if token in self._auth:  # a second checkout paid for a session already paid
@@ -239,14 +276,25 @@ class PaymentDesk:
             # The session ended while the rider was paying (its window closed): the hold must
             # not outlive it.
             if token not in self._auth:  # not another checkout's receipt, paid meanwhile
-                self.receipts[token] = receipt
+                self._keep_receipt(token, receipt)
             await self._release_auth(session, auth, receipt)
             return {"result": "released", "reason": "the session is not waiting for payment"}
         self._auth[token] = auth
-        self.receipts[token] = receipt
+        self._keep_receipt(token, receipt)
         self.declines.pop(token, None)
         await self._record(session, "authorised", auth.amount, 0.0, auth.reference)
         return {"result": "started"}
+
+    def _decline(self, token: str, words: str) -> None:
+        now = float(self._wall())
+        self._declines_made.put(self.declines, token, words, now)
+        self._declines_made.prune(self.declines, now)
+
+    def _keep_receipt(self, token: str, receipt: Receipt) -> None:
+        """A paid session's receipt stays until its end is captured, however old or many."""
+        now = float(self._wall())
+        self._receipts_made.put(self.receipts, token, receipt, now)
+        self._receipts_made.prune(self.receipts, now, keep=self._auth)
 
     def _short_of_hold(self, amount: float, currency: str) -> str:
         """Why an authorisation cannot pay for a session ("" when it can)."""
