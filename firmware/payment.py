@@ -304,7 +304,7 @@ class PaymentDesk:
         if amount + 0.005 < c.preauth_amount:
             return (
                 f"Only {amount:.2f} {c.currency} of the {c.preauth_amount:.2f} {c.currency} "
-                "hold was authorised; it was released. Please try another card."
+                "hold was authorised; it was released and nothing was charged."
             )
         return ""
 
