@@ -48,6 +48,9 @@ from hal.failsafe import install_failsafe
 
 log = logging.getLogger(__name__)
 
+METRICS_MAX_CONNECTIONS = 16
+"""A scraper or two: the metrics listener has the web server's idle deadline and a small cap."""
+
 
 @dataclass
 class Daemon:
@@ -210,6 +213,7 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
             secret=config.payment.callback_secret,
             callback_url=config.payment.callback_url
             or f"{api_settings.public_url}/api/payments/callback",
+            payment_window_s=station.settings.payment_window_s,
         )
         station.on_end = desk.settle
     uplink: Uplink | None = None
@@ -351,11 +355,16 @@ async def serve(
         site = CappedSite(runner, config.http_host, config.http_port, cap)
         await site.start()
         if daemon.metrics is not None and config.metrics.port is not None:
-            metrics_runner = web.AppRunner(metrics_app(daemon.metrics), handle_signals=False)
+            metrics_runner = web.AppRunner(
+                metrics_app(daemon.metrics),
+                handle_signals=False,
+                **runner_options(config.idle_timeout_s),
+            )
             runners.append(metrics_runner)
             await metrics_runner.setup()
             host = config.metrics.host or "127.0.0.1"
-            await web.TCPSite(metrics_runner, host, config.metrics.port).start()
+            metrics_cap = ConnectionCap(METRICS_MAX_CONNECTIONS)
+            await CappedSite(metrics_runner, host, config.metrics.port, metrics_cap).start()
             log.info("metrics on http://%s:%d/metrics", host, config.metrics.port)
         station_task = asyncio.create_task(daemon.station.run(), name="station")
         for service in daemon.services:

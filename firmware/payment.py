@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from firmware.checkout import CallbackVerifier, parse_result
+from firmware.checkout import CALLBACK, TOLERANCE_S, CallbackVerifier, Purpose, parse_result
 from firmware.config import PaymentConfig
 from firmware.station.port import LiveSession, PortController
 
@@ -110,10 +110,44 @@ class Pending:
 
 
 MAX_PENDING = 1000
-PENDING_TTL_S = 24 * 3600.0
-"""A checkout the provider never answered is forgotten after a day (a hold lasts about a week)."""
+"""Open checkouts station-wide; each session has one at most, so only many sessions fill it."""
+
+RECEIPTS_KEPT_S = 7 * 24 * 3600.0
+"""A receipt is shown on its session's page this long after it was made (the store keeps it)."""
+MAX_RECEIPTS = 1000
+DECLINES_KEPT_S = 3600.0
+"""The words of a refusal matter while the rider is paying; an hour is plenty."""
+MAX_DECLINES = 1000
 
 Approve = Callable[[int, LiveSession], Awaitable[bool]]
+
+
+class Aged:
+    """When each entry of a dict keyed by session was made, to drop the old and the many."""
+
+    def __init__(self, kept_s: float, most: int) -> None:
+        self.kept_s = kept_s
+        self.most = most
+        self._made: dict[str, float] = {}
+
+    def put(self, entries: dict[str, Any], key: str, value: Any, now: float) -> None:
+        """Store ``value`` as the newest entry."""
+        entries.pop(key, None)
+        self._made.pop(key, None)
+        entries[key] = value
+        self._made[key] = now
+
+    def prune(self, entries: dict[str, Any], now: float, keep: Collection[str] = ()) -> None:
+        """Drop entries past their age and, oldest first, past the count (never one in keep)."""
+        for key in list(self._made):
+            if key not in entries:
+                del self._made[key]
+        old = [k for k, t in self._made.items() if now - t > self.kept_s and k not in keep]
+        spare = [k for k in self._made if k not in keep]
+        excess = max(0, len(self._made) - self.most)
+        for key in dict.fromkeys(old + spare[:excess]):
+            entries.pop(key, None)
+            del self._made[key]
 
 
 class PaymentDesk:
@@ -128,8 +162,12 @@ class PaymentDesk:
         *,
         secret: str = "",
         callback_url: str = "",
+        payment_window_s: float = 300.0,
     ) -> None:
         self.config = config
+        self.pending_ttl_s = payment_window_s + TOLERANCE_S
+        """A checkout outlives its session's payment window by the callback's tolerance only, so
+        that a late result is still recognised (and its hold released), and no longer."""
         self.provider = provider
         self.store = store
         self._wall = wall
@@ -140,6 +178,8 @@ class PaymentDesk:
         self.receipts: dict[str, Receipt] = {}
         self.declines: dict[str, str] = {}
         """The last refusal's words per session (public token), for its owner's page."""
+        self._receipts_made = Aged(RECEIPTS_KEPT_S, MAX_RECEIPTS)
+        self._declines_made = Aged(DECLINES_KEPT_S, MAX_DECLINES)
 
     def connect(self, provider: PaymentProvider, secret: str, callback_url: str) -> None:
         """Another provider, its shared secret and the callback address (the bench's demo)."""
@@ -166,8 +206,9 @@ class PaymentDesk:
     async def open_checkout(self, port_id: int, session: LiveSession, return_url: str) -> str:
         """The address of the provider's page where this session's owner pays."""
         now = float(self._wall())
-        for key in [k for k, p in self._pending.items() if now - p.opened > PENDING_TTL_S]:
-            del self._pending[key]
+        token = session.public_token
+        for key in [k for k, p in self._pending.items() if self._done_with(p, token, now)]:
+            del self._pending[key]  # one open checkout per session: a new one replaces the old
         if len(self._pending) >= MAX_PENDING:
             raise ProviderUnavailable("too many checkouts are open; try again shortly")
         checkout_id = "co_" + secrets.token_urlsafe(18)
@@ -178,30 +219,49 @@ class PaymentDesk:
             self.callback_url,
             return_url,
         )
+        for key in [k for k, p in self._pending.items() if p.session.public_token == token]:
+            del self._pending[key]  # another request for this session opened one meanwhile
         self._pending[checkout_id] = Pending(port_id, session, now)
-        self.declines.pop(session.public_token, None)
+        self.declines.pop(token, None)
         return url
+
+    def _done_with(self, pending: Pending, token: str, now: float) -> bool:
+        """Forgotten: replaced by a new checkout of its session, paid, or past its window."""
+        return (
+            pending.session.public_token == token
+            or pending.session.paid
+            or now - pending.opened > self.pending_ttl_s
+        )
 
     async def take_callback(
         self, headers: Mapping[str, str], body: bytes, approve: Approve
     ) -> dict[str, Any]:
         """The provider's signed result. Raises CallbackRefused for a forged, stale or replayed
         one, KeyError for a checkout this station did not open (or already closed)."""
-        result = parse_result(self.verifier.verify(headers, body))
+        # Signed for the address this station gave the provider (a proxy in front may rewrite it).
+        purpose = Purpose.of(CALLBACK, "POST", self.callback_url)
+        result = parse_result(self.verifier.verify(headers, body, purpose))
         pending = self._pending.pop(result.checkout_id, None)
         if pending is None:
             raise KeyError(result.checkout_id)
         session = pending.session
         token = session.public_token
         if result.status == "declined":
-            self.declines[token] = result.message or "The payment was declined."
+            self._decline(token, result.message or "The payment was declined.")
             log.info("payment declined on port %d: %s", pending.port_id, result.message)
             return {"result": "declined"}
         auth = Authorisation(result.reference, result.amount, result.card_last4)
+        short = self._short_of_hold(result.amount, result.currency)
+        if short:
+            # The end capture may take up to the hold: less (a partial authorisation on a prepaid
+            # card) or another currency would leave the energy unpaid.
+            await self._release_auth(session, auth, None)
+            self._decline(token, short)
+            log.warning("payment refused on port %d: %s", pending.port_id, short)
+            return {"result": "released", "reason": short}
         if token in self._auth:  # a second checkout paid for a session already paid
             await self._release_auth(session, auth, None)
             return {"result": "released", "reason": "the session was already paid"}
-        self._auth[token] = auth
         receipt = Receipt(
             currency=self.config.currency,
             price_per_kwh=self.config.price_per_kwh,
@@ -210,15 +270,43 @@ class PaymentDesk:
             card_last4=auth.card_last4,
             reference=auth.reference,
         )
-        self.receipts[token] = receipt
-        await self._record(session, "authorised", auth.amount, 0.0, auth.reference)
+        # Approved before anything is awaited: were the store awaited first, the window could
+        # close meanwhile and the end of a session that never ran would capture its fee.
         if not await approve(pending.port_id, session):
             # The session ended while the rider was paying (its window closed): the hold must
             # not outlive it.
-            await self.release(session)
-            return {"result": "released", "reason": "the session had already ended"}
+            if token not in self._auth:  # not another checkout's receipt, paid meanwhile
+                self._keep_receipt(token, receipt)
+            await self._release_auth(session, auth, receipt)
+            return {"result": "released", "reason": "the session is not waiting for payment"}
+        self._auth[token] = auth
+        self._keep_receipt(token, receipt)
         self.declines.pop(token, None)
+        await self._record(session, "authorised", auth.amount, 0.0, auth.reference)
         return {"result": "started"}
+
+    def _decline(self, token: str, words: str) -> None:
+        now = float(self._wall())
+        self._declines_made.put(self.declines, token, words, now)
+        self._declines_made.prune(self.declines, now)
+
+    def _keep_receipt(self, token: str, receipt: Receipt) -> None:
+        """A paid session's receipt stays until its end is captured, however old or many."""
+        now = float(self._wall())
+        self._receipts_made.put(self.receipts, token, receipt, now)
+        self._receipts_made.prune(self.receipts, now, keep=self._auth)
+
+    def _short_of_hold(self, amount: float, currency: str) -> str:
+        """Why an authorisation cannot pay for a session ("" when it can)."""
+        c = self.config
+        if currency.upper() != c.currency.upper():
+            return f"The payment was authorised in {currency or 'no currency'}, not {c.currency}."
+        if amount + 0.005 < c.preauth_amount:
+            return (
+                f"Only {amount:.2f} {c.currency} of the {c.preauth_amount:.2f} {c.currency} "
+                "hold was authorised; it was released and nothing was charged."
+            )
+        return ""
 
     async def settle(self, port: PortController, session: LiveSession) -> None:
         """At the end of a paid session: capture the energy delivered plus the fee."""

@@ -12,10 +12,11 @@ import json
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
-from firmware.checkout import signed_headers
+from firmware.checkout import API, Purpose, reference_ok, signed_headers
 from firmware.payment import Authorisation, PaymentDeclined, ProviderUnavailable
 
 TIMEOUT_S = 10.0
@@ -31,13 +32,14 @@ class HttpProvider:
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         if not self.api_url:
             raise ProviderUnavailable("no payment provider address is configured")
+        url = self.api_url + path
         body = json.dumps({**payload, "event_id": secrets.token_hex(12)}).encode()
-        headers = signed_headers(self.secret, self._wall(), body)
+        headers = signed_headers(self.secret, Purpose.of(API, "POST", url), self._wall(), body)
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as client,
-                client.post(self.api_url + path, data=body, headers=headers) as response,
+                client.post(url, data=body, headers=headers) as response,
             ):
                 data = await response.json(content_type=None)
                 status = response.status
@@ -69,7 +71,14 @@ class HttpProvider:
         return url
 
     async def capture(self, auth: Authorisation, amount: float) -> None:
-        await self._post(f"/v1/authorisations/{auth.reference}/capture", {"amount": amount})
+        await self._post(_path(auth, "capture"), {"reference": auth.reference, "amount": amount})
 
     async def release(self, auth: Authorisation) -> None:
-        await self._post(f"/v1/authorisations/{auth.reference}/release", {})
+        await self._post(_path(auth, "release"), {"reference": auth.reference})
+
+
+def _path(auth: Authorisation, action: str) -> str:
+    """The reference is checked when the callback brings it; quoted all the same."""
+    if not reference_ok(auth.reference):
+        raise ProviderUnavailable("the authorisation's reference is not usable")
+    return f"/v1/authorisations/{quote(auth.reference, safe='')}/{action}"

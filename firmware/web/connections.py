@@ -9,6 +9,9 @@ the station's file descriptors, its log, or its touchscreen. So:
 - a connection with no complete request within ``idle_timeout_s`` (at its start or between
   requests: a half-open or idle one) is closed by aiohttp's keep-alive timer, which
   :func:`runner_options` sets;
+- a peer that asks and never reads its answers (aiohttp then stops reading it, and its timer never
+  runs) is dropped by the kernel: every accepted socket gets ``TCP_USER_TIMEOUT`` of the same
+  ``idle_timeout_s``, so data it leaves unacknowledged that long aborts the connection;
 - a request body that does not arrive within ``body_timeout_s`` is a ``408`` (see
   :mod:`firmware.web.cards`, which reads bodies first);
 - a refusal is logged once a minute with the count since, never once per socket.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -51,6 +55,31 @@ def runner_options(idle_timeout_s: float) -> dict[str, Any]:
     return {"keepalive_timeout": idle_timeout_s, "lingering_time": 2.0}
 
 
+AIOHTTP_KEEPALIVE_S = 75.0
+"""aiohttp's own keep-alive timeout, for a server made without :func:`runner_options`."""
+
+
+def idle_deadline(server: web.Server) -> float:
+    """The server's idle deadline: the keep-alive timeout :func:`runner_options` gave it (aiohttp
+    keeps a server's handler options in ``_kwargs`` and offers no public way to read them)."""
+    options = getattr(server, "_kwargs", {})
+    value = options.get("keepalive_timeout", AIOHTTP_KEEPALIVE_S)
+    return float(value) if isinstance(value, int | float) else AIOHTTP_KEEPALIVE_S
+
+
+def limit_unacknowledged(transport: asyncio.BaseTransport, seconds: float) -> None:
+    """Abort the connection once sent data stays unacknowledged for ``seconds`` (Linux; the
+    kernel counts zero-window probes too, so a peer that stops reading is dropped)."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    sock = transport.get_extra_info("socket")
+    if option is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, max(1, int(seconds * 1000)))
+    except OSError as exc:
+        log.debug("TCP_USER_TIMEOUT not set: %s", exc)
+
+
 class ConnectionCap:
     """Counts the station's open connections and turns away those past the cap."""
 
@@ -64,11 +93,10 @@ class ConnectionCap:
 
     def factory(self, server: web.Server) -> Callable[[], asyncio.Protocol]:
         """A protocol factory for ``loop.create_server`` in front of aiohttp's ``server``."""
+        idle_s = idle_deadline(server)
 
         def make() -> asyncio.Protocol:
-            if len(server.connections) < self.max_connections:
-                return server()
-            return _Doorman(self, server)
+            return _Doorman(self, server, idle_s, len(server.connections) >= self.max_connections)
 
         return make
 
@@ -95,21 +123,25 @@ MAX_LINGERING = 256
 
 
 class _Doorman(asyncio.Protocol):
-    """A connection past the cap: the touchscreen's is handed to aiohttp, any other gets 503."""
+    """Every accepted connection: its socket gets the idle deadline for unacknowledged data; one
+    under the cap, or the touchscreen's, is handed to aiohttp; any other gets 503."""
 
     lingering = 0
 
-    def __init__(self, cap: ConnectionCap, server: web.Server) -> None:
+    def __init__(self, cap: ConnectionCap, server: web.Server, idle_s: float, full: bool) -> None:
         self.cap = cap
         self.server = server
+        self.idle_s = idle_s
+        self.full = full
         self._timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        limit_unacknowledged(transport, self.idle_s)
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        if host in self.cap.always:
+        if not self.full or host in self.cap.always:
             handler = self.server()
             transport.set_protocol(handler)
             handler.connection_made(transport)

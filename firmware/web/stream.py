@@ -69,7 +69,10 @@ async def events(request: web.Request) -> web.StreamResponse:
             if not ours():
                 await response.write(sse("snapshot", {"ports": [], "boot": boot}))
                 return response
-            await response.write(hub.cached(("snapshot", port_filter, public), snapshot))
+            # One cached snapshot per view: the session's, and the privileged (who see the
+            # central system's address) apart from everybody else.
+            key = ("snapshot", port_filter, token, public, is_privileged(request))
+            await response.write(hub.cached(key, snapshot))
             while more():
                 chunk = await stream.get()
                 if chunk is None or not ours():

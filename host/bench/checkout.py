@@ -23,7 +23,14 @@ import aiohttp
 from aiohttp import web
 
 from firmware.cardnumbers import luhn_ok
-from firmware.checkout import CallbackRefused, CallbackVerifier, signed_headers
+from firmware.checkout import (
+    API,
+    CALLBACK,
+    CallbackRefused,
+    CallbackVerifier,
+    Purpose,
+    signed_headers,
+)
 from firmware.daemon import Daemon
 from firmware.payment_http import HttpProvider
 from firmware.web.context import PAYMENT_KEY, SETTINGS_KEY
@@ -81,7 +88,8 @@ class DemoProviderApp:
 
     async def _signed(self, request: web.Request) -> dict[str, Any]:
         try:
-            return self.verifier.verify(request.headers, await request.read())
+            purpose = Purpose(API, request.method, request.rel_url.raw_path)
+            return self.verifier.verify(request.headers, await request.read(), purpose)
         except CallbackRefused as exc:
             raise web.HTTPUnauthorized(text=json.dumps({"message": str(exc)})) from None
 
@@ -99,9 +107,16 @@ class DemoProviderApp:
         )
         return web.json_response({"url": f"{self.public_base}/checkout/{checkout_id}"})
 
-    async def capture(self, request: web.Request) -> web.Response:
+    async def _hold(self, request: web.Request) -> tuple[dict[str, Any], DemoHold | None]:
+        """The signed request and the hold its body names (the path must name the same one)."""
         data = await self._signed(request)
-        hold = self.holds.get(request.match_info["ref"])
+        reference = data.get("reference")
+        if not isinstance(reference, str) or reference != request.match_info["ref"]:
+            return data, None
+        return data, self.holds.get(reference)
+
+    async def capture(self, request: web.Request) -> web.Response:
+        data, hold = await self._hold(request)
         amount = data.get("amount")
         if hold is None or hold.released or not isinstance(amount, int | float):
             return web.json_response({"message": "no such authorisation"}, status=402)
@@ -111,8 +126,7 @@ class DemoProviderApp:
         return web.json_response({"captured": hold.captured})
 
     async def release(self, request: web.Request) -> web.Response:
-        await self._signed(request)
-        hold = self.holds.get(request.match_info["ref"])
+        _, hold = await self._hold(request)
         if hold is None:
             return web.json_response({"message": "no such authorisation"}, status=402)
         hold.released = True
@@ -133,7 +147,11 @@ class DemoProviderApp:
         if number not in DEMO_CARDS:
             return self._page(checkout, "Demo mode: use a test card, e.g. 4242 4242 4242 4242.")
         reason = DEMO_CARDS[number]
-        result: dict[str, Any] = {"checkout_id": checkout.checkout_id, "amount": checkout.amount}
+        result: dict[str, Any] = {
+            "checkout_id": checkout.checkout_id,
+            "amount": checkout.amount,
+            "currency": checkout.currency,
+        }
         reference = ""
         if reason is None:
             reference = f"demo_{secrets.token_hex(8)}"
@@ -150,7 +168,8 @@ class DemoProviderApp:
 
     async def _call_back(self, checkout: DemoCheckout, result: dict[str, Any]) -> bool:
         body = json.dumps({**result, "event_id": f"evt_{secrets.token_hex(10)}"}).encode()
-        headers = signed_headers(self.secret, self.wall(), body)
+        purpose = Purpose.of(CALLBACK, "POST", checkout.callback_url)
+        headers = signed_headers(self.secret, purpose, self.wall(), body)
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client,

@@ -19,8 +19,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from firmware.checkout import (
+    API,
+    CALLBACK,
     CallbackRefused,
     CallbackVerifier,
+    Purpose,
     parse_result,
     sign,
     signed_headers,
@@ -35,6 +38,12 @@ from host.bench.checkout import DemoProviderApp
 from tests.support import Bench, make_bench
 
 SECRET = "a-shared-secret-of-32-characters"
+TO_STATION = Purpose(CALLBACK, "POST", "/api/payments/callback")
+"""What the provider's callback to the test station is signed for."""
+
+
+def callback_headers(body: bytes, wall: float, secret: str = SECRET) -> dict[str, str]:
+    return signed_headers(secret, TO_STATION, wall, body)
 
 
 @dataclass
@@ -90,6 +99,7 @@ async def paying(tmp_path: Path, **bench_options: Any) -> AsyncIterator[Paying]:
             bench.store,
             wall,
             secret=SECRET,
+            payment_window_s=bench.station.settings.payment_window_s,
         )
         bench.station.on_end = desk.settle
         settings = ApiSettings(None, ("127.0.0.1",), "http://127.0.0.1:1")
@@ -179,10 +189,12 @@ async def test_a_payment_after_the_window_closed_is_released_and_nothing_runs(
         assert bench.port(1).state == PortState.DONE and nothing_runs(bench)
         assert session.session_id is not None
         payments = await bench.store.payments(session.session_id)
-        assert [p["status"] for p in payments] == ["authorised", "released"]
+        assert [p["status"] for p in payments] == ["released"]  # it never authorised a session
 
 
-async def test_a_forged_stale_or_replayed_callback_is_refused(tmp_path: Path) -> None:
+async def test_a_forged_stale_or_replayed_callback_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with paying(tmp_path) as scene:
         bench = scene.bench
         started = await scene.start()
@@ -195,47 +207,59 @@ async def test_a_forged_stale_or_replayed_callback_is_refused(tmp_path: Path) ->
             "status": "authorised",
             "reference": "forged",
             "amount": 10.0,
+            "currency": "EUR",
             "card_last4": "4242",
         }
         body = json.dumps(result).encode()
         refused = [
             (body, {"Content-Type": "application/json"}),  # not signed
-            (body, signed_headers("another-secret-of-32-characters!", now, body)),
-            (body, signed_headers(SECRET, now - 600.0, body)),  # too old
-            (body, signed_headers(SECRET, now + 600.0, body)),  # from the future
+            (body, callback_headers(body, now, "another-secret-of-32-characters!")),
+            (body, callback_headers(body, now - 600.0)),  # too old
+            (body, callback_headers(body, now + 600.0)),  # from the future
+            (body, signed_headers(SECRET, Purpose(API, "POST", TO_STATION.path), now, body)),
+            (body, signed_headers(SECRET, Purpose(CALLBACK, "POST", "/other"), now, body)),
         ]
         tampered = json.dumps({**result, "amount": 0.01}).encode()
-        refused.append((tampered, signed_headers(SECRET, now, body)))
+        refused.append((tampered, callback_headers(body, now)))
         for each_body, headers in refused:
             status, answer = await scene.callback(each_body, headers)
             assert status == 401 and answer["error"]["code"] == "callback_refused", answer
         await bench.run_for(2.0)
         assert bench.port(1).state == PortState.PAYMENT and nothing_runs(bench)
 
-        good = signed_headers(SECRET, now, body)
+        good = callback_headers(body, now)
         assert await scene.callback(body, good) == (200, {"result": "started"})
         await bench.run_until(lambda: bench.port(1).state == PortState.CHARGING)
         status, answer = await scene.callback(body, good)  # the same message again
-        assert status == 401 and "already received" in answer["error"]["message"]
+        assert status == 401 and answer["error"]["message"] == "The callback was refused."
+        assert "already received" in caplog.text  # why is for the station's log only
         again = json.dumps({**result, "event_id": "evt_2"}).encode()
-        status, answer = await scene.callback(again, signed_headers(SECRET, now, again))
+        status, answer = await scene.callback(again, callback_headers(again, now))
         assert status == 404  # that checkout is closed: one result each
 
 
-def test_signatures_cover_the_timestamp_and_every_byte_of_the_body() -> None:
+def test_signatures_cover_the_purpose_the_timestamp_and_every_byte_of_the_body() -> None:
     wall = [1_000_000.0]
     verifier = CallbackVerifier(SECRET, lambda: wall[0], tolerance_s=300.0)
     body = b'{"event_id": "e1", "checkout_id": "c", "status": "declined", "message": "no"}'
-    headers = signed_headers(SECRET, wall[0], body)
-    assert parse_result(verifier.verify(headers, body)).message == "no"
+    headers = callback_headers(body, wall[0])
+    for other in (
+        Purpose(API, TO_STATION.method, TO_STATION.path),
+        Purpose(CALLBACK, "PUT", TO_STATION.path),
+        Purpose(CALLBACK, TO_STATION.method, "/api/payments/callback/"),
+    ):
+        with pytest.raises(CallbackRefused, match="signature"):
+            verifier.verify(headers, body, other)
+    assert parse_result(verifier.verify(headers, body, TO_STATION)).message == "no"
     with pytest.raises(CallbackRefused, match="already"):
-        verifier.verify(headers, body)
+        verifier.verify(headers, body, TO_STATION)
     with pytest.raises(CallbackRefused, match="signature"):
-        verifier.verify({**headers, "X-Pev-Timestamp": str(int(wall[0]) + 1)}, body)
-    assert sign(SECRET, "1", b"x") != sign(SECRET, "1", b"x ")
+        verifier.verify({**headers, "X-Pev-Timestamp": str(int(wall[0]) + 1)}, body, TO_STATION)
+    assert sign(SECRET, TO_STATION, "1", b"x") != sign(SECRET, TO_STATION, "1", b"x ")
+    assert Purpose.of(API, "post", "http://h:1/v1/x?y=1") == Purpose(API, "POST", "/v1/x")
     wall[0] += 301.0  # the id is forgotten once its timestamp could no longer pass anyway
     with pytest.raises(CallbackRefused, match="more than 300 s"):
-        verifier.verify(headers, body)
+        verifier.verify(headers, body, TO_STATION)
     with pytest.raises(CallbackRefused, match="reference"):
         parse_result({"event_id": "e", "checkout_id": "c", "status": "authorised"})
     with pytest.raises(CallbackRefused, match="card number"):  # signed, but no card numbers
@@ -244,6 +268,9 @@ def test_signatures_cover_the_timestamp_and_every_byte_of_the_body() -> None:
         )
     numeric = {"event_id": "e", "checkout_id": "c", "status": "authorised", "card_last4": "4242"}
     assert parse_result({**numeric, "reference": "4242424242424242"}).reference  # a provider's id
+    for path_like in ("../../x", "a/b", "a?b", "a%2Fb", "a b"):
+        with pytest.raises(CallbackRefused, match="reference"):
+            parse_result({**numeric, "reference": path_like})
 
 
 async def test_the_demo_page_refuses_a_mistyped_number_without_telling_the_station(

@@ -127,7 +127,7 @@ STRANGER: dict[tuple[str, str], int] = {
     ("GET", "/api/sessions/{token}/events"): 404,
     ("GET", "/api/sessions/{token}/qr.svg"): 404,
     ("POST", "/api/sessions/{token}/checkout"): 404,
-    ("GET", "/api/sessions/{token}/receipt"): 404,
+    ("GET", "/api/sessions/{token}/receipt"): 403,
     ("GET", "/api/sessions/{token}/payment"): 403,
     ("POST", "/api/payments/callback"): 401,
     ("GET", "/sw.js"): 200,
