@@ -251,8 +251,13 @@ class ElconStage(PowerStage):
         self._send_error = None
 
     def _drain(self) -> None:
+        import can
+
         while True:
-            frame = self.bus.recv(timeout=0)
+            try:
+                frame = self.bus.recv(timeout=0)
+            except (OSError, can.CanError) as exc:  # the interface went down: a stage failure
+                raise StageError(f"CAN receive failed: {exc}") from exc
             if frame is None:
                 return
             if frame.arbitration_id == self.status_id and frame.is_extended_id:
