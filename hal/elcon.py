@@ -23,6 +23,16 @@ current at or below the grant), against the port's own sensor. A read returns th
 frame if it is younger than ``stale_s``, or waits at most ``timeout_s`` of the injected clock for
 the next one.
 
+A frame is as old as its arrival, not as the read that takes it off the bus. The keep-alive drains
+the bus every period, session or not: left alone between sessions, SocketCAN's receive buffer
+fills and then drops the newest frames, and the first read of a session would take a charger's
+last words from minutes ago for its status now. A frame is stamped with the interface's receive
+time (``Message.timestamp``, the kernel's stamp on SocketCAN) when the stage is told the stamps are
+on its clock's wall time (``stamped``), else with the drain's time; either way no later than now
+and no earlier than the drain before, so a stepped wall clock cannot make a frame look younger
+than it is by more than one period. The bus is opened with a filter for the stage's own status id,
+so other chargers' frames do not fill its buffer.
+
 The charger's 5 s silence stop protects against a station that has died. Against one that lives
 but has lost track of a session (a watch task ended by a bug, a loop that no longer reads the
 stage), the driver takes a lease (``lease_s``, :data:`LEASE_S` in the station): it repeats the
@@ -120,16 +130,25 @@ def protection_of(bits: int) -> StageProtection:
     return flags
 
 
-def open_bus(interface: str, channel: str, bitrate: int = BITRATE) -> Any:
-    """A python-can bus: ``socketcan``/``can0`` on the Pi's MCP2515, ``virtual`` on the bench."""
+def open_bus(
+    interface: str, channel: str, bitrate: int = BITRATE, *, receive_id: int | None = None
+) -> Any:
+    """A python-can bus: ``socketcan``/``can0`` on the Pi's MCP2515, ``virtual`` on the bench;
+    with ``receive_id`` a SocketCAN socket takes only that extended id, so other chargers' frames
+    do not fill its receive buffer."""
     try:
         import can
     except ImportError as exc:
         raise BackendUnavailable(
             "python-can is not installed: pip install 'pev-charger[pi]'"
         ) from exc
+    filters: list[can.typechecking.CanFilter] | None = None
+    # Only where the kernel filters: python-can's own filter makes recv(timeout=0) return None
+    # at the first frame it drops, which would end a drain with frames still queued.
+    if receive_id is not None and interface == "socketcan":
+        filters = [{"can_id": receive_id, "can_mask": 0x1FFFFFFF, "extended": True}]
     try:
-        return can.Bus(interface=interface, channel=channel, bitrate=bitrate)
+        return can.Bus(interface=interface, channel=channel, bitrate=bitrate, can_filters=filters)
     except (OSError, can.CanError) as exc:
         raise StageError(f"cannot open CAN bus {interface}:{channel}: {exc}") from exc
 
@@ -154,6 +173,7 @@ class ElconStage(PowerStage):
         stale_s: float = 1.5,
         charger_address: int = 0xE5,
         lease_s: float | None = None,
+        stamped: bool = False,
     ) -> None:
         if charger_address not in CHARGER_ADDRESSES:
             raise StageError(
@@ -175,6 +195,9 @@ class ElconStage(PowerStage):
         self.charging = False
         self._status: tuple[float, float, int] | None = None
         self._status_at = -1e9
+        self.stamped = stamped
+        """``Message.timestamp`` is on the clock's wall time (SocketCAN against the real clock)."""
+        self._drained_at = clock.monotonic()
         self._sender: asyncio.Task[None] | None = None
         self._send_error: StageError | None = None
         self.frames_sent = 0
@@ -201,6 +224,8 @@ class ElconStage(PowerStage):
         """Start the once-a-second command (stopped, 0 V, 0 A) and wait for the first status."""
         self.charging = False
         self._send()
+        self._drain()  # what was queued while closed is no answer to this open
+        self._status = None
         self._sender = asyncio.create_task(self._keep_alive(), name="elcon-keep-alive")
         try:
             await self._fresh_status(COMMAND_PERIOD_S + self.timeout_s)  # status once a second
@@ -222,7 +247,8 @@ class ElconStage(PowerStage):
         self._used_at = self._clock.monotonic()
 
     async def _keep_alive(self) -> None:
-        """The charger stops after 5 s without a command; a failed send is reported by read()."""
+        """The charger stops after 5 s without a command; the bus is drained each period, so no
+        frame waits in a buffer; a failed send or receive is reported by read()."""
         while True:
             await self._clock.sleep(COMMAND_PERIOD_S)
             idle = self._clock.monotonic() - self._used_at
@@ -234,6 +260,8 @@ class ElconStage(PowerStage):
                 self._send()
             except StageError as exc:
                 self._send_error = exc
+            with contextlib.suppress(StageError):  # a broken bus: the next read's drain says so
+                self._drain()  # not a use: the lease counts the station's reads only
 
     def _send(self) -> None:
         import can
@@ -251,14 +279,28 @@ class ElconStage(PowerStage):
         self._send_error = None
 
     def _drain(self) -> None:
+        import can
+
+        now = self._clock.monotonic()
+        since = self._drained_at
         while True:
-            frame = self.bus.recv(timeout=0)
+            try:
+                frame = self.bus.recv(timeout=0)
+            except (OSError, can.CanError) as exc:  # the interface went down: a stage failure
+                raise StageError(f"CAN receive failed: {exc}") from exc
             if frame is None:
-                return
+                break
             if frame.arbitration_id == self.status_id and frame.is_extended_id:
                 with contextlib.suppress(ValueError):  # a short frame is ignored, not trusted
                     self._status = decode_status(bytes(frame.data))
-                    self._status_at = self._clock.monotonic()
+                    self._status_at = self._arrival(frame.timestamp, since, now)
+        self._drained_at = now
+
+    def _arrival(self, stamp: float, since: float, now: float) -> float:
+        """When a frame arrived, on the monotonic clock: between the last drain and this one."""
+        if not self.stamped or stamp <= 0:
+            return now
+        return min(now, max(since, now - (self._clock.wall() - stamp)))
 
     async def _fresh_status(self, timeout_s: float | None = None) -> tuple[float, float, int]:
         timeout = self.timeout_s if timeout_s is None else timeout_s

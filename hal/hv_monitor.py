@@ -11,6 +11,13 @@ The ADC converts continuously (:data:`DATA_RATE_SPS`): a read is one register tr
 at most 7.8 ms old, where a single-shot read would write the configuration and poll the part for a
 conversion inside every pass of the safety loop. The driver's first read waits for two conversions
 (16 ms of real time); the monitor takes it when it is built, not in a pass.
+
+A part that browns out comes back with its reset configuration: single-shot, another input pair,
+another range, and a conversion register that holds 0 and never moves again. Read alone, that
+register would report a dead port, 0 V, for as long as the station runs. So the configuration is
+read back every :data:`CONFIG_CHECK_READS` reads, and at once whenever a read gives exactly code 0
+(what a reset part gives); a configuration that is not the one written is a :class:`SensorError`
+(a live port trips ``sensor``), and the part is armed again, so that the reads after it measure.
 """
 
 from __future__ import annotations
@@ -27,6 +34,23 @@ ADC_FULL_SCALE_V = {1: 4.096, 2: 2.048, 4: 1.024, 8: 0.512, 16: 0.256}
 """The PGA's full scale at each gain the configuration allows (hal/hv_config.py)."""
 _ADC_CLIP_CODE = 32767
 DATA_RATE_SPS = 128
+CONFIG_CHECK_READS = 8
+"""At most this many reads between two read-backs of the configuration (one more transfer and a
+pointer write, well under a millisecond at 400 kHz)."""
+_CONVERSION, _CONFIG = 0x00, 0x01
+_ARMED_BITS = 0x7FE0
+"""MUX, PGA, MODE and DR: what this monitor wrote and a reset changes (OS and the comparator
+bits are not compared)."""
+_PGA_CODE = {1: 1, 2: 2, 4: 3, 8: 4, 16: 5}
+_DR_128_SPS, _COMPARATOR_OFF = 0x0080, 0x0003
+
+
+def armed_config(channel: int, gain: int) -> int:
+    """The configuration word: AINx against GND, the gain's range, continuous, 128 SPS, no
+    comparator. Written here, not by the driver: adafruit-circuitpython-ads1x15 3.0.5 keeps the
+    chip's multiplexer in continuous mode and never selects the pin asked for (after a reset that
+    is AIN0 against AIN1)."""
+    return (0x4 | channel) << 12 | _PGA_CODE[gain] << 9 | _DR_128_SPS | _COMPARATOR_OFF
 
 
 class HighVoltageMonitor(PowerMonitor):
@@ -71,13 +95,57 @@ class HighVoltageMonitor(PowerMonitor):
                 mode=Mode.CONTINUOUS,
                 address=adc_address,
             )
+            self._adc = adc
+            self._armed = armed_config(channel, gain)
+            self._arm()
             self._input = AnalogIn(adc, channel)
-            self._read_adc()  # starts the conversions (and the driver's one wait)
+            _ = self._input.value  # the driver's first read, and its one wait for a conversion
+            config = self._read_config()
+            self._point_at_conversion()
         except (OSError, ValueError) as exc:
             raise SensorError(f"ADS1115 at 0x{adc_address:02X} does not answer: {exc}") from exc
+        if (config ^ self._armed) & _ARMED_BITS:
+            raise SensorError(
+                f"ADS1115 at 0x{adc_address:02X} holds configuration 0x{config:04X}, "
+                f"not the 0x{self._armed:04X} written"
+            )
+        self._reads = 0
+        self.resets = 0
+        """How many times the part was found reset (or reconfigured) and armed again."""
+
+    def _read_config(self) -> int:
+        buf = bytearray(2)
+        with self._adc.i2c_device as dev:
+            dev.write_then_readinto(bytes([_CONFIG]), buf)
+        return buf[0] << 8 | buf[1]
+
+    def _arm(self) -> None:
+        with self._adc.i2c_device as dev:
+            dev.write(bytes([_CONFIG, self._armed >> 8, self._armed & 0xFF]))
+
+    def _point_at_conversion(self) -> None:
+        """The driver's reads leave the register pointer alone: put it back on the result."""
+        with self._adc.i2c_device as dev:
+            dev.write(bytes([_CONVERSION]))
+
+    def _check_config(self) -> None:
+        config = self._read_config()
+        if (config ^ self._armed) & _ARMED_BITS:
+            self.resets += 1
+            self._arm()  # armed again: the reads after this one measure
+            self._point_at_conversion()
+            raise SensorError(
+                f"configuration 0x{config:04X}, not the 0x{self._armed:04X} written: "
+                "the ADC was reset; armed again"
+            )
+        self._point_at_conversion()
 
     def _read_adc(self) -> tuple[int, float]:
         code = int(self._input.value)  # one transfer: the voltage follows from the code
+        self._reads += 1
+        if code == 0 or self._reads >= CONFIG_CHECK_READS:
+            self._reads = 0
+            self._check_config()
         return code, code / 32768 * ADC_FULL_SCALE_V[self.gain]
 
     async def read(self) -> PowerReading:
@@ -87,6 +155,8 @@ class HighVoltageMonitor(PowerMonitor):
                 code, adc_v = self._read_adc()
             else:
                 code, adc_v = await asyncio.to_thread(self._read_adc)
+        except SensorError as exc:
+            raise SensorError(f"{where}: {exc}") from exc
         except OSError as exc:
             raise SensorError(f"{where}: I2C read failed: {exc}") from exc
         if not math.isfinite(adc_v):

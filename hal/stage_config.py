@@ -182,9 +182,10 @@ def elcon_opener(
     bench), capped at the port's own voltage limit."""
 
     async def make() -> tuple[PowerStage, Closer | None]:
-        from hal.elcon import LEASE_S, ElconStage, open_bus
+        from hal.elcon import LEASE_S, ElconStage, open_bus, status_id
 
-        bus = open_bus(interface, channel or port.stage_can_channel)
+        own = status_id(port.stage_can_address)
+        bus = open_bus(interface, channel or port.stage_can_channel, receive_id=own)
 
         async def shutdown() -> None:
             bus.shutdown()
@@ -196,6 +197,7 @@ def elcon_opener(
             max_current_a=port.stage_max_current_a,
             charger_address=port.stage_can_address,
             lease_s=LEASE_S,
+            stamped=interface == "socketcan",  # the kernel's receive stamps, on the wall clock
         )
         return stage, shutdown
 

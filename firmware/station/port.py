@@ -196,7 +196,16 @@ class PortController(PowerActions):
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A task of this port that failed trips it: a watch that died must not leave power on.
+        A cancelled one (the session's end, the station's close) is no failure."""
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("port %d: a task failed", self.port_id, exc_info=exc)
+            self.trip(Trip("internal", f"Station error: {exc}"[:120]))
 
     def limits(self) -> Limits | None:
         if self.battery is None:

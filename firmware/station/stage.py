@@ -157,7 +157,7 @@ async def watch(port: PortController, session: object) -> None:
             continue
         try:
             status = await stage.read()
-        except StageError as exc:
+        except Exception as exc:  # any failure of the part or its bus ends the watch in a trip
             if live():
                 port.trip(stage_trip(exc))
             return

@@ -38,6 +38,8 @@ class Ads1115Model:
         self.reset()
 
     def reset(self) -> None:
+        """Power-on reset, as after a brownout: single-shot, AIN0-AIN1, ±2.048 V, result 0, which
+        never moves again until the configuration is written."""
         self.regs = {CONVERSION: 0, CONFIG: RESET_CONFIG, LO_THRESH: 0x8000, HI_THRESH: 0x7FFF}
 
     def _pin_v(self, pin: int | None) -> float:

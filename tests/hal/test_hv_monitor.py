@@ -3,13 +3,15 @@ on the simulated bus, through the divider, with the INA228 on the low side for t
 
 from __future__ import annotations
 
+import contextlib
+
 import adafruit_ads1x15.ads1115 as ads1115
 import pytest
 from adafruit_ads1x15.analog_in import AnalogIn
 
 from hal.clock import SimClock
 from hal.errors import ImplausibleReading, SensorError
-from hal.hv_monitor import HighVoltageMonitor
+from hal.hv_monitor import CONFIG_CHECK_READS, HighVoltageMonitor
 from hal.monitors import Ina228Monitor
 from hal.sim.ads1115 import CONFIG, MODE_SINGLE, Ads1115Model
 from hal.sim.i2c import SimI2C
@@ -80,3 +82,42 @@ async def test_the_adc_converts_continuously_so_a_read_is_one_transfer() -> None
     reading = await monitor.read()
     assert bus.transfers - before == ina_transfers + 1  # the conversion register, nothing else
     assert reading.bus_voltage_v == pytest.approx(100.8, abs=0.02)
+
+
+async def test_the_channel_asked_for_is_the_one_read() -> None:
+    """The driver keeps the chip's multiplexer in continuous mode (AIN0-AIN1 after a reset): the
+    monitor selects AINx against GND itself."""
+    _, adc, _, monitor = rig()
+    adc.inputs_v[0], adc.inputs_v[1] = 100.8 / RATIO, 1.0
+    assert (await monitor.read()).bus_voltage_v == pytest.approx(100.8, abs=0.02)
+    assert (adc.regs[CONFIG] >> 12) & 0x7 == 0b100  # AIN0 against GND
+
+
+async def test_a_reset_adc_is_a_sensor_error_and_is_armed_again() -> None:
+    """A brownout leaves the part single-shot with its result register at 0: a read does not
+    report 0 V, it fails; the part is armed again and the next read measures."""
+    _, adc, _, monitor = rig()
+    adc.inputs_v[0] = 126.0 / RATIO
+    await monitor.read()
+    armed = adc.regs[CONFIG]
+    adc.reset()
+    assert adc.regs[CONFIG] & MODE_SINGLE
+    with pytest.raises(SensorError, match="the ADC was reset"):
+        await monitor.read()
+    assert monitor.resets == 1
+    assert adc.regs[CONFIG] == armed
+    assert (await monitor.read()).bus_voltage_v == pytest.approx(126.0, abs=0.02)
+
+
+async def test_a_changed_range_is_found_within_a_few_reads() -> None:
+    """A configuration changed under the monitor (here the range) while results still move is
+    found at the next read-back, at most CONFIG_CHECK_READS reads later."""
+    _, adc, _, monitor = rig()
+    adc.inputs_v[0] = 84.0 / RATIO
+    adc.write_register(CONFIG, (adc.regs[CONFIG] & ~0x0E00 | 0x0400).to_bytes(2, "big"))
+    for _ in range(CONFIG_CHECK_READS - 1):
+        with contextlib.suppress(ImplausibleReading):
+            await monitor.read()
+    with pytest.raises(SensorError, match="not the 0x4283 written"):
+        for _ in range(2):
+            await monitor.read()
