@@ -219,6 +219,8 @@ def parse_config(
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     values["ocpp"] = replace(ocpp, db_path=state_path(ocpp.db_path))
+    if values["budget"].source == "ocpp" and not ocpp.enabled:
+        raise ConfigError(f'{source}: [budget] source = "ocpp" needs [ocpp] enabled = true')
     hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
     values["hal"] = parse_hal_config(hal_data, source, offline=offline)
     values["db_path"] = state_path(values.get("db_path", DEFAULT_DB))

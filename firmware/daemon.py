@@ -256,6 +256,8 @@ def build_budget(daemon: Daemon) -> BudgetManager:
     manager.load()
     daemon.app[BUDGET_KEY] = manager
     daemon.services.append(manager.run)
+    if config.budget.source == "ocpp" and daemon.uplink is not None:
+        daemon.uplink.budget_source(manager.offer_limit)  # the central system sets the budget
     if config.budget.source == "mqtt":
         feed = MqttMeter(config.mqtt, config.budget.mqtt, daemon.clock, manager.observe)
         daemon.services.append(feed.run)

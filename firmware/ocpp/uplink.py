@@ -134,6 +134,11 @@ class Uplink:
             }
             await self.outbox.end(tx.ref, payload, float(tx.last_meter))
 
+    def budget_source(self, offer: Callable[[float | None, str, bool], None]) -> None:
+        """Hand the station limit (connector 0) to the budget manager (``[budget] source =
+        "ocpp"``) instead of capping the budget here: ``offer(limit_w, what, online)``."""
+        self.smart.feed = lambda limit, what: offer(limit, what, self.state == "online")
+
     def apply_availability(self) -> None:
         """Ports set Inoperative (or the whole station) take no new session, from the start."""
         station_on = self.settings.available(0)
