@@ -177,6 +177,7 @@
     station: renderSummary,
     ocpp: renderCsms,
     budget: renderBudget,
+    tag: (t) => showError(t.refused ? t.text : ""),
   }, (ok) => {
     document.getElementById("offline").hidden = ok;
     document.getElementById("link-status").textContent = ok ? "Live" : "Offline";

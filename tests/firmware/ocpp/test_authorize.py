@@ -13,6 +13,8 @@ from ocpp.v16 import call
 from firmware.ocpp.authorize import AUTHORIZE_WAIT_S, OFFLINE_UNKNOWN
 from firmware.station.errors import StationError
 from firmware.station.port import PortState
+from firmware.tags import TagDesk
+from hal.rfid import ReaderConfig, RfidConfig, build_readers
 from tests.firmware.ocpp.conftest import Rig, make_rig
 from tests.firmware.ocpp.csms import CentralSystem
 
@@ -167,3 +169,31 @@ async def test_inoperative_is_kept_across_a_restart(tmp_path: Path, csms: Centra
         await rig.bench.station.start(2)
         await rig.until(lambda: port.state == PortState.CHARGING)
         await rig.until(lambda: rig.statuses(2)[-1]["status"] == "Charging")
+
+
+async def test_a_tag_held_to_the_reader_is_authorised_by_the_central_system(rig: Rig) -> None:
+    """The whole way: the simulated PN532, the real driver, the tag desk, the station's gate,
+    Authorize over the websocket, and StartTransaction with the tag's UID."""
+    readers = build_readers(RfidConfig("sim", (ReaderConfig(1), ReaderConfig(2)), 0.1))
+    desk = TagDesk(rig.bench.station, rig.bench.clock, readers.by_port, 0.1)
+    task = asyncio.create_task(desk.run())
+    try:
+        blocked, good = bytes.fromhex("DEADBEEF"), bytes.fromhex(TAG)
+        rig.csms.state.tag_status["DEADBEEF"] = "Blocked"
+        await rig.online()
+        await ready(rig, 1)
+        await ready(rig, 2)
+        readers.chips[1].present(blocked)
+        await rig.until(lambda: bool(rig.csms.state.of("Authorize")))
+        await rig.until(lambda: rig.bench.port(1).state != PortState.AUTHORIZING)
+        assert not rig.bench.hardware.ports[1].relay.is_closed
+        readers.chips[2].present(good)
+        await rig.until(lambda: rig.bench.port(2).state == PortState.CHARGING)
+        await rig.until(lambda: len(rig.csms.state.of("StartTransaction")) == 1)
+        [start] = rig.csms.state.of("StartTransaction")
+        assert start["id_tag"] == TAG and start["connector_id"] == 2
+        assert [a["id_tag"] for a in rig.csms.state.of("Authorize")] == ["DEADBEEF", TAG]
+        assert rig.bench.port(1).session is None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
