@@ -123,22 +123,22 @@ class SessionManager:
             event = PortEvent.START_UNPAID if unpaid else PortEvent.START
         session = port.open_session(event)
         session.id_tag = id_tag
+        if authorizer is None and self.on_start is not None:
+            self.on_start(port, session)
         written = self._record_start(port, session)
         if authorizer is not None:
             port.spawn(self._authorize(port, session, authorizer))
-        else:
-            self._started_now(port, session)
         if written is not None:
             # The record's id is part of the answer when it comes quickly; the store never holds
             # the start back for longer (it queues what it cannot write yet).
             await asyncio.wait({written}, timeout=START_RECORD_WAIT_S)
+        if authorizer is None:
+            self._under_way(port, session)
         return session
 
-    def _started_now(self, port: PortController, session: Session) -> None:
-        """The session may go on to payment or power: hooks, payment deadline, allocator."""
-        if self.on_start is not None:
-            self.on_start(port, session)
-        if port.state == PortState.PAYMENT:
+    def _under_way(self, port: PortController, session: Session) -> None:
+        """The session may go on to payment or power: its deadline, and the allocator."""
+        if port.state == PortState.PAYMENT and port.session is session:
             port.spawn(self._payment_deadline(port, session))
         self.station.wake_allocator()
 
@@ -163,7 +163,9 @@ class SessionManager:
                 return
             unpaid = self.station.settings.payment_required
             port.move(PortEvent.AUTHORIZED, to=PortState.PAYMENT if unpaid else PortState.WAITING)
-            self._started_now(port, session)
+            if self.on_start is not None:
+                self.on_start(port, session)
+            self._under_way(port, session)
 
     @staticmethod
     def _refuse_start(port: PortController) -> None:
