@@ -13,6 +13,7 @@ in a worker thread and is never abandoned half-way, so two calls never share the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -72,7 +73,8 @@ class TagDesk:
         session = port.session
         refused = False
         if session is not None and session.id_tag == tag:
-            await self.station.stop(port_id, "user")
+            with contextlib.suppress(StationError):  # it ended meanwhile: nothing left to stop
+                await self.station.stop(port_id, "user")
             text = f"Port {port_id}: tag read, stopping"
         elif session is not None:
             text = f"Port {port_id} is in use: only the tag that started it can stop it"

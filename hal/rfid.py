@@ -38,26 +38,28 @@ class PN532Reader(TagReader):
         return tuple(self.driver.firmware_version)
 
     def _poll(self) -> bytes | None:
+        try:
+            return self._listen_and_get()
+        except OSError:
+            self._listening = False
+            raise
+        except Exception as exc:  # the driver's RuntimeError and BusyError: a garbled answer
+            self._listening = False
+            raise OSError(f"the PN532 on {self.where}: {exc!r}") from exc
+
+    def _listen_and_get(self) -> bytes | None:
         if not self._listening:
             if not self.driver.listen_for_passive_target(timeout=COMMAND_WAIT_S):
                 raise OSError(f"the PN532 on {self.where} did not acknowledge")
             self._listening = True
-        try:
-            uid = self.driver.get_passive_target(timeout=POLL_WAIT_S)
-        except RuntimeError as exc:  # a garbled answer: listen again next time
-            self._listening = False
-            raise OSError(f"the PN532 on {self.where}: {exc}") from exc
+        uid = self.driver.get_passive_target(timeout=POLL_WAIT_S)
         if uid is None:
             return None
         self._listening = False
         return bytes(uid)
 
     async def read_uid(self) -> bytes | None:
-        try:
-            return await asyncio.to_thread(self._poll)
-        except OSError:
-            self._listening = False
-            raise
+        return await asyncio.to_thread(self._poll)
 
     async def close(self) -> None:
         self._listening = False
