@@ -78,11 +78,10 @@ async def present_tag(request: web.Request) -> web.Response:
 
 
 def add_simulated_readers(daemon: Daemon) -> None:
-    """The /api/sim/ports/{id}/tag route, when the daemon's readers are the bench's."""
-    if daemon.readers is None or not daemon.readers.chips:
-        return
+    """The bench's tag routes; with no simulated readers (no ``--rfid``) they list none."""
     app = daemon.app
-    bench = app[READERS_KEY] = BenchReaders(daemon.readers.chips, daemon.clock)
+    chips = daemon.readers.chips if daemon.readers is not None else {}
+    bench = app[READERS_KEY] = BenchReaders(chips, daemon.clock)
     app.router.add_get("/api/sim/rfid", get_readers)
     app.router.add_post("/api/sim/ports/{port_id}/tag", present_tag)
 

@@ -46,3 +46,21 @@ async def test_a_tag_is_held_to_a_port_reader(tmp_path: Path, aiohttp_client: Ma
     finally:
         await daemon.hardware.aclose()
         await daemon.store.close()
+
+
+async def test_without_readers_the_route_lists_none(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    config = replace(bench_station_config(ports=1), db_path=str(tmp_path / "bench.db"))
+    daemon = await build_daemon(config, SimClock())
+    try:
+        assert daemon.readers is None
+        add_simulated_readers(daemon)
+        client = await aiohttp_client(daemon.app)
+        async with client.get("/api/sim/rfid") as response:
+            assert (await response.json()) == {"ports": []}
+        async with client.post("/api/sim/ports/1/tag", json={"uid": "04A1B2C3"}) as response:
+            assert response.status == 404
+    finally:
+        await daemon.hardware.aclose()
+        await daemon.store.close()
