@@ -18,7 +18,7 @@ STATE_WORDS: dict[PortState, str] = {
     PortState.CONNECTED: "Vehicle connected, identifying",
     PortState.UNSUPPORTED: "This vehicle cannot charge on this port",
     PortState.READY: "Ready: press start",
-    PortState.AUTHORIZING: "Checking the tag with the central system",
+    PortState.AUTHORIZING: "Waiting for the central system to authorise",
     PortState.PAYMENT: "Waiting for payment",
     PortState.WAITING: "Waiting for power",
     PortState.STARTING: "Starting",

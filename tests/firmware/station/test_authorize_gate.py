@@ -47,7 +47,7 @@ async def test_no_power_while_the_answer_is_pending_then_accepted(tmp_path: Path
         assert gate.asked == [(1, "04A1B2C3")]
         assert port.state == PortState.AUTHORIZING and port.grant_a == 0.0
         assert not bench.hardware.ports[1].relay.is_closed
-        assert port.state_text == "Checking the tag with the central system"
+        assert port.state_text == "Waiting for the central system to authorise"
         assert gate.answer is not None
         gate.answer.set_result(Verdict(True))
         await bench.run_until(lambda: port.state == PortState.CHARGING)
@@ -119,3 +119,22 @@ async def test_a_port_out_of_service_refuses_starts_and_tells_the_vehicle(
             raise AssertionError("a start on a port out of service was accepted")
         bench.station.set_out_of_service(1, None)
         await bench.run_until(lambda: port.state == PortState.CHARGING)  # auto start again
+
+
+async def test_an_accepted_session_then_waits_for_payment(tmp_path: Path) -> None:
+    async with make_bench(tmp_path, ports=2, payment_required=True) as bench:
+        gate = HandGate()
+        bench.station.authorizer = gate
+        started: list[Session] = []
+        bench.station.on_start = lambda port, session: started.append(session)
+        await ready(bench)
+        session = await bench.station.start(1)
+        assert started == []  # not started for the hooks before it is accepted
+        await bench.run_until(lambda: gate.answer is not None)
+        assert gate.answer is not None
+        gate.answer.set_result(Verdict(True))
+        port = bench.port(1)
+        await bench.run_until(lambda: port.state == PortState.PAYMENT)
+        assert started == [session]
+        assert await bench.station.payment_approved(1, session)
+        await bench.run_until(lambda: port.state == PortState.CHARGING)
