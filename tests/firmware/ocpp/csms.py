@@ -153,6 +153,8 @@ class CentralSystem:
         )
 
     async def stop(self) -> None:
+        if self.state.authorize_hold is not None:
+            self.state.authorize_hold.set()  # a held answer must not keep the server open
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

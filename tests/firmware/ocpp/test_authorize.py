@@ -47,22 +47,26 @@ async def refused(rig: Rig, port_id: int = 1, id_tag: str | None = None) -> str:
     return str(session.end_text)
 
 
-async def test_nothing_closes_while_the_answer_is_pending(rig: Rig) -> None:
-    hold = rig.csms.state.authorize_hold = asyncio.Event()
-    await rig.online()
-    await ready(rig)
-    await rig.bench.station.start(1, id_tag=TAG)
-    await rig.until(lambda: len(rig.csms.state.of("Authorize")) == 1)
-    await rig.settle(5.0)  # five allocator rounds
-    port = rig.bench.port(1)
-    assert port.state == PortState.AUTHORIZING and port.grant_a == 0.0
-    assert not rig.bench.hardware.ports[1].relay.is_closed
-    assert rig.statuses(1)[-1]["status"] == "Preparing"
-    hold.set()
-    await rig.until(lambda: port.state == PortState.CHARGING)
-    await rig.until(lambda: len(rig.csms.state.of("StartTransaction")) == 1)
-    [start] = rig.csms.state.of("StartTransaction")
-    assert start["id_tag"] == TAG == rig.csms.state.of("Authorize")[0]["id_tag"]
+async def test_nothing_closes_while_the_answer_is_pending(
+    tmp_path: Path, csms: CentralSystem
+) -> None:
+    hold = csms.state.authorize_hold = asyncio.Event()
+    # The package's own reply timeout runs on real time: far beyond what the test waits.
+    async with make_rig(tmp_path, csms, response_timeout_s=300.0) as rig:
+        await rig.online()
+        await ready(rig)
+        await rig.bench.station.start(1, id_tag=TAG)
+        await rig.until(lambda: len(rig.csms.state.of("Authorize")) == 1)
+        await rig.settle(5.0)  # five allocator rounds
+        port = rig.bench.port(1)
+        assert port.state == PortState.AUTHORIZING and port.grant_a == 0.0
+        assert not rig.bench.hardware.ports[1].relay.is_closed
+        assert rig.statuses(1)[-1]["status"] == "Preparing"
+        hold.set()
+        await rig.until(lambda: port.state == PortState.CHARGING)
+        await rig.until(lambda: len(rig.csms.state.of("StartTransaction")) == 1)
+        [start] = rig.csms.state.of("StartTransaction")
+        assert start["id_tag"] == TAG == rig.csms.state.of("Authorize")[0]["id_tag"]
 
 
 @pytest.mark.parametrize(
@@ -90,7 +94,10 @@ async def test_no_answer_in_time_follows_the_offline_rule(
     tmp_path: Path, csms: CentralSystem
 ) -> None:
     hold = csms.state.authorize_hold = asyncio.Event()  # the CSMS stays silent until released
-    async with make_rig(tmp_path, csms, allow_offline_unknown=False) as rig:
+    # The package's own reply timeout runs on real time: far beyond the simulated deadline.
+    async with make_rig(
+        tmp_path, csms, allow_offline_unknown=False, response_timeout_s=300.0
+    ) as rig:
         await rig.online()
         await ready(rig)
         started = rig.bench.clock.monotonic()
