@@ -3,7 +3,7 @@
 The corpus is what a busy link carries: mostly telemetry, then heartbeats, station states and
 grant exchanges, and the handshake now and then, encoded by the codec itself. Decoding is the
 whole receive path of :class:`~firmware.pevlink.link.Link`: the bounded line buffer splits the byte
-stream, then :func:`~firmware.pevlink.messages.decode` checks the checksum, parses every field and
+stream, then :func:`~firmware.pevlink.codec.decode` checks the checksum, parses every field and
 validates each value against the message table.
 """
 

@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bench mode: more simulated ports, each behind a simulated RD6006 power stage",
     )
     run.add_argument(
+        "--hv-ports",
+        type=number(int, 0, 4, "a whole number"),
+        help="bench mode: high-voltage ports after those (packs to 126 V: an ADS1115 divider and a "
+        "simulated TC/Elcon charger on CAN); 1 by default, 0 when the other ports leave no room",
+    )
+    run.add_argument(
         "--budget",
         type=number(float, 0, 100_000, "a number of watts"),
         help="total power budget in watts",
@@ -137,7 +143,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on another machine than the station: do not look for the serial devices",
     )
+    backup = sub.add_parser(
+        "backup", help="copy the records to PATH while the station runs (SQLite online backup)"
+    )
+    backup.add_argument("path", help="the backup file to write (replaced if it exists)")
+    records = backup.add_mutually_exclusive_group(required=True)
+    records.add_argument("--db", help="the records' SQLite file")
+    records.add_argument("--config", help="the station configuration that names the records")
     return parser
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from firmware.backup import BackupError, backup_records
+
+    try:
+        source = state_path(args.db) if args.db else load_config(args.config, offline=True).db_path
+        result = backup_records(source, args.path)
+    except (BackupError, ConfigError, HalError, ValueError) as exc:
+        print(f"pev-charger: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{source} -> {result.path}: {result.sessions} sessions, "
+        f"{result.size_bytes / 1e6:.1f} MB, integrity ok"
+    )
+    return 0
 
 
 def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationConfig:
@@ -165,6 +194,8 @@ def apply_overrides(config: StationConfig, args: argparse.Namespace) -> StationC
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "backup":
+        return run_backup(args)
     if args.command == "check-config":
         try:
             config = load_config(args.config, offline=args.offline)
@@ -182,7 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.sim:
             # The bench (simulated vehicles) is composed in host/bench, imported only here.
             bench = importlib.import_module("host.bench.station")
-            config = bench.bench_station_config(ports=args.ports or 4, stage_ports=args.stage_ports)
+            ports = args.ports or 4
+            hv_ports = args.hv_ports
+            if hv_ports is None:  # an HV port takes two I2C addresses (its INA and its ADS1115)
+                hv_ports = 1 if ports + args.stage_ports + 2 <= MAX_BENCH_PORTS else 0
+            config = bench.bench_station_config(
+                ports=ports, stage_ports=args.stage_ports, hv_ports=hv_ports
+            )
             config = apply_overrides(config, args)
             if args.meter == "sim":
                 meter = importlib.import_module("host.bench.meter_api")

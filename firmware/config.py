@@ -47,6 +47,12 @@ class PaymentConfig:
     preauth_amount: float = 10.00
     currency: str = "EUR"
     provider: str = "demo"
+    provider_url: str = ""
+    """The provider's API (hosted checkout); the bench starts its demo provider and sets it."""
+    callback_secret: str = ""
+    """Shared with the provider: its callbacks are signed with it (HMAC-SHA256)."""
+    callback_url: str = ""
+    """Where the provider calls back; the public URL's ``/api/payments/callback`` if empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,8 @@ class StationConfig:
     journal_path: str | None = None
     """Where writes wait while the records cannot take them; beside ``db_path`` by default. On
     another filesystem (e.g. /run) it also survives a full or read-only records disk."""
+    sample_retention_days: float = 365.0
+    """Meter samples older than this are deleted (hourly); 0 keeps them all. Sessions stay."""
     touchscreen_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -72,6 +80,12 @@ class StationConfig:
     max_requests: int = 1200
     """Requests in progress at once (an open stream is one) before more get 503 (not the
     touchscreen's)."""
+    max_connections: int = 1500
+    """Connections open at once (idle, half-open or busy); past it a new one gets 503 and is
+    closed (never the touchscreen's). Kept well under the unit's LimitNOFILE (8192)."""
+    idle_timeout_s: float = 15.0
+    """A connection without a complete request for this long (at its start or between requests)
+    is closed."""
     payment: PaymentConfig = field(default_factory=PaymentConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     ocpp: OcppConfig = field(default_factory=OcppConfig)
@@ -123,12 +137,14 @@ _STATION_KEYS = {
     "db_path": str,
     "journal_path": str,
     "touchscreen_hosts": list,
+    "sample_retention_days": float,
 }
 _RANGES = {
     "budget_w": (0.0, 100_000.0),
     "poll_period_s": (0.005, 1.0),
     "allocation_period_s": (0.1, 60.0),
     "sample_period_s": (0.5, 3600.0),
+    "sample_retention_days": (0.0, 36_500.0),
 }
 
 
@@ -199,6 +215,16 @@ def parse_config(
             if not 1 <= limit <= 100_000:
                 raise ConfigError(f"{source}: [web] {key} {limit} is outside 1..100000")
             values[key] = limit
+        elif key == "max_connections":
+            limit = _typed(source, "web", key, value, int)
+            if not 16 <= limit <= 6000:  # the unit's LimitNOFILE is 8192; records and ports too
+                raise ConfigError(f"{source}: [web] max_connections {limit} is outside 16..6000")
+            values[key] = limit
+        elif key == "idle_timeout_s":
+            seconds = _typed(source, "web", key, value, float)
+            if not 1.0 <= seconds <= 600.0:
+                raise ConfigError(f"{source}: [web] idle_timeout_s {seconds} is outside 1..600")
+            values[key] = seconds
         else:
             raise ConfigError(f"{source}: [web] unknown key '{key}'")
     payment = _dataclass_section(source, data, "payment", PaymentConfig)
@@ -210,6 +236,11 @@ def parse_config(
     for key in ("price_per_kwh", "session_fee", "preauth_amount"):
         if not 0 <= getattr(payment, key) <= 1000:
             raise ConfigError(f"{source}: [payment] {key} must be between 0 and 1000")
+    if payment.enabled and not (payment.provider_url and len(payment.callback_secret) >= 16):
+        raise ConfigError(
+            f"{source}: [payment] needs provider_url (the provider's API) and callback_secret "
+            "(16 characters or more, shared with the provider)"
+        )
     values["payment"] = payment
     values["safety"] = _dataclass_section(source, data, "safety", SafetyConfig)
     values["mqtt"] = parse_mqtt(source, _section(source, data, "mqtt"))

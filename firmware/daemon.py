@@ -23,6 +23,7 @@ from firmware.budget.manager import BudgetManager
 from firmware.budget.manual import ManualBudgetFile
 from firmware.budget.meters import ModbusMeter
 from firmware.budget.mqtt_meter import MqttMeter
+from firmware.collector import FullCollections
 from firmware.compose import build_station, port_spec
 from firmware.config import StationConfig
 from firmware.events import EventHub
@@ -31,14 +32,16 @@ from firmware.mqtt.publisher import MqttPublisher
 from firmware.ocpp.profiles import CappedPolicy
 from firmware.ocpp.uplink import Uplink
 from firmware.payment import PaymentDesk, make_provider
+from firmware.retention import SampleRetention
 from firmware.station.eta_history import EtaHistory
 from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
 from firmware.systemd import notify
 from firmware.tags import TagDesk
-from firmware.web.api import BUDGET_KEY, ApiSettings
 from firmware.web.app import create_app
+from firmware.web.connections import CappedSite, ConnectionCap, runner_options
+from firmware.web.context import BUDGET_KEY, ApiSettings
 from firmware.web.metrics import add_metrics_route, metrics_app
 from hal.clock import Clock, RealClock
 from hal.factory import Hardware, build_hardware
@@ -46,6 +49,9 @@ from hal.failsafe import install_failsafe
 from hal.rfid import Readers, build_readers
 
 log = logging.getLogger(__name__)
+
+METRICS_MAX_CONNECTIONS = 16
+"""A scraper or two: the metrics listener has the web server's idle deadline and a small cap."""
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Daemon:
     uplink: Uplink | None = None
     readers: Readers | None = None
     """The RFID/NFC readers of ``[rfid]`` (on the bench, with their simulated chips)."""
+    collections: FullCollections | None = None
 
 
 Service = Callable[[], Coroutine[Any, Any, None]]
@@ -203,7 +210,14 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     desk: PaymentDesk | None = None
     if config.payment.enabled:
         desk = PaymentDesk(
-            config.payment, make_provider(config.payment.provider), store, clock.wall
+            config.payment,
+            make_provider(config.payment, clock.wall),
+            store,
+            clock.wall,
+            secret=config.payment.callback_secret,
+            callback_url=config.payment.callback_url
+            or f"{api_settings.public_url}/api/payments/callback",
+            payment_window_s=station.settings.payment_window_s,
         )
         station.on_end = desk.settle
     uplink: Uplink | None = None
@@ -215,6 +229,13 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
         station, api_settings, StoreHistory(store), desk, link=uplink.link_view if uplink else None
     )
     daemon = Daemon(config, clock, hardware, store, station, app, uplink=uplink)
+    # A full pass while ports are live must leave the kicks within half the hold: with passes
+    # every quarter hold, a pause of up to a quarter hold more.
+    daemon.collections = FullCollections(
+        clock, lambda: not station.any_live(), lambda: config.hal.watchdog_hold_s / 4
+    )
+    daemon.services.append(daemon.collections.run)
+    daemon.services.append(SampleRetention(store, clock, config.sample_retention_days).run)
     if uplink is not None:
         daemon.services.append(uplink.run)
     daemon.budget = build_budget(daemon)
@@ -327,7 +348,12 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(daemon.app, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        daemon.app,
+        handle_signals=False,
+        shutdown_timeout=2.0,
+        **runner_options(config.idle_timeout_s),
+    )
     runners = [runner]
     station_task: asyncio.Task[None] | None = None
     services: list[asyncio.Task[None]] = []
@@ -337,14 +363,20 @@ async def serve(
             if result is not None:
                 await result
         await runner.setup()
-        site = web.TCPSite(runner, config.http_host, config.http_port)
+        cap = ConnectionCap(config.max_connections, config.touchscreen_hosts)
+        site = CappedSite(runner, config.http_host, config.http_port, cap)
         await site.start()
         if daemon.metrics is not None and config.metrics.port is not None:
-            metrics_runner = web.AppRunner(metrics_app(daemon.metrics), handle_signals=False)
+            metrics_runner = web.AppRunner(
+                metrics_app(daemon.metrics),
+                handle_signals=False,
+                **runner_options(config.idle_timeout_s),
+            )
             runners.append(metrics_runner)
             await metrics_runner.setup()
             host = config.metrics.host or "127.0.0.1"
-            await web.TCPSite(metrics_runner, host, config.metrics.port).start()
+            metrics_cap = ConnectionCap(METRICS_MAX_CONNECTIONS)
+            await CappedSite(metrics_runner, host, config.metrics.port, metrics_cap).start()
             log.info("metrics on http://%s:%d/metrics", host, config.metrics.port)
         station_task = asyncio.create_task(daemon.station.run(), name="station")
         for service in daemon.services:
@@ -360,6 +392,8 @@ async def serve(
             config.budget_w,
             config.db_path,
         )
+        if daemon.collections is not None:
+            daemon.collections.take_over()
         notify("READY=1")
         chain_tick(daemon.station, _systemd_watchdog(daemon.clock))
         if ready is not None:

@@ -1,17 +1,21 @@
-"""Optional payment before a session's relay closes: price, pre-authorisation, capture, receipt.
+"""Optional payment before a session's relay closes: price, hosted checkout, capture, receipt.
 
-A provider is an interface (authorise an amount on a card, capture part of it, release it); the
-built-in demo provider approves and declines test card numbers so the whole flow can be shown and
-tested without any secret. Amounts are in the configured currency, rounded to cents.
+The station never sees a card number. The rider's phone goes to the provider's own checkout page;
+the provider calls the station back with a signed result (:mod:`firmware.checkout`), and only an
+authorisation that is signed, recent and new lets the session draw power. A result that comes
+after the session's payment window closed is recorded and its hold released at once: nothing is
+lost and no session runs unpaid. Amounts are in the configured currency, rounded to cents.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from firmware.checkout import CALLBACK, TOLERANCE_S, CallbackVerifier, Purpose, parse_result
 from firmware.config import PaymentConfig
 from firmware.station.port import LiveSession, PortController
 
@@ -29,62 +33,27 @@ class Authorisation:
     card_last4: str
 
 
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or gave an answer the station cannot use."""
+
+
 class PaymentProvider(Protocol):
+    """A hosted checkout: the rider types the card on the provider's page, never the station's.
+
+    ``create_checkout`` opens one and returns the address of the provider's page; the provider
+    then calls ``callback_url`` with a signed result (:mod:`firmware.checkout`) and sends the
+    rider back to ``return_url``. Capture and release act on the authorisation the result named.
+    """
+
     name: str
 
-    async def authorise(self, card_number: str, amount: float, currency: str) -> Authorisation: ...
+    async def create_checkout(
+        self, checkout_id: str, amount: float, currency: str, callback_url: str, return_url: str
+    ) -> str: ...
 
     async def capture(self, auth: Authorisation, amount: float) -> None: ...
 
     async def release(self, auth: Authorisation) -> None: ...
-
-
-def luhn_ok(number: str) -> bool:
-    digits = [int(c) for c in number]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-DEMO_CARDS = {
-    "4242424242424242": None,
-    "5555555555554444": None,
-    "4000000000000002": "The card was declined by the bank.",
-    "4000000000009995": "The card has insufficient funds.",
-}
-"""Test numbers: the first two approve, the others decline with the reason shown."""
-
-
-class DemoProvider:
-    """Approves and declines the test numbers above; refuses every other number."""
-
-    name = "demo"
-
-    async def authorise(self, card_number: str, amount: float, currency: str) -> Authorisation:
-        number = "".join(c for c in card_number if c.isdigit())
-        if not 12 <= len(number) <= 19 or not luhn_ok(number):
-            raise PaymentDeclined("This is not a valid card number.")
-        if number not in DEMO_CARDS:
-            raise PaymentDeclined("Demo mode: use a test card, e.g. 4242 4242 4242 4242.")
-        reason = DEMO_CARDS[number]
-        if reason is not None:
-            raise PaymentDeclined(reason)
-        return Authorisation(f"demo_{secrets.token_hex(8)}", round(amount, 2), number[-4:])
-
-    async def capture(self, auth: Authorisation, amount: float) -> None:
-        if amount > auth.amount + 1e-9:
-            raise PaymentDeclined("The amount is above what was authorised.")
-
-    async def release(self, auth: Authorisation) -> None:
-        """Nothing is held by the demo; a real provider voids the authorisation here."""
-
-
-PROVIDERS = {"demo": DemoProvider}
 
 
 class PaymentStore(Protocol):
@@ -131,8 +100,58 @@ class Receipt:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A checkout opened for a session and not yet answered by the provider."""
+
+    port_id: int
+    session: LiveSession
+    opened: float
+
+
+MAX_PENDING = 1000
+"""Open checkouts station-wide; each session has one at most, so only many sessions fill it."""
+
+RECEIPTS_KEPT_S = 7 * 24 * 3600.0
+"""A receipt is shown on its session's page this long after it was made (the store keeps it)."""
+MAX_RECEIPTS = 1000
+DECLINES_KEPT_S = 3600.0
+"""The words of a refusal matter while the rider is paying; an hour is plenty."""
+MAX_DECLINES = 1000
+
+Approve = Callable[[int, LiveSession], Awaitable[bool]]
+
+
+class Aged:
+    """When each entry of a dict keyed by session was made, to drop the old and the many."""
+
+    def __init__(self, kept_s: float, most: int) -> None:
+        self.kept_s = kept_s
+        self.most = most
+        self._made: dict[str, float] = {}
+
+    def put(self, entries: dict[str, Any], key: str, value: Any, now: float) -> None:
+        """Store ``value`` as the newest entry."""
+        entries.pop(key, None)
+        self._made.pop(key, None)
+        entries[key] = value
+        self._made[key] = now
+
+    def prune(self, entries: dict[str, Any], now: float, keep: Collection[str] = ()) -> None:
+        """Drop entries past their age and, oldest first, past the count (never one in keep)."""
+        for key in list(self._made):
+            if key not in entries:
+                del self._made[key]
+        old = [k for k, t in self._made.items() if now - t > self.kept_s and k not in keep]
+        spare = [k for k in self._made if k not in keep]
+        excess = max(0, len(self._made) - self.most)
+        for key in dict.fromkeys(old + spare[:excess]):
+            entries.pop(key, None)
+            del self._made[key]
+
+
 class PaymentDesk:
-    """Takes a pre-authorisation before a session may draw power and charges the energy after."""
+    """Opens hosted checkouts, takes the provider's signed results, and charges the energy after."""
 
     def __init__(
         self,
@@ -140,13 +159,33 @@ class PaymentDesk:
         provider: PaymentProvider,
         store: PaymentStore | None,
         wall: Any,
+        *,
+        secret: str = "",
+        callback_url: str = "",
+        payment_window_s: float = 300.0,
     ) -> None:
         self.config = config
+        self.pending_ttl_s = payment_window_s + TOLERANCE_S
+        """A checkout outlives its session's payment window by the callback's tolerance only, so
+        that a late result is still recognised (and its hold released), and no longer."""
         self.provider = provider
         self.store = store
         self._wall = wall
+        self.verifier = CallbackVerifier(secret, wall)
+        self.callback_url = callback_url
+        self._pending: dict[str, Pending] = {}
         self._auth: dict[str, Authorisation] = {}
         self.receipts: dict[str, Receipt] = {}
+        self.declines: dict[str, str] = {}
+        """The last refusal's words per session (public token), for its owner's page."""
+        self._receipts_made = Aged(RECEIPTS_KEPT_S, MAX_RECEIPTS)
+        self._declines_made = Aged(DECLINES_KEPT_S, MAX_DECLINES)
+
+    def connect(self, provider: PaymentProvider, secret: str, callback_url: str) -> None:
+        """Another provider, its shared secret and the callback address (the bench's demo)."""
+        self.provider = provider
+        self.verifier = CallbackVerifier(secret, self._wall)
+        self.callback_url = callback_url
 
     def terms(self) -> dict[str, Any]:
         c = self.config
@@ -164,11 +203,65 @@ class PaymentDesk:
         total = round(min(self.config.preauth_amount, energy_cost + self.config.session_fee), 2)
         return energy_cost, total
 
-    async def authorise(self, session: LiveSession, card_number: str) -> Receipt:
-        auth = await self.provider.authorise(
-            card_number, self.config.preauth_amount, self.config.currency
+    async def open_checkout(self, port_id: int, session: LiveSession, return_url: str) -> str:
+        """The address of the provider's page where this session's owner pays."""
+        now = float(self._wall())
+        token = session.public_token
+        for key in [k for k, p in self._pending.items() if self._done_with(p, token, now)]:
+            del self._pending[key]  # one open checkout per session: a new one replaces the old
+        if len(self._pending) >= MAX_PENDING:
+            raise ProviderUnavailable("too many checkouts are open; try again shortly")
+        checkout_id = "co_" + secrets.token_urlsafe(18)
+        url = await self.provider.create_checkout(
+            checkout_id,
+            self.config.preauth_amount,
+            self.config.currency,
+            self.callback_url,
+            return_url,
         )
-        self._auth[session.public_token] = auth
+        for key in [k for k, p in self._pending.items() if p.session.public_token == token]:
+            del self._pending[key]  # another request for this session opened one meanwhile
+        self._pending[checkout_id] = Pending(port_id, session, now)
+        self.declines.pop(token, None)
+        return url
+
+    def _done_with(self, pending: Pending, token: str, now: float) -> bool:
+        """Forgotten: replaced by a new checkout of its session, paid, or past its window."""
+        return (
+            pending.session.public_token == token
+            or pending.session.paid
+            or now - pending.opened > self.pending_ttl_s
+        )
+
+    async def take_callback(
+        self, headers: Mapping[str, str], body: bytes, approve: Approve
+    ) -> dict[str, Any]:
+        """The provider's signed result. Raises CallbackRefused for a forged, stale or replayed
+        one, KeyError for a checkout this station did not open (or already closed)."""
+        # Signed for the address this station gave the provider (a proxy in front may rewrite it).
+        purpose = Purpose.of(CALLBACK, "POST", self.callback_url)
+        result = parse_result(self.verifier.verify(headers, body, purpose))
+        pending = self._pending.pop(result.checkout_id, None)
+        if pending is None:
+            raise KeyError(result.checkout_id)
+        session = pending.session
+        token = session.public_token
+        if result.status == "declined":
+            self._decline(token, result.message or "The payment was declined.")
+            log.info("payment declined on port %d: %s", pending.port_id, result.message)
+            return {"result": "declined"}
+        auth = Authorisation(result.reference, result.amount, result.card_last4)
+        short = self._short_of_hold(result.amount, result.currency)
+        if short:
+            # The end capture may take up to the hold: less (a partial authorisation on a prepaid
+            # card) or another currency would leave the energy unpaid.
+            await self._release_auth(session, auth, None)
+            self._decline(token, short)
+            log.warning("payment refused on port %d: %s", pending.port_id, short)
+            return {"result": "released", "reason": short}
+        if token in self._auth:  # a second checkout paid for a session already paid
+            await self._release_auth(session, auth, None)
+            return {"result": "released", "reason": "the session was already paid"}
         receipt = Receipt(
             currency=self.config.currency,
             price_per_kwh=self.config.price_per_kwh,
@@ -177,9 +270,43 @@ class PaymentDesk:
             card_last4=auth.card_last4,
             reference=auth.reference,
         )
-        self.receipts[session.public_token] = receipt
+        # Approved before anything is awaited: were the store awaited first, the window could
+        # close meanwhile and the end of a session that never ran would capture its fee.
+        if not await approve(pending.port_id, session):
+            # The session ended while the rider was paying (its window closed): the hold must
+            # not outlive it.
+            if token not in self._auth:  # not another checkout's receipt, paid meanwhile
+                self._keep_receipt(token, receipt)
+            await self._release_auth(session, auth, receipt)
+            return {"result": "released", "reason": "the session is not waiting for payment"}
+        self._auth[token] = auth
+        self._keep_receipt(token, receipt)
+        self.declines.pop(token, None)
         await self._record(session, "authorised", auth.amount, 0.0, auth.reference)
-        return receipt
+        return {"result": "started"}
+
+    def _decline(self, token: str, words: str) -> None:
+        now = float(self._wall())
+        self._declines_made.put(self.declines, token, words, now)
+        self._declines_made.prune(self.declines, now)
+
+    def _keep_receipt(self, token: str, receipt: Receipt) -> None:
+        """A paid session's receipt stays until its end is captured, however old or many."""
+        now = float(self._wall())
+        self._receipts_made.put(self.receipts, token, receipt, now)
+        self._receipts_made.prune(self.receipts, now, keep=self._auth)
+
+    def _short_of_hold(self, amount: float, currency: str) -> str:
+        """Why an authorisation cannot pay for a session ("" when it can)."""
+        c = self.config
+        if currency.upper() != c.currency.upper():
+            return f"The payment was authorised in {currency or 'no currency'}, not {c.currency}."
+        if amount + 0.005 < c.preauth_amount:
+            return (
+                f"Only {amount:.2f} {c.currency} of the {c.preauth_amount:.2f} {c.currency} "
+                "hold was authorised; it was released and nothing was charged."
+            )
+        return ""
 
     async def settle(self, port: PortController, session: LiveSession) -> None:
         """At the end of a paid session: capture the energy delivered plus the fee."""
@@ -202,9 +329,12 @@ class PaymentDesk:
     async def release(self, session: LiveSession) -> None:
         """Void a hold whose session ended without power (it outlived its payment window)."""
         auth = self._auth.pop(session.public_token, None)
-        receipt = self.receipts.get(session.public_token)
-        if auth is None:
-            return
+        if auth is not None:
+            await self._release_auth(session, auth, self.receipts.get(session.public_token))
+
+    async def _release_auth(
+        self, session: LiveSession, auth: Authorisation, receipt: Receipt | None
+    ) -> None:
         try:
             await self.provider.release(auth)
             status = "released"
@@ -236,8 +366,10 @@ class PaymentDesk:
             log.error("payment not recorded: %s", exc)
 
 
-def make_provider(name: str) -> PaymentProvider:
-    try:
-        return PROVIDERS[name]()
-    except KeyError:
-        raise ValueError(f"unknown payment provider {name!r} (known: demo)") from None
+def make_provider(config: PaymentConfig, wall: Callable[[], float]) -> PaymentProvider:
+    """The configured provider's client (the demo speaks the same HTTP API as any other)."""
+    from firmware.payment_http import HttpProvider
+
+    if config.provider not in ("demo",):
+        raise ValueError(f"unknown payment provider {config.provider!r} (known: demo)")
+    return HttpProvider(config.provider, config.provider_url, config.callback_secret, wall)

@@ -326,3 +326,14 @@ class Store(RecordReads):
             reference=reference,
         )
         await self._settle(self._submit("payment", args))
+
+    async def prune_samples(self, before: float, limit: int, deadline_s: float = 30.0) -> int:
+        """Delete up to ``limit`` samples older than ``before``, on the writer thread (the loop
+        only waits); returns how many went. A StoreError when it took longer than ``deadline_s``
+        (the entry still runs, from the journal)."""
+        return int(
+            await self._settle(
+                self._submit("prune", {"before": before, "limit": limit}), deadline_s
+            )
+            or 0
+        )

@@ -14,7 +14,7 @@ from typing import Any
 
 from firmware.journal import Entry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
@@ -43,6 +43,7 @@ CREATE TABLE samples (
     soc_pct REAL
 );
 CREATE INDEX samples_by_session ON samples(session_id, t);
+CREATE INDEX samples_by_time ON samples(t);
 CREATE TABLE faults (
     id INTEGER PRIMARY KEY,
     t REAL NOT NULL,
@@ -138,7 +139,15 @@ CREATE TABLE IF NOT EXISTS journal_applied (boot TEXT PRIMARY KEY, n INTEGER NOT
 """
 
 
+MIGRATIONS = {
+    2: JOURNAL_TABLE,
+    3: "CREATE INDEX IF NOT EXISTS samples_by_time ON samples(t);",
+}
+"""Version n's step from version n - 1; each runs in its own transaction with the new version."""
+
+
 def migrate(db: sqlite3.Connection) -> None:
+    """Bring the records to SCHEMA_VERSION, one step at a time, keeping every row."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise sqlite3.DatabaseError(f"records are from a newer version ({version})")
@@ -146,8 +155,9 @@ def migrate(db: sqlite3.Connection) -> None:
         db.executescript(
             f"BEGIN;\n{SCHEMA}\n{JOURNAL_TABLE}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
         )
-    elif version < 2:
-        db.executescript(f"BEGIN;\n{JOURNAL_TABLE}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+        return
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        db.executescript(f"BEGIN;\n{MIGRATIONS[step]}\nPRAGMA user_version={step};\nCOMMIT;")
 
 
 def transient(exc: BaseException) -> str | None:
@@ -291,6 +301,15 @@ def _recover(db: sqlite3.Connection, a: dict[str, Any]) -> list[SessionRecord]:
     return [session_of(row) for row in found]
 
 
+def _prune(db: sqlite3.Connection, a: dict[str, Any]) -> int:
+    """Up to ``limit`` samples older than ``before`` (wall time) go; sessions stay."""
+    cursor = db.execute(
+        "DELETE FROM samples WHERE rowid IN (SELECT rowid FROM samples WHERE t < ? LIMIT ?)",
+        (a["before"], a["limit"]),
+    )
+    return int(cursor.rowcount)
+
+
 OPS = {
     "start": _start,
     "sample": _sample,
@@ -298,6 +317,7 @@ OPS = {
     "fault": _fault,
     "payment": _payment,
     "recover": _recover,
+    "prune": _prune,
 }
 
 

@@ -9,7 +9,8 @@ watchdog_hold_s = 0.1
 
 [[ports]]
 id = 1
-sensor = "INA228"         # "INA219" (bus input to 26 V) or "INA228" (to 85 V)
+sensor = "INA228"         # "INA219" (bus input to 26 V) or "INA228" (to 85 V); a port for packs
+                          # above 85 V adds voltage_sensor = "ADS1115" (hal/hv_config.py)
 i2c_bus = 1
 i2c_address = 0x40
 shunt_ohms = 0.015
@@ -22,18 +23,20 @@ min_voltage_v = 12.0
 max_voltage_v = 84.0
 
 With the Pi backend every header pin has one owner: a relay, a detect input, the watchdog, a UART's
-TX and RX, or I2C-1 (GPIO 2/3, every sensor). GPIO 0/1 (the ID EEPROM's) may carry a UART only.
+TX and RX, I2C-1 (GPIO 2/3, every sensor), or the MCP2515 CAN board (SPI0 and its interrupt) when
+a stage is on CAN. GPIO 0/1 (the ID EEPROM's) may carry a UART only.
 ``offline=True`` checks a file on another machine: everything but the devices' existence.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hal.errors import ConfigError
+from hal.hv_config import ADS1115_ADDRESSES, can_gpio, check_hv_port, claim_adc
 from hal.pi.uarts import BOARDS, uart_pins
 from hal.stage_config import check_stages
 
@@ -73,6 +76,15 @@ class PortConfig:
     stage_can_address: int = 0xE5
     stage_max_voltage_v: float = 0.0
     stage_max_current_a: float = 0.0
+    shunt_side: str = "high"
+    """Where the INA's shunt sits: "low" only with ``voltage_sensor`` (hal/hv_config.py)."""
+    voltage_sensor: str = ""
+    """"" when the INA measures the pack's voltage; "ADS1115" through a divider."""
+    adc_address: int = 0x48
+    adc_channel: int = 0
+    adc_gain: int = 1
+    divider_top_ohms: float = 1_000_000.0
+    divider_bottom_ohms: float = 22_000.0
 
     @property
     def sensor_range_a(self) -> float:
@@ -91,6 +103,8 @@ class HalConfig:
     """"pi4" or "pi5", where the configuration names the kernel's UART devices."""
     watchdog_gpio: int = 24
     watchdog_hold_s: float = 0.1
+    can_interrupt_gpio: int = 25
+    """The MCP2515 CAN board's interrupt pin, taken when a port's stage is on CAN."""
     ports: tuple[PortConfig, ...] = field(default_factory=tuple)
     source: str = "<defaults>"
 
@@ -120,12 +134,20 @@ _PORT_TYPES: dict[str, type] = {
     "stage_can_address": int,
     "stage_max_voltage_v": float,
     "stage_max_current_a": float,
+    "shunt_side": str,
+    "voltage_sensor": str,
+    "adc_address": int,
+    "adc_channel": int,
+    "adc_gain": int,
+    "divider_top_ohms": float,
+    "divider_bottom_ohms": float,
 }
 _HAL_TYPES: dict[str, type] = {
     "backend": str,
     "board": str,
     "watchdog_gpio": int,
     "watchdog_hold_s": float,
+    "can_interrupt_gpio": int,
 }
 
 
@@ -180,12 +202,7 @@ def _port(source: str, index: int, table: Any) -> PortConfig:
             f"what a {port.shunt_ohms:g} Ω shunt lets the {port.sensor} measure "
             f"({shunt_max_a:.2f} A)"
         )
-    limit = SENSOR_LIMIT_V[port.sensor]
-    if port.max_voltage_v > limit:
-        raise ConfigError(
-            f"{where}: max_voltage_v {port.max_voltage_v:g} V is above what the {port.sensor} can "
-            f"measure ({limit:g} V); use an INA228 (85 V) or lower the port's limit"
-        )
+    check_hv_port(where, port, SENSOR_LIMIT_V[port.sensor])
     if not 0 < port.min_voltage_v < port.max_voltage_v:
         raise ConfigError(f"{where}: need 0 < min_voltage_v < max_voltage_v")
     if not 0 <= port.relay_gpio <= 27:
@@ -233,10 +250,9 @@ def parse_hal_config(
         raise ConfigError(
             f"{source}: [hal]: board '{values['board']}' is not one of {', '.join(BOARDS)}"
         )
-    if not 0 <= values.get("watchdog_gpio", 24) <= 27:
-        raise ConfigError(
-            f"{source}: [hal]: watchdog_gpio {values['watchdog_gpio']} is not a BCM GPIO (0..27)"
-        )
+    for key, default in (("watchdog_gpio", 24), ("can_interrupt_gpio", 25)):
+        if not 0 <= values.get(key, default) <= 27:
+            raise ConfigError(f"{source}: [hal]: {key} {values[key]} is not a BCM GPIO (0..27)")
     raw_ports = data.get("ports", [])
     if not isinstance(raw_ports, list) or not raw_ports:
         raise ConfigError(f"{source}: at least one [[ports]] table is needed")
@@ -250,11 +266,14 @@ def parse_hal_config(
 def _check_unique(config: HalConfig, offline: bool) -> None:
     source, pi = config.source, config.backend == "pi"
     ids: set[int] = set()
-    addresses: dict[tuple[int, int], int] = {}
+    addresses: dict[tuple[int, int], str] = {}
     gpios: dict[int, str] = {}
     if pi:
         gpios.update(I2C1_GPIO)
         _claim(f"{source}: [hal]", gpios, "watchdog_gpio", config.watchdog_gpio, "the watchdog")
+        for pin, owner in can_gpio(config).items():
+            name = "can_interrupt_gpio" if "INT" in owner else "the CAN board's SPI0 pin"
+            _claim(f"{source}: [hal]", gpios, name, pin, owner)
     else:
         gpios[config.watchdog_gpio] = "the watchdog"
     uarts: dict[str, int] = {}
@@ -268,9 +287,10 @@ def _check_unique(config: HalConfig, offline: bool) -> None:
         if key in addresses:
             raise ConfigError(
                 f"{where}: i2c_address 0x{port.i2c_address:02X} on bus {port.i2c_bus} is already "
-                f"used by port {addresses[key]}"
+                f"used by {addresses[key]}"
             )
-        addresses[key] = port.id
+        addresses[key] = f"port {port.id}"
+        claim_adc(where, port, addresses)
         pins = [("relay_gpio", port.relay_gpio, f"port {port.id}")]
         if port.detect_gpio is not None:
             pins.append(("detect_gpio", port.detect_gpio, f"port {port.id}'s detect pin"))
@@ -334,58 +354,46 @@ def load_hal_config(path: str | Path, *, offline: bool = False) -> HalConfig:
     return parse_hal_config(data, str(path), offline=offline)
 
 
-def bench_config(n_ports: int = 4, stage_ports: int = 0) -> HalConfig:
+def bench_config(n_ports: int = 4, stage_ports: int = 0, hv_ports: int = 0) -> HalConfig:
     """Simulated ports. Every fourth port (3, 7, ...) has an INA219 for small packs (to 25.5 V);
     the others have INA228s for packs to 84 V, so the station is always tested against both.
     ``stage_ports`` more ports follow, each behind a simulated RD6006 (packs to 58.8 V, bare
-    packs regulated by the station)."""
-    if n_ports + stage_ports > 16:
-        raise ConfigError("the bench has at most 16 ports (one I2C address each, 0x40-0x4F)")
-    ports = []
-    for index in range(n_ports, n_ports + stage_ports):
-        ports.append(
-            PortConfig(
-                id=index + 1,
-                sensor="INA228",
-                i2c_address=0x40 + index,
-                shunt_ohms=0.015,
-                relay_gpio=5 + index,
-                max_current_a=5.0,
-                min_voltage_v=12.0,
-                max_voltage_v=58.8,
-                stage="sim",
-                stage_timeout_s=1.0,
-            )
+    packs regulated by the station), then ``hv_ports`` high-voltage ports (packs to 126 V: an
+    ADS1115 through the divider, a low-side INA228, a simulated TC/Elcon charger on CAN). The
+    ADS1115s take 0x4B downwards; the INAs the other addresses from 0x40 upwards."""
+    if hv_ports > len(ADS1115_ADDRESSES) or n_ports + stage_ports + 2 * hv_ports > 16:
+        raise ConfigError(
+            "the bench has at most 16 I2C addresses (0x40-0x4F): one per port and one more per "
+            "high-voltage port's ADS1115 (at most four)"
         )
-    for index in range(n_ports):
-        port_id = index + 1
-        if port_id % 4 == 3:
-            ports.append(
-                PortConfig(
-                    id=port_id,
-                    sensor="INA219",
-                    i2c_address=0x40 + index,
-                    shunt_ohms=0.05,
-                    relay_gpio=5 + index,
-                    max_current_a=5.0,
-                    min_voltage_v=6.0,
-                    max_voltage_v=25.5,
-                )
+    adcs = sorted(ADS1115_ADDRESSES, reverse=True)[:hv_ports]
+    free = [a for a in range(0x40, 0x50) if a not in adcs]
+    ports = []
+    for index in range(n_ports + stage_ports + hv_ports):
+        base = PortConfig(
+            id=index + 1, i2c_address=free[index], relay_gpio=5 + index, max_current_a=5.0
+        )
+        if index >= n_ports + stage_ports:
+            port = replace(
+                base,
+                min_voltage_v=48.0,
+                max_voltage_v=126.0,
+                shunt_side="low",
+                voltage_sensor="ADS1115",
+                adc_address=adcs[index - n_ports - stage_ports],
+                stage="sim-elcon",
+                stage_can_channel=f"elcon{index + 1}",
+                stage_max_voltage_v=130.0,
+                stage_max_current_a=5.0,
             )
+        elif index >= n_ports:
+            port = replace(base, max_voltage_v=58.8, stage="sim", stage_timeout_s=1.0)
+        elif index % 4 == 2:
+            port = replace(base, sensor="INA219", shunt_ohms=0.05, min_voltage_v=6.0)
+            port = replace(port, max_voltage_v=25.5)
         else:
-            ports.append(
-                PortConfig(
-                    id=port_id,
-                    sensor="INA228",
-                    i2c_address=0x40 + index,
-                    shunt_ohms=0.015,
-                    relay_gpio=5 + index,
-                    max_current_a=5.0,
-                    min_voltage_v=12.0,
-                    max_voltage_v=84.0,
-                )
-            )
-    ports.sort(key=lambda p: p.id)
+            port = base
+        ports.append(port)
     return HalConfig(backend="sim", ports=tuple(ports), source="<bench>")
 
 

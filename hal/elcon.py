@@ -23,6 +23,15 @@ current at or below the grant), against the port's own sensor. A read returns th
 frame if it is younger than ``stale_s``, or waits at most ``timeout_s`` of the injected clock for
 the next one.
 
+The charger's 5 s silence stop protects against a station that has died. Against one that lives
+but has lost track of a session (a watch task ended by a bug, a loop that no longer reads the
+stage), the driver takes a lease (``lease_s``, :data:`LEASE_S` in the station): it repeats the
+charge command only while the station keeps using the stage, a read or a set point at least every
+``lease_s``. Once the lease lapses it sends the stop command itself, and a read reports the output
+off, which the station's watch takes for a fault. While no session is live the command repeats as
+"stop, 0 A", so the charger is held stopped both by the command and, were the station to die, by
+its own time-out.
+
 python-can is imported only when a bus is opened here. Frames are read without blocking
 (``recv(timeout=0)``), so the event loop never waits on the bus.
 """
@@ -31,12 +40,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 from typing import Any
 
 from hal.clock import Clock, wait_for
 from hal.errors import BackendUnavailable, StageError, StageTimeout
 from hal.interfaces import PowerStage, StageLimits, StageMode, StageProtection, StageStatus
 from hal.stages import check_range
+
+log = logging.getLogger(__name__)
 
 CHARGER_ADDRESSES = (0xE5, 0xE7, 0xE8, 0xE9)
 COMMAND_ID = 0x1806E5F4
@@ -54,6 +67,10 @@ def status_id(charger_address: int = 0xE5) -> int:
 BITRATE = 250_000
 COMMAND_PERIOD_S = 1.0
 CHARGER_TIMEOUT_S = 5.0
+LEASE_S = 4.0
+"""The station reads a live stage every 0.25 s, and a stop's longest wait (a vehicle's reply, its
+retries, the ramp) is about 3.5 s: a lapse then stops the charger within 5 s, as a dead station's
+silence would."""
 CONTROL_CHARGE, CONTROL_STOP = 0, 1
 STATUS_BITS = {
     0x01: StageProtection.OTHER,  # hardware failure
@@ -62,6 +79,12 @@ STATUS_BITS = {
     0x08: StageProtection.NO_BATTERY,
     0x10: StageProtection.LINK_TIMEOUT,
 }
+
+
+def step_down(value: float) -> float:
+    """A limit in the protocol's 0.1 steps, never above what was asked: a grant of 1.05 A is
+    1.0 A on the charger, not 1.1 A (the read-back check allows half a step of difference)."""
+    return math.floor(value * 10 + 1e-6) / 10
 
 
 def encode_command(voltage_v: float, current_a: float, charge: bool) -> bytes:
@@ -130,6 +153,7 @@ class ElconStage(PowerStage):
         timeout_s: float = 1.0,
         stale_s: float = 1.5,
         charger_address: int = 0xE5,
+        lease_s: float | None = None,
     ) -> None:
         if charger_address not in CHARGER_ADDRESSES:
             raise StageError(
@@ -154,6 +178,10 @@ class ElconStage(PowerStage):
         self._sender: asyncio.Task[None] | None = None
         self._send_error: StageError | None = None
         self.frames_sent = 0
+        self.lease_s = lease_s
+        self._used_at = clock.monotonic()
+        self.lapsed = False
+        """The lease lapsed while the output was on: the driver stopped the charger itself."""
 
     @property
     def limits(self) -> StageLimits:
@@ -190,10 +218,18 @@ class ElconStage(PowerStage):
         with contextlib.suppress(Exception):  # best effort: the charger stops within 5 s anyway
             self._send()
 
+    def _use(self) -> None:
+        self._used_at = self._clock.monotonic()
+
     async def _keep_alive(self) -> None:
         """The charger stops after 5 s without a command; a failed send is reported by read()."""
         while True:
             await self._clock.sleep(COMMAND_PERIOD_S)
+            idle = self._clock.monotonic() - self._used_at
+            if self.charging and self.lease_s is not None and idle > self.lease_s:
+                self.charging = False  # nobody has looked at this session: stop it
+                self.lapsed = True
+                log.warning("%s: not used for %.1f s: charger stopped", self.part, idle)
             try:
                 self._send()
             except StageError as exc:
@@ -245,19 +281,24 @@ class ElconStage(PowerStage):
 
     async def set_voltage(self, voltage_v: float) -> None:
         check_range(self._limits, voltage_v, None)
-        self.voltage_v = round(voltage_v, 1)
+        self._use()
+        self.voltage_v = step_down(voltage_v)
         self._send()
 
     async def set_current(self, current_a: float) -> None:
         check_range(self._limits, None, current_a)
-        self.current_a = round(current_a, 1)
+        self._use()
+        self.current_a = step_down(current_a)
         self._send()
 
     async def set_output(self, on: bool) -> None:
+        self._use()
         self.charging = on
+        self.lapsed = False
         self._send()
 
     async def read(self) -> StageStatus:
+        self._use()
         if self._send_error is not None:
             raise self._send_error
         volts, amps, bits = await self._fresh_status()

@@ -188,7 +188,31 @@ class Ina228Monitor(_DriverMonitor):
 def monitor_for(
     port: PortConfig, bus: Any, clock: Clock, *, inline: bool = False, range_factor: float = 1.0
 ) -> PowerMonitor:
-    """The driver for a port's configured sensor, calibrated for its measuring range."""
+    """The driver for a port's configured sensor, calibrated for its measuring range; on a
+    high-voltage port the INA (low side) gives the current and the ADS1115 the voltage."""
+    current = _ina_for(port, bus, clock, inline=inline, range_factor=range_factor)
+    if not port.voltage_sensor:
+        return current
+    from hal.hv_config import adc_reach_v
+    from hal.hv_monitor import HighVoltageMonitor
+
+    return HighVoltageMonitor(
+        bus,
+        clock,
+        current,
+        adc_address=port.adc_address,
+        channel=port.adc_channel,
+        gain=port.adc_gain,
+        r_top_ohms=port.divider_top_ohms,
+        r_bottom_ohms=port.divider_bottom_ohms,
+        max_bus_voltage_v=adc_reach_v(port),
+        inline=inline,
+    )
+
+
+def _ina_for(
+    port: PortConfig, bus: Any, clock: Clock, *, inline: bool, range_factor: float
+) -> PowerMonitor:
     if port.sensor == "INA219":
         return Ina219Monitor(
             bus,

@@ -18,7 +18,9 @@ stage_can_address = 0xE5      # 0xE5, 0xE7, 0xE8 or 0xE9: up to four on one bus
 stage_max_voltage_v = 130.0   # the charger's rating: the part cannot be asked for it
 stage_max_current_a = 10.0
 
-``stage = "sim"`` (the bench only) puts a simulated RD6006 behind the port. A port without
+``stage = "sim"`` (the bench only) puts a simulated RD6006 behind the port, ``stage = "sim-elcon"``
+a simulated TC/Elcon charger on python-can's virtual bus (its channel named by
+``stage_can_channel``, its rating by the two ``stage_max_`` keys). A port without
 ``stage`` is regulated by its vehicle, as before. The drivers are built here but open their part
 only when the station first uses it (:class:`hal.stages.LazyStage`), so a station starts, and says
 what is wrong, even while a stage is unplugged.
@@ -36,7 +38,7 @@ from hal.stages import Closer, LazyStage, Opener
 if TYPE_CHECKING:
     from hal.config import HalConfig, PortConfig
 
-STAGE_PARTS = {"rd60xx": "pi", "elcon": "pi", "sim": "sim"}
+STAGE_PARTS = {"rd60xx": "pi", "elcon": "pi", "sim": "sim", "sim-elcon": "sim"}
 """Each stage part and the backend it belongs to."""
 RD60XX_MAX_V = 60.0
 SIM_STAGE_MAX_A = 6.0
@@ -63,7 +65,7 @@ def check_stages(config: HalConfig, offline: bool) -> None:
                     f"{where}: stage_path {port.stage_path} is already used by port {owner}"
                 )
             paths[port.stage_path] = port.id
-        if port.stage == "elcon":
+        if port.stage in ("elcon", "sim-elcon"):
             key = (port.stage_can_channel, port.stage_can_address)
             if key in chargers:
                 raise ConfigError(
@@ -74,7 +76,7 @@ def check_stages(config: HalConfig, offline: bool) -> None:
     del offline  # a stage's device is looked for when it is opened, not in the file check
 
 
-def _set_keys(port: PortConfig, keys: tuple[str, ...]) -> list[str]:
+def set_keys(port: PortConfig, keys: tuple[str, ...]) -> list[str]:
     """The keys among ``keys`` that differ from their defaults: given in the file."""
     from hal.config import PortConfig
 
@@ -84,7 +86,7 @@ def _set_keys(port: PortConfig, keys: tuple[str, ...]) -> list[str]:
 
 def _check_port(where: str, port: PortConfig, backend: str) -> None:
     if not port.stage:
-        stray = _set_keys(port, _RD60XX_KEYS + _ELCON_KEYS + _ELCON_RATING_KEYS)
+        stray = set_keys(port, _RD60XX_KEYS + _ELCON_KEYS + _ELCON_RATING_KEYS)
         if stray:
             raise ConfigError(f"{where}: {stray[0]} is set but the port has no stage")
         return
@@ -98,10 +100,10 @@ def _check_port(where: str, port: PortConfig, backend: str) -> None:
             f"{where}: stage '{port.stage}' belongs to the '{STAGE_PARTS[port.stage]}' backend, "
             f"not '{backend}'"
         )
-    if port.stage == "elcon":
+    if port.stage in ("elcon", "sim-elcon"):
         _check_elcon(where, port)
         return
-    stray = _set_keys(port, _ELCON_KEYS + _ELCON_RATING_KEYS)
+    stray = set_keys(port, _ELCON_KEYS + _ELCON_RATING_KEYS)
     if stray:
         raise ConfigError(f'{where}: {stray[0]} is for a stage = "elcon" port')
     if port.stage == "rd60xx" and not port.stage_path:
@@ -125,7 +127,7 @@ def _check_port(where: str, port: PortConfig, backend: str) -> None:
 
 
 def _check_elcon(where: str, port: PortConfig) -> None:
-    stray = _set_keys(port, _RD60XX_KEYS)
+    stray = set_keys(port, _RD60XX_KEYS)
     if stray:
         raise ConfigError(f'{where}: {stray[0]} is for a Modbus stage, not stage = "elcon"')
     if not port.stage_can_channel:
@@ -162,7 +164,7 @@ def pi_stage(port: PortConfig, clock: Clock) -> PowerStage | None:
         )
         return LazyStage(riden.part, _opened(riden))
     if port.stage == "elcon":
-        return LazyStage("TC/Elcon CAN charger", _elcon_opener(port, clock))
+        return LazyStage("TC/Elcon CAN charger", elcon_opener(port, clock))
     return None
 
 
@@ -173,11 +175,16 @@ def _opened(stage: PowerStage) -> Opener:
     return make
 
 
-def _elcon_opener(port: PortConfig, clock: Clock) -> Opener:
-    async def make() -> tuple[PowerStage, Closer | None]:
-        from hal.elcon import ElconStage, open_bus
+def elcon_opener(
+    port: PortConfig, clock: Clock, interface: str = "socketcan", channel: str | None = None
+) -> Opener:
+    """The port's TC/Elcon driver on its CAN bus (SocketCAN on the Pi; a virtual bus on the
+    bench), capped at the port's own voltage limit."""
 
-        bus = open_bus("socketcan", port.stage_can_channel)
+    async def make() -> tuple[PowerStage, Closer | None]:
+        from hal.elcon import LEASE_S, ElconStage, open_bus
+
+        bus = open_bus(interface, channel or port.stage_can_channel)
 
         async def shutdown() -> None:
             bus.shutdown()
@@ -185,9 +192,10 @@ def _elcon_opener(port: PortConfig, clock: Clock) -> Opener:
         stage = ElconStage(
             bus,
             clock,
-            max_voltage_v=port.stage_max_voltage_v,
+            max_voltage_v=min(port.stage_max_voltage_v, port.max_voltage_v),
             max_current_a=port.stage_max_current_a,
             charger_address=port.stage_can_address,
+            lease_s=LEASE_S,
         )
         return stage, shutdown
 

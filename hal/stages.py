@@ -2,8 +2,10 @@
 
 A stage that acknowledged a write may still hold something else: a write lost on the line, a front
 panel turned by hand, a firmware that clamps. The station therefore never trusts a write alone: it
-reads the set points back and compares them within the part's resolution (half a step, since the
-part rounds to its step). A difference is :class:`hal.errors.StageMismatch`, a fault of the port.
+reads the set points back and compares them within the part's resolution: half a step above (a
+part that rounds to its step), a whole step below (a driver that steps a limit down, so as never to
+exceed a grant: hal/elcon.py). A difference is :class:`hal.errors.StageMismatch`, a fault of the
+port.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from hal.interfaces import PowerStage, StageLimits, StageStatus
 
 _ROUNDING = 0.51
 """Half a step, and a little for the floating-point error of the scale factors."""
+_STEPPED_DOWN = 1.01
+"""A whole step below, likewise."""
+
+
+def _off(held: float, asked: float, step: float) -> bool:
+    return not -step * _STEPPED_DOWN <= held - asked <= step * _ROUNDING
 
 
 def check_range(limits: StageLimits, voltage_v: float | None, current_a: float | None) -> None:
@@ -40,13 +48,9 @@ def verify(
 ) -> None:
     """Raise :class:`StageMismatch` when ``status`` does not hold what was set."""
     problems: list[str] = []
-    if voltage_v is not None and abs(status.voltage_set_v - voltage_v) > (
-        limits.voltage_step_v * _ROUNDING
-    ):
+    if voltage_v is not None and _off(status.voltage_set_v, voltage_v, limits.voltage_step_v):
         problems.append(f"voltage limit {status.voltage_set_v:g} V, set {voltage_v:g} V")
-    if current_a is not None and abs(status.current_set_a - current_a) > (
-        limits.current_step_a * _ROUNDING
-    ):
+    if current_a is not None and _off(status.current_set_a, current_a, limits.current_step_a):
         problems.append(f"current limit {status.current_set_a:g} A, set {current_a:g} A")
     if output_on is not None and status.output_on != output_on:
         problems.append(

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware.compose import build_station
@@ -19,6 +19,7 @@ from firmware.store import Store
 from hal.clock import SimClock
 from hal.config import HalConfig, bench_config
 from hal.factory import Hardware, build_hardware
+from hal.sim.serial_pty import PtyCable
 from hal.stages import LazyStage
 from host.bench.station import VehicleBay
 
@@ -30,6 +31,58 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class LineSettler:
+    """Before simulated time moves on, let the bytes on the bench's ptys reach their readers.
+
+    Each step of simulated time is a few milliseconds, and a real pty's bytes cross between
+    threads in real time: on a machine busy elsewhere, a reply could otherwise arrive hundreds
+    of simulated milliseconds late and time out. The cable's copying thread always drains what
+    an end wrote, so that is waited for until it is gone; bytes copied towards an end that
+    nobody reads (no vehicle on it) stay, so a reader's queue that has not moved for
+    ``STUCK_S`` of real time is not waited for again until it changes.
+    """
+
+    STUCK_S = 0.2
+    LIMIT_S = 5.0
+
+    def __init__(self, cables: Callable[[], Iterable[PtyCable]]) -> None:
+        self._cables = cables
+        self._seen: dict[tuple[int, int], tuple[int, float]] = {}
+
+    async def settle(self) -> None:
+        deadline = time.monotonic() + self.LIMIT_S
+        while time.monotonic() < deadline:
+            if not self._moving(time.monotonic()):
+                return
+            await asyncio.sleep(0.0005)
+
+    def _moving(self, now: float) -> bool:
+        moving = False
+        for cable in self._cables():
+            written_a, written_b, toward_a, toward_b = cable.queued()
+            if written_a or written_b:
+                moving = True  # the copying thread has yet to pass these on
+            for queue, count in ((0, toward_a), (1, toward_b)):
+                key = (id(cable), queue)
+                if count == 0:
+                    self._seen.pop(key, None)
+                    continue
+                last = self._seen.get(key)
+                if last is None or last[0] != count:
+                    self._seen[key] = (count, now)
+                    moving = True
+                elif now - last[1] < self.STUCK_S:
+                    moving = True
+        return moving
+
+
+def bench_cables(hardware: Hardware) -> Callable[[], list[PtyCable]]:
+    def cables() -> list[PtyCable]:
+        return [p.cable for p in hardware.world.ports.values() if p.cable is not None]
+
+    return cables
+
+
 @dataclass
 class Bench:
     clock: SimClock
@@ -37,11 +90,16 @@ class Bench:
     station: Station
     bay: VehicleBay
     store: Store
+    lines: LineSettler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lines = LineSettler(bench_cables(self.hardware))
 
     async def run_for(self, seconds: float, step: float = 0.01) -> None:
         """Advance simulated time, letting real pty traffic flow between steps."""
         end = self.clock.monotonic() + seconds
         while self.clock.monotonic() < end - 1e-9:
+            await self.lines.settle()
             await self.stage_answers()
             await self.clock.advance(min(step, end - self.clock.monotonic()))
             await asyncio.sleep(0.0005)
@@ -76,10 +134,26 @@ class Bench:
         while not condition():
             if self.clock.monotonic() - start > timeout:
                 raise AssertionError(f"condition not met within {timeout} s of simulated time")
+            await self.lines.settle()
             await self.stage_answers()
             await self.clock.advance(step)
             await asyncio.sleep(0.0005)
         return self.clock.monotonic() - start
+
+    async def settle_current(
+        self, port_id: int, amps: float, within: float = 0.02, seconds: float = 15.0
+    ) -> None:
+        """Wait until the vehicle on the port draws ``amps``; on failure say what the port was
+        doing."""
+        vehicle = self.bay.bays[port_id].vehicle
+        port = self.port(port_id)
+        try:
+            await self.run_until(lambda: abs(vehicle.current_a - amps) < within, timeout=seconds)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: port {port.state.value} ({port.state_text}), grant {port.grant_a} A, "
+                f"fault {port.fault}, pack {vehicle.current_a:.3f} A"
+            ) from None
 
     def port(self, port_id: int) -> PortController:
         return self.station.ports[port_id]

@@ -1,16 +1,14 @@
 """PEV Link: the open vehicle-to-station protocol. One codec for the station and the host tools."""
 
+from firmware.pevlink.codec import Decoded, decode, encode
 from firmware.pevlink.errors import ErrorCode, LinkTimeout, NakError, PevLinkError, ProtocolError
 from firmware.pevlink.framing import MAX_LINE_BYTES, Frame, LineBuffer, LineError, crc16
 from firmware.pevlink.messages import (
-    PROTOCOL_VERSION,
-    SUPPORTED_VERSIONS,
     Battery,
     BatteryReply,
     Boot,
     ChargeRequest,
     ChargeRequestReply,
-    Decoded,
     Fault,
     Grant,
     GrantReply,
@@ -26,9 +24,8 @@ from firmware.pevlink.messages import (
     StopReply,
     Summary,
     Telemetry,
-    decode,
-    encode,
 )
+from firmware.pevlink.vocabulary import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 
 __all__ = [
     "MAX_LINE_BYTES",

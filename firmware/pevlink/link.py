@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from firmware.pevlink.codec import Decoded, decode, encode, nak_for
 from firmware.pevlink.errors import (
     ErrorCode,
     LinkTimeout,
@@ -24,7 +25,7 @@ from firmware.pevlink.errors import (
     RequestAbandoned,
 )
 from firmware.pevlink.framing import LineBuffer, LineError
-from firmware.pevlink.messages import Decoded, Heartbeat, Message, Nak, decode, encode
+from firmware.pevlink.messages import Heartbeat, Message, Nak
 from firmware.pevlink.timers import N_RETRIES, T_HB_PERIOD, T_REPLY
 from hal.clock import Clock, wait_for
 
@@ -205,7 +206,7 @@ class Link:
             except ProtocolError as err:
                 self._report(item, err)
                 if err.kind == "Q" and err.seq is not None and not err.code.is_link_error:
-                    nak = Nak.from_error(err)
+                    nak = nak_for(err)
                     await self._write(_encode_reply(nak, err.seq), Decoded("R", err.seq, nak))
                 continue
             self.last_rx = self._clock.monotonic()
@@ -259,7 +260,7 @@ class Link:
             try:
                 reply = await self._on_request(decoded.message)
             except ProtocolError as err:
-                reply = Nak.from_error(err)
+                reply = nak_for(err)
             except Exception:
                 log.exception("%s: request handler failed on %s", self.name, decoded.message)
                 reply = Nak(ErrorCode.BUSY.wire, text="internal error")

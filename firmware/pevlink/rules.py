@@ -7,7 +7,8 @@ these checks decide what they accept, and raise the :class:`ProtocolError` whose
 from __future__ import annotations
 
 from firmware.pevlink.errors import ErrorCode, ProtocolError
-from firmware.pevlink.messages import SUPPORTED_VERSIONS, Battery, ChargeRequest, Hello
+from firmware.pevlink.messages import Battery, ChargeRequest, Hello
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 
 
 def common_version(hello: Hello) -> int:

@@ -12,8 +12,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_SETTLE
+from firmware.pevlink.vocabulary import BmsFlag
 from firmware.station.allocator import Demand, Policy, account_voltage, plan_transition
 from firmware.station.port import PortController
 from firmware.station.safety import overcurrent_threshold

@@ -153,6 +153,10 @@ class Conversation:
                 f"This port starts at {spec.v_min_v:g} V; the vehicle's pack goes down "
                 f"to {battery.v_min_v:g} V"
             )
+        elsewhere = port.ports_for(battery.v_min_v, battery.v_max_v)
+        if elsewhere:  # e.g. a 126 V unicycle at an 84 V port, beside the high-voltage one
+            names = ", ".join(str(i) for i in elsewhere[:-1])
+            text += f": use port {f'{names} or ' if names else ''}{elsewhere[-1]}"
         if port.state != PortState.EMPTY:
             port.move(PortEvent.BATTERY_REFUSED, text)
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from firmware.pevlink import Boot
-from firmware.pevlink.messages import SUPPORTED_VERSIONS
 from firmware.pevlink.timers import T_REPLY
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from firmware.station.safety import Trip
 from firmware.station.spec import LINK_ERRORS
 from firmware.station.states import PortState

@@ -30,8 +30,8 @@ from firmware.pevlink import (
     Telemetry,
 )
 from firmware.pevlink.link import Link
-from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_REPLY
+from firmware.pevlink.vocabulary import BmsFlag
 from firmware.station import stage as stage_control
 from firmware.station.conversation import Conversation
 from firmware.station.power import PowerActions
@@ -147,6 +147,9 @@ class PortController(PowerActions):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on_session_end: Callable[[PortController, Session], Any] | None = None
         self.on_trip: Callable[[PortController, Trip, Session | None], Any] | None = None
+        self.ports_for: Callable[[float, float], list[int]] = lambda v_min, v_max: []
+        """The station's ports whose range takes a pack from ``v_min`` to ``v_max``: a refusal
+        tells the rider where to go."""
 
     # --- state ------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.pevlink.messages import STOP_FLAGS, BmsFlag
+from firmware.pevlink.vocabulary import STOP_FLAGS, BmsFlag
 
 _EPS = 1e-6
 """Times add up in floating point: a debounce of 0.2 s must expire after four 50 ms polls."""

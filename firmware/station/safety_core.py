@@ -27,6 +27,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,15 @@ log = logging.getLogger(__name__)
 PERMIT_TTL_S = 1.0
 """A permit not renewed for this long (the control plane has stopped) no longer holds a switch;
 at least five watchdog holds, so a bench given a longer hold is as patient."""
+
+PASSES_PER_HOLD = 4
+"""The thread passes (and kicks) at least this often per watchdog hold, whatever the poll period:
+a pass delayed by as much again as its own period still kicks within half the hold."""
+
+SWITCH_INTERVAL_S = 0.001
+"""How long another thread may hold the interpreter before the safety loop's turn (Python's
+default is 5 ms): a web thread busy with thousands of clients hands it over within a
+millisecond."""
 
 READ_DEADLINE_FRACTION = 0.4
 """A sensor read (two registers at 400 kHz take well under a millisecond) may take this share of
@@ -137,6 +147,9 @@ class SafetyCore:
         self.pass_seconds.append(self.clock.monotonic() - now)
         del self.pass_seconds[:-1000]
 
+    def hold_s(self) -> float:
+        return self._hold_s()
+
     def kick(self) -> None:
         if self.kicks_stopped is None and self.watchdog is not None:
             self.watchdog.kick()
@@ -199,16 +212,25 @@ class SafetyCore:
     def _stalled(self, gap: float) -> None:
         """The board dropped every switch during the gap: keep them open, and say so."""
         self.overruns += 1
-        log.error(
-            "safety loop stalled for %.0f ms (hold %.0f ms)", gap * 1000, self._hold_s() * 1000
-        )
         trip = Trip(
             "watchdog",
             f"The safety loop stalled for {gap * 1000:.0f} ms; the switch was dropped",
         )
-        for port_id, port in self.ports.items():
-            if self.permits.get(port_id, Permit()).live or port.relay.is_closed:
-                self.cut(port_id, trip)
+        tripped = [
+            port_id
+            for port_id, port in self.ports.items()
+            if self.permits.get(port_id, Permit()).live or port.relay.is_closed
+        ]
+        for port_id in tripped:
+            self.cut(port_id, trip)
+        # With no switch closed the pause cost nothing (the station may choose such moments).
+        log.log(
+            logging.ERROR if tripped else logging.INFO,
+            "safety loop stalled for %.0f ms (hold %.0f ms); ports tripped: %s",
+            gap * 1000,
+            self._hold_s() * 1000,
+            tripped or "none",
+        )
 
     def open_all(self) -> None:
         for port_id, port in self.ports.items():
@@ -223,14 +245,18 @@ class SafetyThread:
 
     def __init__(self, core: SafetyCore, period_s: Callable[[], float]) -> None:
         self.core = core
-        self._period_s = period_s
+        self._poll_period_s = period_s
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self.error: BaseException | None = None
 
+    def _period_s(self) -> float:
+        return min(self._poll_period_s(), self.core.hold_s() / PASSES_PER_HOLD)
+
     def start(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._main, name="safety-loop", daemon=True)
         self._thread.start()
         self._ready.wait(5.0)

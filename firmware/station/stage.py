@@ -12,6 +12,12 @@ While power flows, :func:`watch` reads the stage every :data:`WATCH_PERIOD_S` in
 (code ``stage``) when the stage fails to answer, tripped its own protection, holds other set
 points than the station gave it, or measures something else than the port's sensor for
 :data:`DISAGREE_READS` reads in a row.
+
+A read counts once per measurement: a CAN charger (hal/elcon.py) reports its output once a second
+and a read returns its last report, up to 1.5 s old. Read again, an old report taken before power
+came on or before a grant moved would otherwise count three times against a fresh sensor reading;
+so only a report with a new timestamp counts, and such a stage needs three reports (three seconds)
+of disagreement to trip, an RD60xx three reads.
 """
 
 from __future__ import annotations
@@ -100,8 +106,9 @@ def disagreement(status: StageStatus, reading: PowerReading) -> str | None:
     return None
 
 
-def check(port: PortController, status: StageStatus) -> Trip | None:
-    """One read of a live stage against what the station set and what the sensor measures."""
+def check(port: PortController, status: StageStatus, *, new: bool = True) -> Trip | None:
+    """One read of a live stage against what the station set and what the sensor measures;
+    ``new``: the read carries a measurement not seen before (see the module's note)."""
     if status.tripped:
         return Trip("stage", f"The power stage's own protection tripped: {status.protection!r}")
     if not port.busy:  # a grant change in progress moves the set points
@@ -116,6 +123,8 @@ def check(port: PortController, status: StageStatus) -> Trip | None:
         except StageError as exc:
             return stage_trip(exc)
     reading = port.reading
+    if not new:
+        return None
     words = disagreement(status, reading) if reading is not None else None
     port.stage_disagreements = port.stage_disagreements + 1 if words else 0
     if words and port.stage_disagreements >= DISAGREE_READS:
@@ -133,6 +142,7 @@ async def watch(port: PortController, session: object) -> None:
     stage = port.io.stage
     assert stage is not None
     port.stage_disagreements = 0
+    last_seen: float | None = None
 
     def live() -> bool:
         return (
@@ -154,7 +164,8 @@ async def watch(port: PortController, session: object) -> None:
         port.stage_status = status
         if not live() or port.state != PortState.CHARGING:
             continue
-        trip = check(port, status)
+        trip = check(port, status, new=status.timestamp != last_seen)
+        last_seen = status.timestamp
         if trip is not None:
             port.trip(trip)
             return

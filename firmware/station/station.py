@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firmware.events import EventHub
-from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot
+from firmware.pevlink.messages import Boot
 from firmware.pevlink.timers import T_REPLY
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from firmware.station.allocation import Allocation
 from firmware.station.allocator import Demand, Policy, SharingPolicy
 from firmware.station.errors import StationError
@@ -130,10 +131,16 @@ class Station:
             port.direct_reads = not self.safety_threaded
             port.on_session_end = self.sessions.ended
             port.on_trip = self.sessions.tripped
+            port.ports_for = self._ports_for
             self.ports[spec.port_id] = port
         self.fleet = share_budget(self.ports.values(), lambda: self.budget_w)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = asyncio.Event()
+
+    def _ports_for(self, v_min: float, v_max: float) -> list[int]:
+        return [
+            i for i, p in self.ports.items() if p.spec.v_min_v <= v_min and v_max <= p.spec.v_max_v
+        ]
 
     # --- what others hook into --------------------------------------------------------------------
 
@@ -222,6 +229,10 @@ class Station:
             await wait_for(
                 self.clock, port.link.notify(Boot("station", SUPPORTED_VERSIONS)), T_REPLY
             )
+
+    def any_live(self) -> bool:
+        """Whether any port's switch may be closed now (a live session)."""
+        return any(port.state in LIVE_STATES for port in self.ports.values())
 
     def open_all_relays(self) -> None:
         for port in self.ports.values():

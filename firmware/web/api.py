@@ -1,259 +1,27 @@
-"""The station's HTTP API: JSON in, JSON out, one table of errors, and a live event stream.
+"""The station's HTTP API: the station, its ports, its budget and its sessions, JSON in and out.
 
-Who may do what (docs/api.md): the station's own touchscreen (requests from the addresses in
-``touchscreen_hosts``, loopback by default, through an IP or ``localhost`` Host) may start, stop
-and reset any port, as a person standing there could unplug; a rider's phone may stop only its own
-session (the owner token handed out at start); the operator (bearer token from the configuration)
-may do everything; a viewer link is read-only. Anyone else sees the station without tokens,
-serials or payment data (:mod:`firmware.web.guard`).
+Who may do what is in :mod:`firmware.web.access`, the errors in :mod:`firmware.web.errors`, the
+live event stream in :mod:`firmware.web.stream`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
-import json
-import logging
-import socket
-from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from firmware.budget.manager import BudgetManager
-from firmware.events import sse
-from firmware.station.port import PortController
-from firmware.station.station import Station, StationError
-from firmware.store import StoreError
-from firmware.web.guard import (
-    is_unforgeable,
-    loads_limited,
-    public_port,
-    public_station,
-    split_host,
+from firmware.web.access import (
+    is_operator,
+    is_touchscreen,
+    require_local_or_operator,
+    require_operator,
 )
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiError:
-    status: int
-    message: str
-
-
-API_ERRORS: dict[str, ApiError] = {
-    "bad_json": ApiError(400, "The request body is not valid JSON."),
-    "bad_request": ApiError(400, "The request is not valid."),
-    "unauthorized": ApiError(401, "This needs the operator token (Authorization: Bearer ...)."),
-    "forbidden": ApiError(403, "You may not do this."),
-    "not_found": ApiError(404, "Not found."),
-    "conflict": ApiError(409, "The port is not in a state that allows this."),
-    "too_large": ApiError(413, "The request body is too large (64 KiB at most)."),
-    "unavailable": ApiError(503, "The station is not ready."),
-    "busy": ApiError(503, "The station is serving as many clients as it can; try again shortly."),
-    "records_unavailable": ApiError(
-        503, "The station's records cannot be read right now; charging is not affected."
-    ),
-}
-
-RETRY_AFTER_S = {"busy": 10, "records_unavailable": 5}
-
-
-def error_response(code: str, message: str | None = None) -> web.Response:
-    err = API_ERRORS[code]
-    retry = RETRY_AFTER_S.get(code)
-    return web.json_response(
-        {"error": {"code": code, "message": message or err.message}},
-        status=err.status,
-        headers={"Retry-After": str(retry)} if retry is not None else None,
-    )
-
-
-class ApiFailure(Exception):
-    def __init__(self, code: str, message: str | None = None) -> None:
-        super().__init__(message or API_ERRORS[code].message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    operator_token: str | None
-    touchscreen_hosts: tuple[str, ...]
-    public_url: str
-    max_requests: int = 1200
-    """Requests in progress at once (each open event stream is one); more get 503."""
-
-
-class History(Protocol):
-    """Finished sessions from the records (firmware.store through an adapter)."""
-
-    async def session(self, public_token: str) -> dict[str, Any] | None: ...
-
-    async def sessions(self, limit: int, offset: int) -> list[dict[str, Any]]: ...
-
-
-STATION_KEY = web.AppKey("station", Station)
-BOOT_KEY = web.AppKey("boot", str)
-"""Changes with every start of the daemon: a page that sees another one knows it restarted."""
-IN_FLIGHT_KEY = web.AppKey("in_flight", list)
-SETTINGS_KEY = web.AppKey("api_settings", ApiSettings)
-HISTORY_KEY = web.AppKey("history", History)
-LinkView = Callable[[], dict[str, Any]]
-LINK_KEY: web.AppKey[LinkView] = web.AppKey("link")
-"""The central system link's state (OCPP), when the station has one."""
-BUDGET_KEY = web.AppKey("budget", BudgetManager)
-
-
-def station_snapshot(app: web.Application) -> dict[str, Any]:
-    """The station's snapshot, with what sets its budget now when a budget manager runs."""
-    snapshot = app[STATION_KEY].snapshot()
-    manager = app.get(BUDGET_KEY)
-    if manager is not None:
-        snapshot["budget"] = manager.view()
-    return snapshot
-
-
-# --- who is asking --------------------------------------------------------------------------------
-
-
-def is_operator(request: web.Request) -> bool:
-    token = request.app[SETTINGS_KEY].operator_token
-    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
-    if not token or scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110)
-        return False
-    return hmac.compare_digest(credentials.strip().encode(), token.encode())
-
-
-def is_touchscreen(request: web.Request) -> bool:
-    """The station's own screen: a touchscreen address, through a Host no DNS answer can forge."""
-    if (request.remote or "") not in request.app[SETTINGS_KEY].touchscreen_hosts:
-        return False
-    return is_unforgeable(split_host(request.host)[0])
-
-
-def is_privileged(request: web.Request) -> bool:
-    """Whether the caller sees everything: the station's screen or the operator."""
-    return is_touchscreen(request) or is_operator(request)
-
-
-def require_operator(request: web.Request) -> None:
-    if not is_operator(request):
-        if request.headers.get("Authorization"):
-            raise ApiFailure("forbidden", "The operator token is wrong.")
-        raise ApiFailure("unauthorized")
-
-
-def require_local_or_operator(request: web.Request) -> None:
-    if is_touchscreen(request) or is_operator(request):
-        return
-    if request.headers.get("Authorization"):
-        raise ApiFailure("forbidden", "The operator token is wrong.")
-    raise ApiFailure(
-        "unauthorized",
-        "Only the station's own screen or the operator may do this; "
-        "riders stop their session from their phone page.",
-    )
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, within the size (client_max_size) and depth limits."""
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json(loads=loads_limited)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is one
-        reason = "" if isinstance(exc, json.JSONDecodeError) else f" ({exc})"
-        raise ApiFailure("bad_json", f"The request body is not valid JSON{reason}.") from None
-    if not isinstance(data, dict):
-        raise ApiFailure("bad_request", "The body must be a JSON object.")
-    return data
-
-
-def port_id_of(request: web.Request, known: Collection[int] | None = None) -> int:
-    """The ``{port_id}`` of the address, one of ``known`` (the station's ports by default)."""
-    raw = request.match_info.get("port_id", "")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 3:
-        raise ApiFailure("not_found", f"There is no port {raw!r}.")
-    port_id = int(raw)
-    if port_id not in (request.app[STATION_KEY].ports if known is None else known):
-        raise ApiFailure("not_found", f"There is no port {port_id}.")
-    return port_id
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a JSON error with the right status; nothing else escapes."""
-    try:
-        return await handler(request)
-    except ApiFailure as exc:
-        return error_response(exc.code, exc.message)
-    except StationError as exc:
-        code = {404: "not_found", 400: "bad_request"}.get(exc.status, "conflict")
-        return error_response(code, str(exc))
-    except web.HTTPRequestEntityTooLarge:
-        return error_response("too_large")
-    except StoreError as exc:
-        return error_response("records_unavailable", f"The records cannot be read: {exc}.")
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("API handler failed: %s %s", request.method, request.path)
-        return web.json_response(
-            {"error": {"code": "internal", "message": "The station could not do this."}},
-            status=500,
-        )
-
-
-@web.middleware
-async def request_cap(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Past ``max_requests`` in progress, a clear 503; the station's own screen always gets in."""
-    count = request.app[IN_FLIGHT_KEY]
-    if count[0] >= request.app[SETTINGS_KEY].max_requests and not is_touchscreen(request):
-        return error_response("busy")
-    count[0] += 1
-    try:
-        return await handler(request)
-    finally:
-        count[0] -= 1
-
-
-# --- handlers -------------------------------------------------------------------------------------
-
-
-def owner_link(settings: ApiSettings, public_token: str, owner_token: str) -> str:
-    return f"{settings.public_url}/s/{public_token}?owner={owner_token}"
-
-
-def viewer_link(settings: ApiSettings, public_token: str) -> str:
-    return f"{settings.public_url}/s/{public_token}"
-
-
-def station_view(request: web.Request) -> dict[str, Any]:
-    """The snapshot as this caller may see it (with what sets the budget now)."""
-    snapshot = station_snapshot(request.app)
-    view = snapshot if is_privileged(request) else public_station(snapshot)
-    return with_link(request, view)
-
-
-def with_link(request: web.Request, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """The central system link's state, when there is one (its address only for the privileged)."""
-    link = request.app.get(LINK_KEY)
-    view = link() if link is not None else None
-    if view is not None and not is_privileged(request):
-        view = {"state": view["state"], "queued": view["queued"]}
-    return {**snapshot, "ocpp": view}
-
-
-def port_view_for(request: web.Request, port: PortController) -> dict[str, Any]:
-    view = request.app[STATION_KEY].port_view(port)
-    return view if is_privileged(request) else public_port(view)
+from firmware.web.context import BUDGET_KEY, HISTORY_KEY, SETTINGS_KEY, STATION_KEY
+from firmware.web.errors import ApiFailure
+from firmware.web.inputs import find_session_of, port_id_of, read_json
+from firmware.web.stream import events
+from firmware.web.views import owner_link, port_view_for, station_view, viewer_link
 
 
 async def get_station(request: web.Request) -> web.Response:
@@ -330,15 +98,6 @@ async def delete_budget(request: web.Request) -> web.Response:
     return web.json_response({**request.app[STATION_KEY].station_summary(), "budget": view})
 
 
-def find_session_of(request: web.Request) -> tuple[PortController, Any, bool]:
-    """(port, session, live) for the address's ``{token}``, or a 404 that says what to check."""
-    token = request.match_info["token"]
-    found = request.app[STATION_KEY].find_session(token) if len(token) <= 64 else None
-    if found is None:
-        raise ApiFailure("not_found", "No session has this link. Check the address or the QR code.")
-    return found
-
-
 async def get_session(request: web.Request) -> web.Response:
     station = request.app[STATION_KEY]
     try:
@@ -378,72 +137,6 @@ async def stop_session(request: web.Request) -> web.Response:
     station = request.app[STATION_KEY]
     await station.stop(port.port_id, "user")
     return web.json_response(station.session_view(session, port, False))
-
-
-async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the whole station, or one session's port when ``token`` is given.
-
-    The bytes come ready-made from the hub (firmware.events); this handler only writes them.
-    """
-    station = request.app[STATION_KEY]
-    hub = station.events
-    token = request.match_info.get("token")
-    port_filter: int | None = None
-    if token is not None:
-        port, _, _ = find_session_of(request)
-        port_filter = port.port_id
-    if hub.full and not (is_touchscreen(request) or is_operator(request)):
-        return error_response(
-            "busy", f"The station already serves {hub.streams} live views; try again shortly."
-        )
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
-    transport = request.transport
-    _give_up_on_silent_peers(transport)
-    boot = request.app.get(BOOT_KEY)
-
-    # The holder of a session's link sees its port as the station's screen does; a stranger on
-    # the whole station's stream sees no tokens, serials or payment data.
-    public = port_filter is None and not is_privileged(request)
-
-    def snapshot() -> bytes:
-        view = with_link(request, station_snapshot(request.app))
-        if port_filter is not None:
-            view["ports"] = [p for p in view["ports"] if p["id"] == port_filter]
-        view["boot"] = boot
-        return sse("snapshot", public_station(view) if public else view)
-
-    drop = transport.abort if transport else None
-    with hub.stream(port_filter, on_drop=drop, public=public) as stream:
-        try:
-            await response.write(hub.cached(("snapshot", port_filter, public), snapshot))
-            while (chunk := await stream.get()) is not None:
-                await response.write(chunk)
-        except (ConnectionResetError, ConnectionError):
-            pass
-    return response
-
-
-def redact_event(kind: str, data: Any) -> Any:
-    """An event as a stranger may see it (the same rules as ``GET /api/station``)."""
-    if kind == "port" and isinstance(data, dict):
-        return public_port(data)
-    return data
-
-
-def _give_up_on_silent_peers(transport: asyncio.BaseTransport | None) -> None:
-    """A peer that stops acknowledging (gone without a goodbye) is cut after 30 s (Linux)."""
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    option = getattr(socket, "TCP_USER_TIMEOUT", None)
-    if sock is not None and option is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, option, 30_000)
 
 
 async def list_sessions(request: web.Request) -> web.Response:

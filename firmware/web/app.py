@@ -10,7 +10,9 @@ from aiohttp import web
 
 from firmware.payment import PaymentDesk
 from firmware.station.station import Station
-from firmware.web.api import (
+from firmware.web.api import add_api_routes
+from firmware.web.cards import refuse_card_numbers
+from firmware.web.context import (
     BOOT_KEY,
     HISTORY_KEY,
     IN_FLIGHT_KEY,
@@ -19,14 +21,12 @@ from firmware.web.api import (
     STATION_KEY,
     ApiSettings,
     History,
-    add_api_routes,
-    api_errors,
-    error_response,
-    redact_event,
-    request_cap,
 )
+from firmware.web.errors import api_errors, error_response
 from firmware.web.guard import guard_middleware, station_names
+from firmware.web.limits import request_cap
 from firmware.web.pages import add_page_routes, page_not_found
+from firmware.web.stream import redact_event
 
 
 def refuse(code: str, message: str) -> web.StreamResponse:
@@ -43,7 +43,8 @@ def create_app(
     """``link`` reports the central system link (OCPP), shown on the station page."""
     guard = guard_middleware(station_names(settings.public_url), refuse)
     app = web.Application(
-        middlewares=[request_cap, guard, page_not_found, api_errors], client_max_size=64 * 1024
+        middlewares=[request_cap, guard, refuse_card_numbers, page_not_found, api_errors],
+        client_max_size=64 * 1024,
     )
     app[STATION_KEY] = station
     station.events.redact = redact_event

@@ -9,7 +9,7 @@ stranger may see, and JSON bodies that cannot exhaust the parser.
   ``Sec-Fetch-Site: same-origin``). A form or a ``no-cors`` fetch from any other page, another
   localhost port included, is refused. Clients that send neither header (curl, scripts) are not
   browsers and cannot be made to send a request by a page.
-- **The kiosk's authority** (see :func:`firmware.web.api.is_touchscreen`) holds only with a Host
+- **The kiosk's authority** (see :func:`firmware.web.access.is_touchscreen`) holds only with a Host
   that no DNS answer can forge: an IP literal or ``localhost``.
 - **A stranger's view** of the station has no session tokens, no vehicle serials and no payment
   data: :func:`public_station` and :func:`public_port`.

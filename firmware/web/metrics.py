@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from firmware.metrics import StationMetrics
-from firmware.web.api import require_operator
+from firmware.web.access import require_operator
 
 METRICS_KEY = web.AppKey("metrics", StationMetrics)
 

@@ -15,32 +15,19 @@ from typing import Any
 
 from aiohttp import web
 
-from firmware.payment import PaymentDeclined, PaymentDesk
-from firmware.station.port import PortState
-from firmware.web.api import (
-    BOOT_KEY,
-    HISTORY_KEY,
-    SETTINGS_KEY,
-    STATION_KEY,
-    ApiFailure,
-    error_response,
-    find_session_of,
-    is_operator,
-    is_privileged,
-    is_touchscreen,
-    owner_link,
-    port_view_for,
-    read_json,
-    station_view,
-    viewer_link,
-)
+from firmware.payment import PaymentDesk
+from firmware.web.access import is_operator, is_privileged, is_touchscreen
+from firmware.web.checkout import add_payment_routes, receipt_of, token_ok
+from firmware.web.context import BOOT_KEY, HISTORY_KEY, PAYMENT_KEY, SETTINGS_KEY, STATION_KEY
+from firmware.web.errors import error_response
+from firmware.web.inputs import find_session_of
 from firmware.web.qr import QrCache
 from firmware.web.render import Safe, json_script, render
+from firmware.web.views import owner_link, port_view_for, station_view, viewer_link
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
-PAYMENT_KEY = web.AppKey("payment", PaymentDesk)
 QR_KEY = web.AppKey("qr", QrCache)
 
 
@@ -63,10 +50,6 @@ class PageNote:
 
 
 PAGE_NOTE_KEY = web.AppKey("page_note", PageNote)
-
-
-def _token_ok(token: str) -> bool:
-    return 16 <= len(token) <= 64 and all(c.isalnum() or c in "-_" for c in token)
 
 
 async def station_page(request: web.Request) -> web.Response:
@@ -94,7 +77,7 @@ def not_found_page() -> web.Response:
 async def phone_page(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     station = request.app[STATION_KEY]
-    found = station.find_session(token) if _token_ok(token) else None
+    found = station.find_session(token) if token_ok(token) else None
     if found is None:
         return await _finished_page(request, token)
     port, session, live = found
@@ -108,7 +91,7 @@ async def phone_page(request: web.Request) -> web.Response:
 async def _finished_page(request: web.Request, token: str) -> web.Response:
     """A session the station no longer holds in memory: shown from the records, read-only."""
     history = request.app.get(HISTORY_KEY)
-    record = await history.session(token) if history is not None and _token_ok(token) else None
+    record = await history.session(token) if history is not None and token_ok(token) else None
     if record is None:
         return not_found_page()
     record["port_view"] = None
@@ -133,19 +116,13 @@ def _render_phone(
                 "viewer_url": viewer_link(request.app[SETTINGS_KEY], token),
                 "payment": desk.terms() if desk else None,
                 # card digits and the payment reference: the session's owner only
-                "receipt": _receipt(desk, token) if owner_token is not None else None,
+                "receipt": receipt_of(desk, token) if owner_token is not None else None,
+                "declined": desk.declines.get(token) if desk and owner_token else None,
                 "boot": request.app[BOOT_KEY],
                 "store_error": request.app[STATION_KEY].store_error,
             }
         ),
     )
-
-
-def _receipt(desk: PaymentDesk | None, token: str) -> dict[str, Any] | None:
-    if desk is None:
-        return None
-    receipt = desk.receipts.get(token)
-    return receipt.view() if receipt else None
 
 
 async def session_qr(request: web.Request) -> web.Response:
@@ -163,53 +140,12 @@ async def session_qr(request: web.Request) -> web.Response:
     )
 
 
-async def pay(request: web.Request) -> web.Response:
-    """The rider's card for the pre-authorisation; only the session's owner may pay."""
-    desk = request.app.get(PAYMENT_KEY)
-    if desk is None:
-        raise ApiFailure("not_found", "This station does not take payments.")
-    station = request.app[STATION_KEY]
-    port, session, live = find_session_of(request)
-    data = await read_json(request)
-    owner = request.headers.get("X-Owner-Token") or data.get("owner_token")
-    if not isinstance(owner, str) or not hmac.compare_digest(
-        owner.encode(), session.owner_token.encode()
-    ):
-        raise ApiFailure("forbidden", "Only the person who started the session can pay for it.")
-    card = data.get("card_number")
-    if not isinstance(card, str) or not card.strip():
-        raise ApiFailure("bad_request", "'card_number' must be the card number as text.")
-    if not live or port.state != PortState.PAYMENT:
-        raise ApiFailure("conflict", "This session is not waiting for payment.")
-    try:
-        receipt = await desk.authorise(session, card[:32])
-    except PaymentDeclined as exc:
-        return web.json_response(
-            {"error": {"code": "payment_declined", "message": str(exc)}}, status=402
-        )
-    if not await station.payment_approved(port.port_id, session):
-        # The session ended while the card was being checked (its payment window closed): the
-        # hold must not outlive it.
-        await desk.release(session)
-        raise ApiFailure("conflict", "This session ended before the payment completed.")
-    return web.json_response({"receipt": receipt.view(), "state": port.state.value})
-
-
-async def get_receipt(request: web.Request) -> web.Response:
-    """A session's receipt (card digits, payment reference): for its owner, or the operator."""
-    desk = request.app.get(PAYMENT_KEY)
-    token = request.match_info["token"]
-    receipt = _receipt(desk, token) if _token_ok(token) else None
-    if receipt is None:
-        raise ApiFailure("not_found", "No payment for this session.")
-    if not is_operator(request):
-        found = request.app[STATION_KEY].find_session(token)
-        owner = request.headers.get("X-Owner-Token", "")
-        if found is None or not owner:
-            raise ApiFailure("forbidden", "The receipt is shown to the session's owner only.")
-        if not hmac.compare_digest(owner.encode(), found[1].owner_token.encode()):
-            raise ApiFailure("forbidden", "This owner token does not match the session.")
-    return web.json_response(receipt)
+async def service_worker(request: web.Request) -> web.FileResponse:
+    """The phone page's service worker, served from the root so that its scope is the site."""
+    return web.FileResponse(
+        STATIC / "sw.js",
+        headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"},
+    )
 
 
 @web.middleware
@@ -235,12 +171,10 @@ async def page_not_found(request: web.Request, handler: Any) -> web.StreamRespon
 
 
 def add_page_routes(app: web.Application, payment: PaymentDesk | None = None) -> None:
-    if payment is not None:
-        app[PAYMENT_KEY] = payment
+    add_payment_routes(app, payment)
     app[QR_KEY] = QrCache()
     app.router.add_get("/", station_page)
     app.router.add_get("/s/{token}", phone_page)
     app.router.add_get("/api/sessions/{token}/qr.svg", session_qr)
-    app.router.add_post("/api/sessions/{token}/pay", pay)
-    app.router.add_get("/api/sessions/{token}/receipt", get_receipt)
+    app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static/", STATIC, append_version=True)

@@ -9,6 +9,7 @@ and the tests that need no device path).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 
@@ -16,8 +17,10 @@ from hal.clock import Clock
 from hal.config import HalConfig, PortConfig
 from hal.errors import ConfigError
 from hal.factory import Hardware, PortHardware
+from hal.hv_config import divider_ratio
 from hal.interfaces import PowerMonitor, PowerReading, PowerStage
 from hal.monitors import monitor_for
+from hal.sim.ads1115 import Ads1115Model
 from hal.sim.i2c import SimI2C
 from hal.sim.ina219 import Ina219Model
 from hal.sim.ina228 import Ina228Model
@@ -25,6 +28,7 @@ from hal.sim.memory_cable import MemoryLine, memory_cable
 from hal.sim.relay import SimRelay, SimWatchdog
 from hal.sim.serial_pty import PtyCable, open_peer
 from hal.sim.world import BenchWorld, SimPlugDetect, SimPort, StageThroughRelay
+from hal.stage_config import elcon_opener
 from hal.stages import Closer, LazyStage
 
 RELAY_STATE_FILE_ENV = "PEV_SIM_RELAY_LOG"
@@ -36,6 +40,10 @@ that start a whole daemon on a loaded machine to test something else than the sa
 timing give it a hold that a busy two-core machine can keep."""
 
 
+_can_channels = itertools.count()
+"""Each bench's chargers get virtual CAN channels of their own (python-can's are per process)."""
+
+
 def watchdog_hold_s(config: HalConfig) -> float:
     value = os.environ.get(WATCHDOG_HOLD_ENV)
     return float(value) if value else config.watchdog_hold_s
@@ -44,15 +52,50 @@ def watchdog_hold_s(config: HalConfig) -> float:
 def sim_sensor(
     port: PortConfig, bus: SimI2C, clock: Clock, range_factor: float = 1.0
 ) -> tuple[PowerMonitor, Ina219Model | Ina228Model]:
-    """A port's register-level sensor model on ``bus``, and the real driver that reads it."""
+    """A port's register-level sensor model on ``bus``, and the real driver that reads it (with
+    the ADS1115 model beside it on a high-voltage port: :func:`wire_adc` hands it to the world)."""
     sensor: Ina219Model | Ina228Model
     if port.sensor == "INA219":
         sensor = Ina219Model(port.shunt_ohms)
     else:
         sensor = Ina228Model(port.shunt_ohms)
     bus.add_device(port.i2c_address, sensor)
+    if port.voltage_sensor:
+        bus.add_device(port.adc_address, Ads1115Model())
     monitor = monitor_for(port, bus, clock, inline=True, range_factor=range_factor)
     return monitor, sensor
+
+
+def wire_adc(port: PortConfig, sim_port: SimPort) -> None:
+    """Give the world a high-voltage port's ADS1115 model and its divider."""
+    if port.voltage_sensor and sim_port.bus is not None:
+        adc = sim_port.bus.device(port.adc_address)
+        assert isinstance(adc, Ads1115Model)
+        sim_port.adc, sim_port.adc_channel = adc, port.adc_channel
+        sim_port.divider_ratio = divider_ratio(port)
+
+
+def sim_charger(
+    port: PortConfig, sim_port: SimPort, clock: Clock, closers: list[Callable[[], None]]
+) -> PowerStage:
+    """A simulated TC/Elcon charger on its own virtual CAN bus, fed into the vehicle through the
+    relay and stepped by the world, and the real CAN driver for it on a second bus object."""
+    from hal.elcon import open_bus
+    from hal.sim.elcon import SimElconCharger
+
+    channel = f"pev-bench-{next(_can_channels)}-{port.stage_can_channel}"
+    charger_bus = open_bus("virtual", channel)
+    closers.append(charger_bus.shutdown)
+    sim_port.charger = SimElconCharger(
+        clock,
+        charger_bus,
+        load=StageThroughRelay(sim_port),
+        max_voltage_v=port.stage_max_voltage_v,
+        max_current_a=port.stage_max_current_a,
+        address=port.stage_can_address,
+    )
+
+    return LazyStage("simulated TC/Elcon charger", elcon_opener(port, clock, "virtual", channel))
 
 
 def sim_stage(
@@ -95,7 +138,12 @@ def build(config: HalConfig, clock: Clock) -> Hardware:
         link = open_peer(cable.station_path, port.baud)
         sim_port = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address, cable=cable)
         sim_ports[port.id] = sim_port
-        stage = sim_stage(port, sim_port, clock, closers) if port.stage == "sim" else None
+        wire_adc(port, sim_port)
+        stage: PowerStage | None = None
+        if port.stage == "sim":
+            stage = sim_stage(port, sim_port, clock, closers)
+        elif port.stage == "sim-elcon":
+            stage = sim_charger(port, sim_port, clock, closers)
         ports[port.id] = PortHardware(
             port.id,
             monitor,
@@ -140,6 +188,7 @@ def build_memory(
         vehicle_ends[port.id] = vehicle_end
         ports[port.id] = PortHardware(port.id, monitor, relay, station_end)
         sim_ports[port.id] = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address)
+        wire_adc(port, sim_ports[port.id])
     for port_hw in ports.values():
         port_hw.relay.open_now()
     world = BenchWorld(clock, sim_ports, physics_dt_s=physics_dt_s)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import select
+import struct
+import termios
 import threading
 import tty
 from collections.abc import Callable
@@ -40,6 +43,7 @@ class PtyCable:
         self.tap: Callable[[bytes], None] | None = None
         """Sees every byte the far end sends towards the station (a bench's meter of what the
         device says). It runs on the copying thread, so it must be quick and thread-safe."""
+        self._copying = False
         self._thread = threading.Thread(target=self._run, name=f"pty-{name}", daemon=True)
         self._thread.start()
 
@@ -53,9 +57,11 @@ class PtyCable:
             for fd in readable:
                 if fd == self._wake_r:
                     continue
+                self._copying = True
                 try:
                     data = os.read(fd, _CHUNK)
                 except OSError as exc:
+                    self._copying = False
                     if exc.errno in (errno.EAGAIN, errno.EIO):
                         continue
                     return
@@ -63,6 +69,24 @@ class PtyCable:
                     self._forward(pairs[fd], data)
                     if fd == self._b_master and self.tap is not None:
                         self.tap(data)
+                self._copying = False
+
+    def queued(self) -> tuple[int, int, int, int]:
+        """Bytes waiting in each of the cable's four queues: written by the station, written by
+        the far end (both not yet copied), and copied towards the station and towards the far
+        end (not yet read). A test in simulated time waits for these to drain before it moves
+        the clock, so a machine busy elsewhere cannot turn a pty's delay into a protocol timeout.
+        """
+        if self._stop:
+            return (0, 0, 0, 0)
+        counts = []
+        for fd in (self._a_master, self._b_master, self._a_slave, self._b_slave):
+            try:
+                raw = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+                counts.append(struct.unpack("i", raw)[0])
+            except OSError:
+                counts.append(0)
+        return (counts[0] + int(self._copying), counts[1], counts[2], counts[3])
 
     def _forward(self, fd: int, data: bytes) -> None:
         with contextlib.suppress(OSError):  # a full buffer on an unread end: bytes are lost

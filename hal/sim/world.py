@@ -2,6 +2,7 @@
 
 Current flows only while the relay conducts (coil on, watchdog holding, operate time passed); the
 port's sensor model then sees the vehicle's terminal voltage and current, and 0 V / 0 A otherwise.
+On a high-voltage port the ADS1115 model sees the voltage through the divider instead.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from hal.sim.relay import SimRelay
 from hal.sim.serial_pty import PtyCable
 
 if TYPE_CHECKING:
+    from hal.sim.ads1115 import Ads1115Model
+    from hal.sim.elcon import SimElconCharger
     from hal.sim.riden import SimRiden
 
 
@@ -54,6 +57,18 @@ class SimPort:
     history: list[tuple[float, float, float]] = field(default_factory=list)
     stage: SimRiden | None = None
     """The port's simulated CC/CV stage, whose load is the vehicle while the relay conducts."""
+    charger: SimElconCharger | None = None
+    """A high-voltage port's simulated TC/Elcon charger (its stage on CAN), fed the same way."""
+    adc: Ads1115Model | None = None
+    """A high-voltage port's ADS1115: it sees the pack's voltage through the divider, and the
+    low-side INA only the current."""
+    adc_channel: int = 0
+    divider_ratio: float = 1.0
+
+    @property
+    def has_stage(self) -> bool:
+        """The station, not the vehicle, limits this port's current."""
+        return self.stage is not None or self.charger is not None
 
 
 class StageThroughRelay:
@@ -141,6 +156,8 @@ class BenchWorld:
         for port in self.ports.values():
             if port.stage is not None:
                 port.stage.model.sync()  # the limits the pack draws within, as of now
+            if port.charger is not None:
+                port.charger.sync()
             if port.load is not None:
                 port.load.advance(dt_s, port.relay.conducting)
             self._update_sensor(port)
@@ -152,6 +169,9 @@ class BenchWorld:
             volts, amps = port.load.terminal_voltage_v, port.load.current_a
         else:
             volts, amps = 0.0, 0.0
+        if port.adc is not None:  # the divider feeds the ADC; the low-side shunt sits near 0 V
+            port.adc.inputs_v[port.adc_channel] = volts / port.divider_ratio
+            volts = 0.0
         port.sensor.bus_voltage_v = volts
         port.sensor.current_a = amps
 

@@ -13,7 +13,8 @@ from aiohttp import web
 from firmware.config import StationConfig
 from firmware.daemon import Daemon
 from firmware.site_config import BudgetConfig, ModbusMeterConfig
-from firmware.web.api import ApiFailure, read_json
+from firmware.web.errors import ApiFailure
+from firmware.web.inputs import read_json
 from host.bench.meter import SimulatedMeter
 
 METER_KEY = web.AppKey("simulated_meter", SimulatedMeter)

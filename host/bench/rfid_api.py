@@ -13,7 +13,8 @@ from aiohttp import web
 
 from firmware.config import StationConfig
 from firmware.daemon import Daemon
-from firmware.web.api import ApiFailure, read_json
+from firmware.web.errors import ApiFailure
+from firmware.web.inputs import read_json
 from hal.clock import Clock
 from hal.rfid import ReaderConfig, RfidConfig
 from hal.sim.pn532 import SimPN532

@@ -21,12 +21,14 @@ from aiohttp import web
 from firmware.config import StationConfig, state_path
 from firmware.daemon import Daemon
 from firmware.station.station import Station
-from firmware.web.api import ApiFailure, port_id_of, read_json
+from firmware.web.errors import ApiFailure
+from firmware.web.inputs import port_id_of, read_json
 from firmware.web.pages import PAGE_NOTE_KEY, PageNote
 from hal.clock import Clock, ScaledClock
 from hal.config import bench_config
 from hal.factory import Hardware
 from hal.sim.serial_pty import open_peer
+from host.bench.checkout import serve_demo_provider
 from host.bench.external import ExternalPack
 from host.bench.kicks import add_kick_routes
 from host.bench.rfid_api import add_simulated_readers
@@ -39,14 +41,15 @@ log = logging.getLogger(__name__)
 
 
 def bench_station_config(
-    ports: int = 4, budget_w: float | None = None, stage_ports: int = 0
+    ports: int = 4, budget_w: float | None = None, stage_ports: int = 0, hv_ports: int = 0
 ) -> StationConfig:
     """Four simulated ports sharing 600 W by default: enough for two e-bikes at full power;
-    ``stage_ports`` more behind simulated RD6006 stages."""
+    ``stage_ports`` more behind simulated RD6006 stages, ``hv_ports`` more for packs to 126 V
+    behind simulated TC/Elcon chargers (150 W more for each port)."""
     return StationConfig(
         name="pev-charger bench",
-        budget_w=budget_w if budget_w is not None else 150.0 * (ports + stage_ports),
-        hal=bench_config(ports, stage_ports),
+        budget_w=budget_w if budget_w is not None else 150.0 * (ports + stage_ports + hv_ports),
+        hal=bench_config(ports, stage_ports, hv_ports),
         db_path=state_path("var/bench.db"),
         operator_token=os.environ.get("PEV_OPERATOR_TOKEN") or None,
     )
@@ -122,7 +125,7 @@ class VehicleBay:
         if name:
             spec = replace(spec, name=name)
         # Behind a station's stage a pack is bare, as real ones are: the stage limits its current.
-        bare = self.world.ports[port_id].stage is not None
+        bare = self.world.ports[port_id].has_stage
         vehicle = SimVehicle(
             spec,
             soc_pct=soc_pct,
@@ -402,6 +405,7 @@ async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
         "/sim",
     )
     add_kick_routes(daemon.app, daemon.hardware.watchdog, daemon.clock)
+    await serve_demo_provider(daemon)
     world = daemon.hardware.world
     assert world is not None
     tasks: list[asyncio.Task[None]] = []

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firmware.pevlink.codec import Decoded
 from firmware.pevlink.messages import (
     Battery,
     BatteryReply,
     ChargeRequestReply,
-    Decoded,
     Grant,
     HelloReply,
     Message,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from firmware.pevlink.codec import Decoded
 from firmware.pevlink.messages import (
-    SUPPORTED_VERSIONS,
     Battery,
     Boot,
     ChargeRequest,
-    Decoded,
     GrantReply,
     Hello,
     Message,
@@ -19,6 +18,7 @@ from firmware.pevlink.messages import (
     Telemetry,
 )
 from firmware.pevlink.timers import T_LINK, T_REPLY, T_TEL_PERIOD, T_VERIFY
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from host.conformance.common import Blocked, is_reply, name_of, short
 from host.conformance.report import Results
 from host.conformance.wire import Entry, Wire, is_msg

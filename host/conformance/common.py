@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from firmware.pevlink.codec import to_frame
 from firmware.pevlink.framing import crc16, quote
-from firmware.pevlink.messages import Message, Nak, to_frame
+from firmware.pevlink.messages import Message, Nak
 from host.conformance.wire import Entry
 
 

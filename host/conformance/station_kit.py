@@ -11,17 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from firmware.pevlink.messages import (
-    SUPPORTED_VERSIONS,
-    Boot,
-    ChargeRequest,
-    Fault,
-    Grant,
-    GrantReply,
-    Nak,
-    Stop,
-)
+from firmware.pevlink.messages import Boot, ChargeRequest, Fault, Grant, GrantReply, Nak, Stop
 from firmware.pevlink.timers import N_RETRIES, T_LINK, T_REPLY, T_TEL, T_TEL_PERIOD, T_VERIFY
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from host.conformance.as_vehicle import why_not
 from host.conformance.common import Blocked, is_any, is_nak, is_reply, short, value
 from host.conformance.report import Results

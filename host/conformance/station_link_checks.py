@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from firmware.pevlink.codec import encode
 from firmware.pevlink.framing import crc16
-from firmware.pevlink.messages import SUPPORTED_VERSIONS, Boot, ChargeRequest, encode
+from firmware.pevlink.messages import Boot, ChargeRequest
 from firmware.pevlink.timers import T_REPLY
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from host.conformance.as_vehicle import KitVehicle
 from host.conformance.common import (
     Blocked,

@@ -12,17 +12,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable
 
-from firmware.pevlink.messages import (
-    SUPPORTED_VERSIONS,
-    Battery,
-    Boot,
-    Fault,
-    Power,
-    StationState,
-    Stop,
-    Summary,
-)
+from firmware.pevlink.messages import Battery, Boot, Fault, Power, StationState, Stop, Summary
 from firmware.pevlink.timers import I_BREAK_A, T_LINK, T_RAMP, T_SETTLE, T_TEL_PERIOD
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from host.conformance.as_station import tolerance
 from host.conformance.common import Blocked, is_reply
 from host.conformance.report import Results

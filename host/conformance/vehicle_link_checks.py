@@ -5,18 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
+from firmware.pevlink.codec import encode
 from firmware.pevlink.framing import crc16
-from firmware.pevlink.messages import (
-    SUPPORTED_VERSIONS,
-    Boot,
-    ChargeRequestReply,
-    Grant,
-    Hello,
-    Nak,
-    StationState,
-    encode,
-)
+from firmware.pevlink.messages import Boot, ChargeRequestReply, Grant, Hello, Nak, StationState
 from firmware.pevlink.timers import I_BREAK_A, N_RETRIES, T_REPLY, T_TEL_PERIOD
+from firmware.pevlink.vocabulary import SUPPORTED_VERSIONS
 from host.conformance.as_station import KitStation
 from host.conformance.common import Blocked, any_reply, is_nak, is_reply, with_crc
 from host.conformance.wire import Entry, is_msg

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from firmware.pevlink.codec import Decoded, encode
 from firmware.pevlink.errors import ProtocolError
 from firmware.pevlink.framing import crc16
 from firmware.pevlink.link import ByteTransport
-from firmware.pevlink.messages import Decoded, Heartbeat, Message, encode
+from firmware.pevlink.messages import Heartbeat, Message
 from firmware.pevlink.timers import N_RETRIES, T_HB_PERIOD, T_REPLY
 from hal.clock import Clock, wait_for
 from host.console.render import Record, interpret, render

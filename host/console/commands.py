@@ -17,8 +17,10 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from firmware.pevlink.codec import from_frame, specs
 from firmware.pevlink.framing import Frame
-from firmware.pevlink.messages import MESSAGE_TYPES, REGISTRY, Message, Spec, from_frame, specs
+from firmware.pevlink.messages import MESSAGE_TYPES, REGISTRY, Message
+from firmware.pevlink.vocabulary import Spec
 
 KIND_PREFIXES = {"q": "Q", "r": "R", "n": "N"}
 CONSOLE_WORDS = ("raw", "help", "quit")

@@ -17,9 +17,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from firmware.pevlink.codec import Decoded, decode, specs
 from firmware.pevlink.errors import ERRORS, ErrorCode, ProtocolError
 from firmware.pevlink.framing import crc16
-from firmware.pevlink.messages import Decoded, FieldType, Message, Nak, decode, specs
+from firmware.pevlink.messages import Message, Nak
+from firmware.pevlink.vocabulary import FieldType
 
 ARROWS = {"tx": ">>", "rx": "<<"}
 VERDICT_OK = "ok"

@@ -26,7 +26,6 @@ from firmware.pevlink.link import Link
 from firmware.pevlink.messages import (
     Battery,
     BatteryReply,
-    BmsFlag,
     Boot,
     ChargeRequest,
     ChargeRequestReply,
@@ -44,6 +43,7 @@ from firmware.pevlink.messages import (
 )
 from firmware.pevlink.rules import check_battery, check_request, common_version
 from firmware.pevlink.timers import I_BREAK_A, T_RAMP_MAX, T_TEL
+from firmware.pevlink.vocabulary import BmsFlag
 from host.console.session import Console
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog

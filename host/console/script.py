@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from firmware.pevlink.codec import Decoded, specs
 from firmware.pevlink.errors import ProtocolError
-from firmware.pevlink.messages import Decoded, FieldType, Message, Nak, Spec, specs
+from firmware.pevlink.messages import Message, Nak
+from firmware.pevlink.vocabulary import FieldType, Spec
 from hal.clock import wait_for
 from host.console.commands import (
     CommandError,

@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from firmware.pevlink.codec import Decoded, encode
 from firmware.pevlink.errors import ErrorCode, ProtocolError
 from firmware.pevlink.framing import START, LineBuffer, LineError
 from firmware.pevlink.link import ByteTransport
-from firmware.pevlink.messages import Decoded, Heartbeat, Message, encode
+from firmware.pevlink.messages import Heartbeat, Message
 from firmware.pevlink.timers import T_HB_PERIOD
 from hal.clock import Clock
 from host.console.commands import (

@@ -36,8 +36,8 @@ from firmware.pevlink import (
 )
 from firmware.pevlink.errors import ErrorCode, NakError, PeerRebooted, PevLinkError, ProtocolError
 from firmware.pevlink.link import ByteTransport, LineObserver, Link
-from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_LINK, T_TEL_PERIOD
+from firmware.pevlink.vocabulary import BmsFlag
 from hal.clock import Clock
 from host.vehicle.faults import FaultKind
 from host.vehicle.model import SimVehicle

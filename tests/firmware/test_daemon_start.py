@@ -71,5 +71,5 @@ def test_the_bench_names_its_hardware_logs_priorities_and_takes_the_operator_tok
     lines = log.read_text().splitlines()
     assert lines and all(line[:3] in ("<6>", "<4>", "<3>", "<7>") for line in lines), lines
     started = next(json.loads(line[3:]) for line in lines if "station 'pev-charger bench'" in line)
-    assert "(simulated hardware, 4 ports" in started["msg"]
+    assert "(simulated hardware, 5 ports" in started["msg"]
     assert str(tmp_path / "records.db") in started["msg"]

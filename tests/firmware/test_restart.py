@@ -166,7 +166,7 @@ def test_a_killed_daemon_restarts_with_relays_open_and_the_session_interrupted(
 
         status, snapshot = station.call("GET", "/api/station")
         assert status == 200
-        assert [p["id"] for p in snapshot["ports"]] == [1, 2, 3, 4]
+        assert [p["id"] for p in snapshot["ports"]] == [1, 2, 3, 4, 5]  # 5: the HV port
         for port in snapshot["ports"]:
             assert port["relay_closed"] is False
             assert port["state"] == "empty" and port["session"] is None

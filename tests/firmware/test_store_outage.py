@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient
 from firmware.daemon import StoreHistory, build_daemon, watch_store
 from firmware.station.port import PortState
 from firmware.store import SampleRecord, Store, StoreError
-from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
 from hal.clock import SimClock
 from host.bench.station import bench_station_config
 from host.vehicle.faults import FaultKind

@@ -15,6 +15,8 @@ import pytest
 from hal.clock import SimClock
 from hal.elcon import (
     COMMAND_ID,
+    COMMAND_PERIOD_S,
+    LEASE_S,
     STATUS_ID,
     ElconStage,
     command_id,
@@ -214,3 +216,41 @@ async def test_two_chargers_on_one_bus_each_answer_their_own_stage() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         for bus in [charger_bus, chargers[0xE7].bus, *station_buses]:
             bus.shutdown()
+
+
+async def test_with_a_lease_the_charge_command_repeats_only_while_the_station_uses_the_stage(
+    rig: Rig,
+) -> None:
+    rig.stage.lease_s = LEASE_S
+    await apply_setpoints(rig.stage, 126.0, 2.0)
+    await apply_output(rig.stage, True)
+    for _ in range(40):  # 20 s of a live session: the station reads twice a second
+        await rig.clock.advance(0.5)
+        assert (await rig.stage.read()).output_on
+    assert rig.charger.charge_commanded and not rig.charger.timed_out
+    assert rig.pack.current_a > 0.5  # into constant voltage by now, still charging
+    # The station stops using the stage (its watch has gone) but lives on: the driver stops the
+    # charger itself when the lease lapses, well before the charger's own 5 s time-out.
+    sent = rig.stage.frames_sent
+    await rig.clock.advance(LEASE_S + COMMAND_PERIOD_S + 0.1)
+    assert rig.stage.lapsed
+    assert not rig.charger.charge_commanded
+    assert rig.pack.current_a == 0.0
+    assert rig.stage.frames_sent > sent  # the stop is a command, not a silence
+    assert not rig.charger.timed_out
+    status = await settle(rig.clock, rig.stage.read())
+    assert not status.output_on  # what the station's watch, were it alive, would trip on
+
+
+async def test_after_a_session_the_command_repeats_as_stop(rig: Rig) -> None:
+    rig.stage.lease_s = LEASE_S
+    await apply_setpoints(rig.stage, 126.0, 2.0)
+    await apply_output(rig.stage, True)
+    await rig.clock.advance(2.0)
+    await apply_output(rig.stage, False)
+    commands = rig.charger.commands
+    await rig.clock.advance(10.0)
+    assert rig.charger.commands >= commands + 9  # once a second
+    assert not rig.charger.charge_commanded and not rig.charger.timed_out
+    assert rig.pack.current_a == 0.0
+    assert not rig.stage.lapsed

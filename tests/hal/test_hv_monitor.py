@@ -11,7 +11,7 @@ from hal.clock import SimClock
 from hal.errors import ImplausibleReading, SensorError
 from hal.hv_monitor import HighVoltageMonitor
 from hal.monitors import Ina228Monitor
-from hal.sim.ads1115 import Ads1115Model
+from hal.sim.ads1115 import CONFIG, MODE_SINGLE, Ads1115Model
 from hal.sim.i2c import SimI2C
 from hal.sim.ina228 import Ina228Model
 
@@ -65,3 +65,18 @@ async def test_a_silent_adc_is_a_sensor_error() -> None:
     bus.fail_next[0x48] = 1
     with pytest.raises(SensorError, match="I2C read failed"):
         await monitor.read()
+
+
+async def test_the_adc_converts_continuously_so_a_read_is_one_transfer() -> None:
+    bus, adc, _, monitor = rig()
+    config = adc.regs[CONFIG]
+    assert not config & MODE_SINGLE  # continuous
+    assert (config >> 5) & 0x7 == 0b100  # 128 samples a second
+    adc.inputs_v[0] = 100.8 / RATIO
+    before = bus.transfers
+    await monitor.current.read()
+    ina_transfers = bus.transfers - before
+    before = bus.transfers
+    reading = await monitor.read()
+    assert bus.transfers - before == ina_transfers + 1  # the conversion register, nothing else
+    assert reading.bus_voltage_v == pytest.approx(100.8, abs=0.02)

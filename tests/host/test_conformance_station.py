@@ -15,7 +15,7 @@ from host.conformance.station_kit import StationKit
 from host.conformance.wire import Wire
 from tests.host.broken_peers import power_before_grant
 from tests.host.conformance_support import SLACK_S, drive
-from tests.support import make_bench
+from tests.support import bench_cables, make_bench
 
 
 async def kit_against_station(
@@ -44,7 +44,7 @@ async def kit_against_station(
                 async with wire.running():
                     return await kit.run()
 
-            await drive(bench.clock, run())
+            await drive(bench.clock, run(), bench_cables(bench.hardware)())
         finally:
             await transport.close()
     return kit.results

@@ -51,7 +51,7 @@ async def kit_against(
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
 
-        return await drive(clock, run())
+        return await drive(clock, run(), [cable])
     finally:
         await station_end.close()
         await vehicle_end.close()

@@ -16,8 +16,9 @@ from firmware.pevlink import (
     Telemetry,
     encode,
 )
+from firmware.pevlink.codec import decode
 from firmware.pevlink.framing import crc16
-from firmware.pevlink.messages import Heartbeat, decode
+from firmware.pevlink.messages import Heartbeat
 from hal.clock import SimClock
 from host.console.commands import (
     CommandError,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware.pevlink.messages import CHEMISTRIES, VEHICLE_TYPES, decode, encode
-from hal.config import bench_config
+from firmware.pevlink.codec import decode, encode
+from firmware.pevlink.vocabulary import CHEMISTRIES, VEHICLE_TYPES
+from hal.config import PortConfig, bench_config
 from host.vehicle.agent import battery_message
 from host.vehicle.battery import CELL_LIMITS
 from host.vehicle.catalog import CATALOG_PATH, find, load_catalog
@@ -78,8 +79,10 @@ def test_each_vehicle_can_declare_its_battery_on_the_wire(spec: VehicleSpec) -> 
         ("onewheel-xr", 63.0, 324, 3.5, None),
         # Boosted: 12S LiFePO4, 99 Wh, 2 A.
         ("eskate-lfp-99wh", 43.8, 99, 2.0, None),
-        # InMotion V11: 84 V, 1500 Wh, 2.5 A; V13 class: 126 V, about 3000 Wh, 2.3 A.
+        # InMotion V11: 84 V, 1500 Wh, 2.5 A; V12 class: 100.8 V, 1750 Wh (2.5 A as the V11);
+        # V13 class: 126 V, about 3000 Wh, 2.3 A.
         ("eunicycle-84v", 84.0, 1500, 2.5, None),
+        ("eunicycle-100v", 100.8, 1750, 2.5, None),
         ("eunicycle-126v", 126.0, 3024, 2.3, None),
     ],
 )
@@ -100,17 +103,25 @@ def test_catalog_figures_match_the_published_ones(
         assert (spec.t_min_c, spec.t_max_c) == window
 
 
-def test_every_vehicle_but_the_126_v_unicycle_fits_a_bench_port() -> None:
-    """The bench's ports measure to 84 V (INA228) or 25.5 V (INA219); only the 126 V pack is
-    beyond all of them, and its entry says why it will be refused."""
-    ports = bench_config(4).ports
-    too_high = []
-    for spec in CATALOG:
-        fits = any(p.min_voltage_v <= spec.v_min and spec.v_max <= p.max_voltage_v for p in ports)
-        if not fits:
-            too_high.append(spec.id)
-    assert too_high == ["eunicycle-126v"]
-    assert "E210" in find("eunicycle-126v").notes
+def test_every_vehicle_fits_a_bench_port_and_only_the_unicycles_above_85_v_need_the_hv_one() -> (
+    None
+):
+    """The ordinary ports measure to 84 V (INA228) or 25.5 V (INA219); the 100.8 V and 126 V
+    packs are beyond all of them and charge only on a high-voltage port, as their entries say."""
+
+    def misfits(ports: tuple[PortConfig, ...]) -> list[str]:
+        return [
+            spec.id
+            for spec in CATALOG
+            if not any(
+                p.min_voltage_v <= spec.v_min and spec.v_max <= p.max_voltage_v for p in ports
+            )
+        ]
+
+    assert misfits(bench_config(4).ports) == ["eunicycle-100v", "eunicycle-126v"]
+    assert misfits(bench_config(4, hv_ports=1).ports) == []
+    for vehicle_id in ("eunicycle-100v", "eunicycle-126v"):
+        assert "E210" in find(vehicle_id).notes and "high-voltage port" in find(vehicle_id).notes
 
 
 def test_the_public_view_gives_what_the_bench_page_shows() -> None:

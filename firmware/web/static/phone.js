@@ -13,7 +13,7 @@
   let session = boot.session;
   let port = boot.session.port_view;
   let receipt = boot.receipt;
-  let notified = false;
+  let declined = boot.declined || null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -81,13 +81,77 @@
     $("eta-reason").textContent = known && session.eta_reason ? session.eta_reason : "";
     drawCurve(session.curve);
     $("stop").hidden = !(owner && session.live);
-    $("notify").hidden = !(session.live && "Notification" in window && Notification.permission !== "denied" && !notified);
+    renderAlerts();
     renderPayment();
     renderReceipt();
-    if (!session.live && notified === "asked" && "Notification" in window && Notification.permission === "granted") {
-      notified = true;
-      new Notification("Charging " + (session.end_reason === "full" ? "complete" : "stopped"), { body: statusWords() });
+    if (!session.live) alertEnd();
+  }
+
+  // "Notify me when done": browsers allow notifications only on a secure (https or loopback)
+  // origin, and Android's Chrome only through a service worker. Where they are not allowed the
+  // page says so and offers what works while it stays open: a sound and a vibration.
+  const notifyPossible = window.isSecureContext && "Notification" in window;
+  let notified = false; // permission granted: a notification when the charge ends
+  let worker = null;
+  let alarm = null; // the AudioContext, made on a tap (browsers keep sound locked until one)
+  let ended = false;
+  let endedText = "";
+
+  function renderAlerts() {
+    const denied = notifyPossible && Notification.permission === "denied";
+    $("notify").hidden = !(session.live && notifyPossible && !denied && !notified);
+    $("alert-here").hidden = !(session.live && !notified && !alarm && !(notifyPossible && !denied));
+    let help = "";
+    if (endedText) {
+      help = endedText;
+    } else if (session.live && notified) {
+      help = "You will get a notification when the charge ends.";
+    } else if (session.live && alarm) {
+      help = "When the charge ends this page plays a sound and vibrates; keep it open.";
+    } else if (session.live) {
+      if (!window.isSecureContext) {
+        help = "Notifications need the station's secure (https) address; this page is plain http. " +
+          "Keep this page open instead and turn on the sound and vibration when done.";
+      } else if (!("Notification" in window)) {
+        help = "This browser has no notifications. Keep this page open and turn on the sound and vibration when done.";
+      } else if (denied) {
+        help = "Notifications are blocked for this page in your browser's settings. " +
+          "Keep this page open and turn on the sound and vibration when done instead.";
+      }
     }
+    $("notify-help").textContent = help;
+    $("notify-help").hidden = !help;
+  }
+
+  function beep(context, at) {
+    const tone = context.createOscillator();
+    const gain = context.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.3, at);
+    gain.gain.exponentialRampToValueAtTime(0.001, at + 0.35);
+    tone.connect(gain).connect(context.destination);
+    tone.start(at);
+    tone.stop(at + 0.4);
+  }
+
+  async function alertEnd() {
+    if (ended || !(notified || alarm)) return;
+    ended = true;
+    const title = "Charging " + (session.end_reason === "full" ? "complete" : "stopped");
+    if (notified && Notification.permission === "granted") {
+      const options = { body: statusWords(), data: { url: location.href.split("?")[0] } };
+      try {
+        if (worker && worker.showNotification) await worker.showNotification(title, options);
+        else new Notification(title, options);
+      } catch (e) { /* the sound below still tells */ }
+    }
+    if (alarm) {
+      try { for (let i = 0; i < 3; i++) beep(alarm, alarm.currentTime + i * 0.5); } catch (e) { /* no sound */ }
+      if (navigator.vibrate) navigator.vibrate([300, 150, 300, 150, 300]);
+      $("alert-here").dataset.alerted = "1";
+    }
+    endedText = title + ".";
+    renderAlerts();
   }
 
   function renderPayment() {
@@ -99,7 +163,12 @@
       money(pay.session_fee, pay.currency) + " session fee. We hold " + money(pay.preauth_amount, pay.currency) +
       " on your card and charge only what you use.";
     $("pay-form").hidden = !owner;
+    $("pay-how").hidden = !owner;
     $("pay-not-owner").hidden = !!owner;
+    if (declined && waiting && owner) {
+      $("pay-error").textContent = declined + " You can try again with another card.";
+      $("pay-error").hidden = false;
+    }
   }
 
   function renderReceipt() {
@@ -180,24 +249,35 @@
 
   $("notify").addEventListener("click", async () => {
     const permission = await Notification.requestPermission();
-    if (permission === "granted") { notified = "asked"; $("notify").textContent = "We will notify you"; }
+    if (permission === "granted") {
+      notified = true;
+      if ("serviceWorker" in navigator) {
+        try { worker = await navigator.serviceWorker.register("/sw.js"); } catch (e) { worker = null; }
+      }
+    }
     render();
   });
 
-  $("pay-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  $("alert-here").addEventListener("click", () => {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    try { alarm = Context ? new Context() : {}; if (alarm.resume) alarm.resume(); } catch (e) { alarm = {}; }
+    render();
+  });
+
+  // Payment is a hosted checkout: the station answers with the provider's page, which takes the
+  // card and sends the rider back here; the receipt then comes from the station.
+  $("pay-button").addEventListener("click", async () => {
     $("pay-error").hidden = true;
     $("pay-button").disabled = true;
-    const result = await api("POST", "/api/sessions/" + encodeURIComponent(token) + "/pay",
-      { card_number: $("card").value }, { "X-Owner-Token": owner || "" });
+    const result = await api("POST", "/api/sessions/" + encodeURIComponent(token) + "/checkout",
+      {}, { "X-Owner-Token": owner || "" });
     $("pay-button").disabled = false;
-    if (!result.ok) {
-      $("pay-error").textContent = result.data && result.data.error ? result.data.error.message : "Payment failed.";
+    if (!result.ok || !result.data.checkout_url) {
+      $("pay-error").textContent = result.data && result.data.error ? result.data.error.message : "The payment could not be opened.";
       $("pay-error").hidden = false;
       return;
     }
-    receipt = result.data.receipt;
-    refresh();
+    window.location.assign(result.data.checkout_url);
   });
 
   $("viewer-url").value = boot.viewer_url;
@@ -205,7 +285,18 @@
     ? "Send this read-only link to someone who wants to watch; it cannot stop the charge."
     : "This is a read-only link: it shows the charge but cannot stop it.";
 
+  // Back from the provider's page (the return address carries no owner token): ask the station
+  // how the payment stands.
+  async function paymentStatus() {
+    const r = await api("GET", "/api/sessions/" + encodeURIComponent(token) + "/payment", undefined, { "X-Owner-Token": owner });
+    if (!r.ok) return;
+    receipt = r.data.receipt || receipt;
+    declined = r.data.declined;
+    render();
+  }
+
   render();
+  if (boot.payment && owner && session.live) paymentStatus();
   setInterval(() => { if (session.live) { session.elapsed_s += 1; $("elapsed").textContent = duration(session.elapsed_s); } }, 1000);
   showStoreError(boot.store_error);
   const stream = live("/api/sessions/" + encodeURIComponent(token) + "/events", {

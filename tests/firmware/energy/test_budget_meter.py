@@ -17,8 +17,8 @@ from firmware.budget.manual import ManualBudgetFile
 from firmware.budget.meters import ModbusMeter
 from firmware.daemon import StoreHistory
 from firmware.site_config import BudgetConfig, ModbusMeterConfig
-from firmware.web.api import BUDGET_KEY, ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import BUDGET_KEY, ApiSettings
 from host.bench.meter import SimulatedMeter
 from tests.support import Bench, free_port, make_bench
 

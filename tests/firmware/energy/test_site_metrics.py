@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from firmware.daemon import StoreHistory
 from firmware.metrics import StationMetrics
 from firmware.station.port import PortState
-from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
 from firmware.web.metrics import add_metrics_route, metrics_app
 from host.vehicle.faults import FaultKind
 from tests.support import make_bench

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware.station.port import PortState
-from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
 from tests.firmware.ocpp.conftest import CP_ID, Rig, make_rig
 from tests.firmware.ocpp.csms import CentralSystem
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.pevlink import MAX_LINE_BYTES, ProtocolError, crc16, decode, encode
-from firmware.pevlink.messages import message_to_dict
+from firmware.pevlink.codec import message_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vectors_more import build_more

@@ -28,13 +28,7 @@ from firmware.pevlink import (
     decode,
     encode,
 )
-from firmware.pevlink.errors import ErrorCode
-from firmware.pevlink.framing import Frame, encode_frame
-from firmware.pevlink.messages import (
-    MESSAGE_TYPES,
-    REGISTRY,
-    FieldType,
-    Spec,
+from firmware.pevlink.codec import (
     describe_messages,
     message_from_dict,
     message_to_dict,
@@ -42,6 +36,10 @@ from firmware.pevlink.messages import (
     to_frame,
     validate,
 )
+from firmware.pevlink.errors import ErrorCode
+from firmware.pevlink.framing import Frame, encode_frame
+from firmware.pevlink.messages import MESSAGE_TYPES, REGISTRY
+from firmware.pevlink.vocabulary import FieldType, Spec
 
 FAST = settings(max_examples=60, deadline=None, database=None)
 SOME = settings(max_examples=1000, deadline=None, database=None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.pevlink.messages import describe_messages
+from firmware.pevlink.codec import describe_messages
 
 SPEC = (Path(__file__).resolve().parents[3] / "docs" / "pev-link.md").read_text(encoding="utf-8")
 

@@ -33,16 +33,10 @@ from firmware.pevlink import (
     decode,
     encode,
 )
+from firmware.pevlink.codec import message_from_dict, message_to_dict, specs
 from firmware.pevlink.errors import ErrorCode
-from firmware.pevlink.messages import (
-    REGISTRY,
-    BmsFlag,
-    FieldType,
-    Message,
-    message_from_dict,
-    message_to_dict,
-    specs,
-)
+from firmware.pevlink.messages import REGISTRY, Message
+from firmware.pevlink.vocabulary import BmsFlag, FieldType
 from firmware.station.port import PortController, PortSpec
 from firmware.station.safety import SafetyConfig
 from hal.clock import SimClock

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from firmware.pevlink import LineBuffer, LineError, decode
-from firmware.pevlink.messages import Decoded, Telemetry, describe_messages, message_to_dict
+from firmware.pevlink.codec import Decoded, describe_messages, message_to_dict
+from firmware.pevlink.messages import Telemetry
 from firmware.pevlink.timers import I_BREAK_A, N_RETRIES, T_REPLY, T_TEL
 from hal.clock import SimClock
 from host.vehicle.agent import VehicleAgent

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firmware.pevlink import MAX_LINE_BYTES, LineBuffer, LineError, crc16
-from firmware.pevlink.messages import describe_messages
+from firmware.pevlink.codec import describe_messages
 
 
 def line(body: str, end: str = "\r\n") -> str:

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-from firmware.config import PaymentConfig
-from firmware.payment import DemoProvider, PaymentDesk
 from firmware.pevlink import Hello
+from firmware.pevlink.codec import Decoded, decode
 from firmware.pevlink.errors import NakError
-from firmware.pevlink.messages import Decoded, StationState, decode
+from firmware.pevlink.messages import StationState
 from firmware.station.port import PortState
 from firmware.station.safety import Trip
 from firmware.station.states import PortEvent
 from firmware.station.station import StationError
 from host.vehicle.agent import battery_message
 from tests.firmware.station.test_states import _port
-from tests.support import Bench, make_bench
+from tests.support import Bench
 
 BIKE = "ebike-36v-500wh"
 
@@ -106,23 +104,6 @@ async def test_the_after_trip_step_ends_only_its_own_session(bench: Bench) -> No
     assert records[tripped.public_token].end_reason == "fault"
     assert records[fresh.public_token].ended_at is None
     assert port.state == PortState.WAITING
-
-
-async def test_a_payment_approved_after_its_deadline_is_refused_and_the_hold_released(
-    tmp_path: Path,
-) -> None:
-    async with make_bench(tmp_path, payment_required=True, payment_window_s=5.0) as bench:
-        await ready(bench)
-        session = await bench.station.start(1)
-        assert bench.port(1).state == PortState.PAYMENT
-        desk = PaymentDesk(PaymentConfig(enabled=True), DemoProvider(), None, bench.clock.wall)
-        await bench.run_for(6.0)  # the payment window closes
-        assert session.end_reason == "payment"
-        receipt = await desk.authorise(session, "4242 4242 4242 4242")  # the bank was slow
-        assert await bench.station.payment_approved(1, session) is False
-        await desk.release(session)
-        assert receipt.status == "released"
-        assert bench.port(1).state == PortState.DONE and not bench.port(1).relay_closed
 
 
 async def test_a_state_notice_carries_the_words_decided_with_its_move() -> None:

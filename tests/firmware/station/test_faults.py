@@ -18,8 +18,8 @@ import pytest
 
 from firmware.compose import build_station
 from firmware.config import StationConfig
-from firmware.pevlink.messages import BmsFlag
 from firmware.pevlink.timers import T_TEL, T_TEL_PERIOD
+from firmware.pevlink.vocabulary import BmsFlag
 from firmware.station.port import PortState
 from firmware.station.station import StationError, StationSettings
 from firmware.store import FaultRecord, Store

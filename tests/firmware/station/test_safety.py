@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firmware.pevlink.messages import BmsFlag
+from firmware.pevlink.vocabulary import BmsFlag
 from firmware.station.safety import (
     GuardState,
     Limits,

@@ -12,7 +12,7 @@ from firmware.compose import build_station
 from firmware.config import StationConfig
 from firmware.station.port import PortState
 from firmware.station.safety import SafetyConfig
-from firmware.station.safety_core import CorePort, Permit, SafetyCore
+from firmware.station.safety_core import CorePort, Permit, SafetyCore, SafetyThread
 from firmware.station.station import StationSettings
 from firmware.store import Store
 from hal.clock import RealClock, SimClock
@@ -214,3 +214,26 @@ async def test_a_sensor_read_that_hangs_trips_its_port_within_its_deadline() -> 
     assert trips == [(1, "sensor")]
     assert not hung_relay.is_closed and good_relay.is_closed
     assert core.latest[2].reading is not None  # the next port was read after the deadline
+
+
+def test_the_safety_thread_passes_four_times_per_hold_whatever_the_poll_period() -> None:
+    """Kicks every hold/4: one pass late by as much again still kicks within half the hold."""
+    clock = SimClock()
+    hold = [0.1]
+
+    def thread_with(poll_s: float) -> SafetyThread:
+        core = SafetyCore(
+            clock,
+            SafetyConfig(),
+            [],
+            SimWatchdog(clock, 0.1),
+            lambda pid, trip: None,
+            hold_s=lambda: hold[0],
+            read_deadline_s=lambda: 0.02,
+        )
+        return SafetyThread(core, lambda: poll_s)
+
+    assert thread_with(0.05)._period_s() == 0.025
+    assert thread_with(0.01)._period_s() == 0.01  # a shorter poll period is kept
+    hold[0] = 2.0  # a bench given a longer hold passes at its poll period
+    assert thread_with(0.05)._period_s() == 0.05

@@ -73,6 +73,7 @@ async def test_a_pack_above_the_port_limit_is_refused_clearly(bench: Bench) -> N
     await bench.bay.attach(2, "eunicycle-126v", 50.0)
     await bench.run_until(lambda: bench.port(2).state == PortState.UNSUPPORTED)
     assert "84 V" in bench.port(2).state_text and "126 V" in bench.port(2).state_text
+    assert "use port" not in bench.port(2).state_text  # no port of these four takes it
     agent = bench.bay.bays[2].agent
     await bench.run_until(lambda: agent.refused is not None)
     assert agent.refused is not None and "E210" in agent.refused

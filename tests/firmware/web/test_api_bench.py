@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from firmware.daemon import StoreHistory
 from firmware.station.port import PortState
-from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
 from host.bench.station import add_sim_routes
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from firmware.daemon import StoreHistory
 from firmware.station.port import PortState
-from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
 from tests.support import Bench
 
 Client = TestClient[web.Request, web.Application]
@@ -131,3 +131,38 @@ async def test_a_listener_that_leaves_does_not_stay_subscribed(
     resp.close()
     await bench.charging(1, "ebike-36v-500wh", 40.0)  # events flow; the write finds it gone
     await bench.run_until(lambda: hub.subscribers == 0, timeout=10)
+
+
+async def test_a_session_stream_ends_with_its_session_and_never_shows_the_next_rider(
+    bench: Bench, aiohttp_client: MakeClient
+) -> None:
+    client = await aiohttp_client(build_app(bench))
+    await bench.charging(1, "ebike-36v-500wh", 40.0)
+    first = bench.port(1).session
+    assert first is not None
+    resp = await client.get(f"/api/sessions/{first.public_token}/events")
+    events: list[Event] = []
+    reader = asyncio.create_task(collect(resp, events))
+    await bench.run_until(lambda: len(events) >= 1)
+    await bench.station.stop(1)
+    await bench.run_until(reader.done)  # the station ended the stream with the session
+    assert port_states(events, 1)[-1] == "done"
+
+    await bench.bay.detach(1)  # the next rider plugs in on the same port
+    await bench.bay.attach(1, "ebike-48v-13s", 40.0)
+    await bench.run_until(lambda: bench.port(1).state == PortState.READY)
+    second = await bench.station.start(1)
+    await bench.run_until(lambda: bench.port(1).state == PortState.CHARGING)
+    # the first rider's old link, opened again: nothing of the second rider, and the end
+    resp = await client.get(f"/api/sessions/{first.public_token}/events")
+    assert resp.status == 200
+    text = await asyncio.wait_for(resp.text(), 10)
+    assert second.public_token not in text and second.owner_token not in text
+    assert json.loads(text.split("data: ", 1)[1].split("\n", 1)[0])["ports"] == []
+    # the second rider's own link streams the port
+    resp = await client.get(f"/api/sessions/{second.public_token}/events")
+    line = b""
+    while not line.startswith(b"data: "):
+        line = await resp.content.readline()
+    assert second.public_token.encode() in line
+    resp.close()

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from firmware.daemon import StoreHistory
 from firmware.station.port import PortState
-from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
 from tests.support import Bench, make_bench
 
 OPERATOR = "operator-secret-0123456789"

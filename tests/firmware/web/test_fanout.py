@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient
 import firmware.web.qr as qr_module
 from firmware.daemon import StoreHistory
 from firmware.events import EventHub
-from firmware.web.api import ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
 from hal.clock import SimClock
 from tests.support import Bench
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.browser import CHROMIUM, ROOT, Daemon, decode_qr, run_daemon
+from tests.browser import ROOT, Daemon, chromium, decode_qr, run_daemon
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
@@ -30,20 +30,10 @@ def paying_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield d
 
 
-CHROMIUM_PRESENT = Path(CHROMIUM).exists()
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM_PRESENT, "Debian's chromium is needed: `make test` installs it as root"
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def attach_on_sim_page(
@@ -180,6 +170,8 @@ async def test_markup_in_a_vehicle_name_shows_as_text(daemon: Daemon, browser: B
 
 
 async def pay_journey(daemon: Daemon, browser: Browser, card: str) -> tuple[Page, dict[str, str]]:
+    """The owner's phone opens the provider's own page (another port: the demo provider, not
+    the station), types the card there, and is sent back to the phone page."""
     detach_all(daemon)
     daemon.api("POST", "/api/sim/ports/1/attach", {"model": "ebike-36v-500wh", "soc": 40})
     daemon.wait_for(lambda: daemon.port(1)["state"] == "ready")
@@ -189,9 +181,18 @@ async def pay_journey(daemon: Daemon, browser: Browser, card: str) -> tuple[Page
     await phone.goto(started["owner_url"])
     await expect(phone.locator("#payment")).to_be_visible()
     await expect(phone.locator("#payment-terms")).to_contain_text("per kWh")
+    await expect(phone.locator("#pay-how")).to_contain_text("never sees your card number")
+    assert await phone.locator("input#card").count() == 0  # no card field on the station's page
+    await provider_page(phone, daemon)
     await phone.fill("#card", card)
-    await phone.click("#pay-button")
+    await phone.click("#pay")
     return phone, started
+
+
+async def provider_page(phone: Page, daemon: Daemon) -> None:
+    await phone.click("#pay-button")
+    await expect(phone.locator("h1")).to_have_text("Demo payment provider", timeout=10_000)
+    assert not phone.url.startswith(daemon.public_url), phone.url
 
 
 async def test_payment_approved_starts_the_charge_and_the_receipt_follows(
@@ -199,6 +200,7 @@ async def test_payment_approved_starts_the_charge_and_the_receipt_follows(
 ) -> None:
     phone, started = await pay_journey(paying_daemon, browser, "4242 4242 4242 4242")
     await expect(phone.locator("#receipt")).to_be_visible(timeout=10_000)
+    assert phone.url.startswith(paying_daemon.public_url + "/s/")  # back on the phone page
     await expect(phone.locator("#receipt-table")).to_contain_text("4242")
     await expect(phone.locator("#status")).to_have_text(re.compile("Charging"), timeout=20_000)
     await expect(phone.locator("#energy")).not_to_have_text("0.00 Wh", timeout=20_000)
@@ -223,9 +225,10 @@ async def test_payment_declined_keeps_the_relay_open(
     await expect(phone.locator("#payment")).to_be_visible()
     port = paying_daemon.port(1)
     assert port["state"] == "payment" and port["relay_closed"] is False
+    await provider_page(phone, paying_daemon)
     await phone.fill("#card", "1234")
-    await phone.click("#pay-button")
-    await expect(phone.locator("#pay-error")).to_contain_text("not a valid card number")
+    await phone.click("#pay")
+    await expect(phone.locator("#error")).to_contain_text("not a valid card number")
     paying_daemon.api("POST", "/api/ports/1/stop")
     detach_all(paying_daemon)
 

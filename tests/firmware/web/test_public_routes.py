@@ -13,17 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
+from firmware.cardnumbers import carries_card_number
 from firmware.config import PaymentConfig
 from firmware.daemon import StoreHistory
-from firmware.payment import DemoProvider, PaymentDesk
+from firmware.payment import PaymentDesk
+from firmware.payment_http import HttpProvider
 from firmware.station.port import PortState
-from firmware.web.api import ApiFailure, ApiSettings
 from firmware.web.app import create_app
+from firmware.web.context import ApiSettings
+from firmware.web.errors import ApiFailure
 from firmware.web.guard import json_depth, loads_limited
+from host.bench.checkout import DemoProviderApp
 from tests.support import Bench, make_bench
 
 OPERATOR = "operator-secret-0123456789"
@@ -58,31 +63,49 @@ class Scene:
         }
 
 
+SECRET = "a-shared-secret-of-32-characters"
+
+
 @pytest.fixture
-async def scene(tmp_path: Path, aiohttp_client: MakeClient) -> AsyncIterator[Scene]:
-    """Port 1 charging a paid session; port 2 has a vehicle plugged in and waits."""
+async def scene(
+    tmp_path: Path, aiohttp_client: MakeClient, aiohttp_server: Any
+) -> AsyncIterator[Scene]:
+    """Port 1 charging a session paid on the demo provider's page; port 2 has a vehicle plugged in
+    and waits."""
     async with make_bench(tmp_path, payment_required=True) as bench:
+        wall = bench.clock.wall
+        demo = DemoProviderApp(SECRET, wall)
+        provider = await aiohttp_server(demo.app())
+        demo.public_base = str(provider.make_url("")).rstrip("/")
         config = PaymentConfig(enabled=True)
-        desk = PaymentDesk(config, DemoProvider(), bench.store, bench.clock.wall)
+        checkout = HttpProvider("demo", demo.public_base, SECRET, wall)
+        desk = PaymentDesk(config, checkout, bench.store, wall, secret=SECRET)
         bench.station.on_end = desk.settle
         await bench.bay.attach(1, "ebike-36v-500wh", 40.0)
         await bench.bay.attach(2, "ebike-48v-13s", 40.0)
         await bench.run_until(lambda: all(bench.port(p).state == PortState.READY for p in (1, 2)))
         scene = Scene(bench, desk, "", "", "", "")
         kiosk = await aiohttp_client(scene.app(("127.0.0.1", "::1")))
+        desk.callback_url = str(kiosk.make_url("/api/payments/callback"))
         started = await (await kiosk.post("/api/ports/1/start")).json()
-        paid = await kiosk.post(
-            f"/api/sessions/{started['public_token']}/pay",
-            json={"card_number": "4242 4242 4242 4242"},
+        opened = await kiosk.post(
+            f"/api/sessions/{started['public_token']}/checkout",
             headers={"X-Owner-Token": started["owner_token"]},
         )
-        assert paid.status == 200, await paid.text()
+        assert opened.status == 201, await opened.text()
+        async with aiohttp.ClientSession() as rider:
+            paid = await rider.post(
+                (await opened.json())["checkout_url"],
+                data={"card": "4242 4242 4242 4242"},
+                allow_redirects=False,
+            )
+            assert paid.status == 303, await paid.text()
         await bench.run_until(lambda: bench.port(1).state == PortState.CHARGING)
         hello = bench.port(1).hello
         assert hello is not None
         scene.public_token, scene.owner_token = started["public_token"], started["owner_token"]
         scene.serial = hello.serial
-        scene.reference = (await paid.json())["receipt"]["reference"]
+        scene.reference = desk.receipts[scene.public_token].reference
         yield scene
 
 
@@ -103,8 +126,11 @@ STRANGER: dict[tuple[str, str], int] = {
     ("POST", "/api/sessions/{token}/stop"): 404,
     ("GET", "/api/sessions/{token}/events"): 404,
     ("GET", "/api/sessions/{token}/qr.svg"): 404,
-    ("POST", "/api/sessions/{token}/pay"): 404,
-    ("GET", "/api/sessions/{token}/receipt"): 404,
+    ("POST", "/api/sessions/{token}/checkout"): 404,
+    ("GET", "/api/sessions/{token}/receipt"): 403,
+    ("GET", "/api/sessions/{token}/payment"): 403,
+    ("POST", "/api/payments/callback"): 401,
+    ("GET", "/sw.js"): 200,
     ("GET", "/static/style.css"): 200,
 }
 STREAMS = {("GET", "/api/events")}
@@ -181,6 +207,48 @@ async def test_a_viewer_link_shows_the_session_but_no_receipt_and_no_serial(
     assert (await client.get(f"/api/sessions/{token}/receipt", headers=operator)).status == 200
     owner_page = await (await client.get(f"/s/{token}?owner={scene.owner_token}")).text()
     assert scene.reference in owner_page
+
+
+# --- card numbers ---------------------------------------------------------------------------------
+
+
+async def test_no_route_of_the_station_accepts_a_card_number(
+    scene: Scene, aiohttp_client: MakeClient
+) -> None:
+    """Walked from the router, with every power (the station's screen and the operator token): a
+    card number in a body or an address is refused before any handler sees it."""
+    app = scene.app(("127.0.0.1", "::1"))
+    client = await aiohttp_client(app)
+    headers = {"Authorization": f"Bearer {OPERATOR}", "X-Owner-Token": scene.owner_token}
+    before = scene.bench.port(2).state
+    for method, template in sorted(routes(app)):
+        path = template.replace("{port_id}", "2").replace("{token}", scene.public_token)
+        for card in ("4242 4242 4242 4242", "4000-0000-0000-0002", "5555555555554444"):
+            body = {"card_number": card, "watts": 300}
+            resp = await client.request(
+                method,
+                path,
+                json=body if method != "GET" else None,
+                params={"card": card} if method == "GET" else None,
+                headers=headers,
+            )
+            code = (await resp.json())["error"]["code"]
+            if path == "/api/payments/callback" and method == "POST":
+                # not scanned whole (a provider's reference may be all digits): unsigned here
+                assert (resp.status, code) == (401, "callback_refused")
+            else:
+                assert (resp.status, code) == (400, "card_refused"), (method, path)
+    assert scene.bench.port(2).state == before
+    assert scene.bench.station.budget_w != 300
+
+
+def test_tokens_and_numbers_are_not_taken_for_card_numbers() -> None:
+    assert carries_card_number('{"card": "4242 4242 4242 4242"}')
+    assert carries_card_number("card=4000-0000-0000-0002")
+    assert not carries_card_number('{"watts": 4242424242424241}')  # fails the Luhn check
+    assert not carries_card_number("token=a4242424242424242b")  # part of a token
+    assert not carries_card_number("ref=demo_4242424242424242")
+    assert not carries_card_number('{"watts": 600, "t": 1700000000.25}')
 
 
 # --- Host and Origin ------------------------------------------------------------------------------
