@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bench mode: the budget follows a simulated site meter (Modbus TCP, SDM630)",
     )
     run.add_argument(
+        "--rfid",
+        action="store_true",
+        help="bench mode: a simulated PN532 tag reader on every port (tags from the /sim page)",
+    )
+    run.add_argument(
         "--payment", action="store_true", help="require payment before charging (demo provider)"
     )
     run.add_argument("--max-streams", type=int, help="live event streams served at once")
@@ -219,12 +224,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.meter == "sim":
                 meter = importlib.import_module("host.bench.meter_api")
                 config = meter.with_simulated_meter(config)
+            if args.rfid:
+                tags = importlib.import_module("host.bench.rfid_api")
+                config = tags.with_simulated_readers(config)
             clock = ScaledClock(args.speed)
             extend = bench.bench_extension(lan=args.sim_lan)
             asyncio.run(serve(config, clock=clock, extend=extend, ready=bench.announce))
         else:
-            if args.meter:
-                raise ConfigError("--meter sim is for the bench (--sim) only")
+            if args.meter or args.rfid:
+                raise ConfigError("--meter sim and --rfid are for the bench (--sim) only")
             config = apply_overrides(load_config(args.config), args)
             asyncio.run(serve(config))
     except KeyboardInterrupt:

@@ -30,6 +30,8 @@ from firmware.site_config import (
 )
 from firmware.station.safety import SafetyConfig
 from hal.config import SENSOR_HEADROOM, HalConfig, default_bench_config, parse_hal_config
+from hal.errors import ConfigError as HalConfigError
+from hal.rfid import RfidConfig, parse_rfid
 
 __all__ = ["ConfigError", "StationConfig", "load_config", "parse_config"]
 
@@ -91,6 +93,7 @@ class StationConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    rfid: RfidConfig = field(default_factory=RfidConfig)
     source: str = "<defaults>"
 
     def state_dir(self) -> Path:
@@ -169,7 +172,7 @@ def parse_config(
     """A station's configuration; ``offline`` checks it on another machine than the station."""
     known = {
         *("station", "web", "payment", "safety", "hal", "ports"),
-        *("budget", "mqtt", "metrics", "ocpp"),
+        *("budget", "mqtt", "metrics", "ocpp", "rfid"),
     }
     for key in data:
         if key not in known:
@@ -250,8 +253,15 @@ def parse_config(
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     values["ocpp"] = replace(ocpp, db_path=state_path(ocpp.db_path))
+    if values["budget"].source == "ocpp" and not ocpp.enabled:
+        raise ConfigError(f'{source}: [budget] source = "ocpp" needs [ocpp] enabled = true')
     hal_data: dict[str, Any] = {k: data[k] for k in ("hal", "ports") if k in data}
     values["hal"] = parse_hal_config(hal_data, source, offline=offline)
+    port_ids = [p.id for p in values["hal"].ports]
+    try:
+        values["rfid"] = parse_rfid(source, _section(source, data, "rfid"), port_ids)
+    except HalConfigError as exc:
+        raise ConfigError(str(exc)) from None
     values["db_path"] = state_path(values.get("db_path", DEFAULT_DB))
     if values.get("journal_path"):
         values["journal_path"] = state_path(values["journal_path"])

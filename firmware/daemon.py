@@ -38,6 +38,7 @@ from firmware.station.port import PortSpec
 from firmware.station.station import Station, StationSettings
 from firmware.store import SessionRecord, Store
 from firmware.systemd import notify
+from firmware.tags import TagDesk
 from firmware.web.app import create_app
 from firmware.web.connections import CappedSite, ConnectionCap, runner_options
 from firmware.web.context import BUDGET_KEY, ApiSettings
@@ -45,6 +46,7 @@ from firmware.web.metrics import add_metrics_route, metrics_app
 from hal.clock import Clock, RealClock
 from hal.factory import Hardware, build_hardware
 from hal.failsafe import install_failsafe
+from hal.rfid import Readers, build_readers
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class Daemon:
     services: list[Service] = field(default_factory=list)
     """Long-lived tasks beside the station (metrics, budget, MQTT): started and awaited by serve."""
     uplink: Uplink | None = None
+    readers: Readers | None = None
+    """The RFID/NFC readers of ``[rfid]`` (on the bench, with their simulated chips)."""
     collections: FullCollections | None = None
 
 
@@ -235,6 +239,12 @@ async def build_daemon(config: StationConfig, clock: Clock | None = None) -> Dae
     if uplink is not None:
         daemon.services.append(uplink.run)
     daemon.budget = build_budget(daemon)
+    if config.rfid.readers:
+        daemon.readers = build_readers(config.rfid)
+        for port_id, error in daemon.readers.errors.items():
+            log.error("port %d: RFID reader left out: %s", port_id, error)
+        tags = TagDesk(station, clock, daemon.readers.by_port, config.rfid.poll_s)
+        daemon.services.append(tags.run)
     publisher: MqttPublisher | None = None
     if config.mqtt.enabled:
         publisher = MqttPublisher(
@@ -277,6 +287,8 @@ def build_budget(daemon: Daemon) -> BudgetManager:
     manager.load()
     daemon.app[BUDGET_KEY] = manager
     daemon.services.append(manager.run)
+    if config.budget.source == "ocpp" and daemon.uplink is not None:
+        daemon.uplink.budget_source(manager.offer_limit)  # the central system sets the budget
     if config.budget.source == "mqtt":
         feed = MqttMeter(config.mqtt, config.budget.mqtt, daemon.clock, manager.observe)
         daemon.services.append(feed.run)

@@ -5,7 +5,7 @@ Kept apart from :mod:`firmware.config` so each stays small; :mod:`firmware.confi
 
 ```toml
 [budget]
-source = "modbus"          # static | modbus | mqtt
+source = "modbus"          # static | modbus | mqtt | ocpp
 max_import_w = 3500        # what the building's connection may import
 fallback_w = 200           # the budget while the reading is stale or missing
 stale_after_s = 10
@@ -25,7 +25,7 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the key."""
 
 
-BUDGET_SOURCES = ("static", "modbus", "mqtt")
+BUDGET_SOURCES = ("static", "modbus", "mqtt", "ocpp")
 BUDGET_MODES = ("import", "solar")
 METERS = ("sdm630", "sdm120", "sunspec")
 
@@ -193,7 +193,7 @@ def parse_budget(
     )
     _check(0 <= config.raise_dwell_s <= 3600, source, t, "raise_dwell_s must be 0..3600 s")
     _check(0 <= config.smoothing_s <= 3600, source, t, "smoothing_s must be 0..3600 s")
-    if config.source != "static" and config.mode == "import":
+    if config.source in ("modbus", "mqtt") and config.mode == "import":
         _check(
             config.max_import_w > 0,
             source,

@@ -195,3 +195,20 @@ class Watchdog(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Stop kicking: every relay drops within ``hold_time_s``."""
+
+
+class TagReader(ABC):
+    """An RFID/NFC reader: it reports the UID of a tag held to it, and knows nothing else."""
+
+    @abstractmethod
+    async def read_uid(self) -> bytes | None:
+        """The UID of a tag newly in the field, once per presentation; None when there is none.
+
+        Returns within a short bounded time; raises ``OSError`` when the reader does not answer.
+        """
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": type(self).__name__}

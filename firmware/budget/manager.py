@@ -4,6 +4,9 @@
 - ``modbus`` / ``mqtt``: the site meter through :class:`~firmware.budget.policy.BudgetPolicy`;
   a manual budget is then a ceiling (an operator may ask for less than the meter allows, never
   for more than the building's connection can take).
+- ``ocpp``: the central system's station limit through :class:`~firmware.budget.central.
+  CentralLimit`, offered by the OCPP uplink (:meth:`BudgetManager.offer_limit`); a manual budget
+  is a ceiling there too.
 
 The manager talks to the station only through ``Station.set_budget`` and ``Station.snapshot``;
 each change of source or staleness is logged and published on the station's event stream as a
@@ -16,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from firmware.budget.central import CentralLimit
 from firmware.budget.manual import ManualBudgetFile
 from firmware.budget.meters import Meter, MeterError
 from firmware.budget.policy import BudgetPolicy, Decision
@@ -58,6 +62,7 @@ class BudgetManager:
         self.manual_w: float | None = None
         self.site_w: float | None = None
         self.policy = BudgetPolicy(config, clock.monotonic())
+        self.central = CentralLimit(config) if config.source == "ocpp" else None
         self.decision: Decision | None = None
         self.budget_w: float | None = None
         self.meter_error: str | None = None
@@ -100,6 +105,13 @@ class BudgetManager:
             log.info("site reading back: %.0f W", meter_w)
         self.apply()
 
+    def offer_limit(self, limit_w: float | None, what: str, online: bool) -> None:
+        """The central system's station limit now (the ``ocpp`` source): decide and apply."""
+        if self.central is None:
+            return
+        self.central.offer(limit_w, what, online, self.clock.monotonic())
+        self.apply()
+
     async def run(self) -> None:
         """Poll the meter (if any) and re-decide every ``poll_s``, until cancelled."""
         while True:
@@ -130,18 +142,24 @@ class BudgetManager:
     # --- deciding ---------------------------------------------------------------------------------
 
     def active(self) -> str:
-        """What sets the budget now: static, manual, meter or fallback."""
+        """What sets the budget now: static, manual, meter, ocpp or fallback."""
         if not self.metered:
             return "manual" if self.manual_w is not None else "static"
         assert self.decision is not None
         if self.manual_w is not None and self.manual_w < self.decision.budget_w:
             return "manual"
-        return "fallback" if self.decision.stale else "meter"
+        if self.decision.stale:
+            return "fallback"
+        return "ocpp" if self.central is not None else "meter"
 
     def apply(self) -> None:
         if self.metered:
             was_stale = self.decision.stale if self.decision is not None else False
-            self.decision = self.policy.decide(self.clock.monotonic())
+            now = self.clock.monotonic()
+            if self.central is not None:
+                self.decision = self.central.decide(now)
+            else:
+                self.decision = self.policy.decide(now)
             if self.decision.stale and not was_stale:
                 log.warning(
                     "budget falls back to %.0f W: %s", self.config.fallback_w, self.decision.text

@@ -59,7 +59,8 @@ class StationChargePoint(ChargePoint):
             return call_result.RemoteStartTransaction(status="Rejected")
         up.tx.remote_tags[connector_id] = id_tag
         try:
-            await self.station.start(connector_id)  # the same command as the start button
+            # The same command as the start button, naming the central system's idTag.
+            await self.station.start(connector_id, id_tag=id_tag)
         except StationError as exc:
             up.tx.remote_tags.pop(connector_id, None)
             log.info("ocpp: remote start on %d refused: %s", connector_id, exc)
@@ -98,9 +99,15 @@ class StationChargePoint(ChargePoint):
             return call_result.ChangeAvailability(status="Rejected")
         operative = type == "Operative"
         await self.uplink.settings.set_available(connector_id, operative)
+        self.uplink.apply_availability()  # no new session from now; one under way runs on
         busy = any(c in self.uplink.tx.live for c in self._connectors(connector_id))
         status = "Scheduled" if busy and not operative else "Accepted"
         return call_result.ChangeAvailability(status=status)
+
+    @on(Action.clear_cache)
+    async def on_clear_cache(self) -> call_result.ClearCache:
+        await self.uplink.auth.cache.clear()
+        return call_result.ClearCache(status="Accepted")
 
     @on(Action.reset)
     def on_reset(self, type: str) -> call_result.Reset:  # noqa: A002

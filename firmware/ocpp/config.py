@@ -32,6 +32,10 @@ class OcppConfig:
     """Extra certificate authority for wss:// (a CSMS with a private certificate)."""
     authorize: bool = True
     """Ask the central system (Authorize) about sessions started at the station."""
+    local_authorize_offline: bool = True
+    """Offline, a tag the authorisation cache holds as Accepted may charge."""
+    allow_offline_unknown: bool = True
+    """Offline, a tag the cache does not know (every QR session's) may charge."""
     meter_interval_s: float = 60.0
     measurands: tuple[str, ...] = MEASURANDS
     heartbeat_s: float = 300.0
@@ -55,6 +59,8 @@ _KINDS: dict[str, type] = {
     "password": str,
     "ca_file": str,
     "authorize": bool,
+    "local_authorize_offline": bool,
+    "allow_offline_unknown": bool,
     "meter_interval_s": float,
     "measurands": list,
     "heartbeat_s": float,

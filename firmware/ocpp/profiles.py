@@ -217,6 +217,16 @@ class ProfileBook:
     def station_limit_w(self, t: float, volts: float) -> float | None:
         return self._winner((p for p in self.profiles if p.purpose == MAX_PROFILE), t, None, volts)
 
+    def budget_limit_w(self, t: float, volts: float) -> tuple[float | None, str]:
+        """The station limit for the ``ocpp`` budget source: a ChargePointMaxProfile, else a
+        TxDefaultProfile on connector 0; and which one it is."""
+        limit = self.station_limit_w(t, volts)
+        if limit is not None:
+            return limit, MAX_PROFILE
+        defaults = (p for p in self.profiles if p.purpose == TX_DEFAULT and p.connector == 0)
+        limit = self._winner(defaults, t, None, volts)
+        return (limit, TX_DEFAULT) if limit is not None else (None, "")
+
     def connector_limit_w(
         self, connector: int, t: float, tx_start: float | None, volts: float
     ) -> float | None:

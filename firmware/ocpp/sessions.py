@@ -11,13 +11,10 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ocpp.exceptions import OCPPError
-from ocpp.v16 import call
-
-from firmware.ocpp.errors import LinkLost
 from firmware.ocpp.profiles import iso
 from firmware.ocpp.status import TRANSACTION_STATES
 from firmware.ocpp.transactions import Live, id_tag_for, sampled_values, stop_reason
+from firmware.station.sessions import Verdict
 from firmware.station.station import StationError
 from hal.clock import wait_for
 
@@ -25,9 +22,6 @@ if TYPE_CHECKING:
     from firmware.ocpp.uplink import Uplink
 
 log = logging.getLogger(__name__)
-
-AUTHORIZE_WAIT_S = 10.0
-"""No answer to Authorize by then: the session goes on by the station's local rules."""
 
 
 class Transactions:
@@ -48,6 +42,8 @@ class Transactions:
         self._tx_ids[ref] = transaction_id
         self._tx_known.set()
         connector = self.transaction_of(transaction_id)
+        if status is not None and connector is not None:
+            await self.up.auth.cache.put(self.live[connector].id_tag, {"status": status})
         if status != "Accepted" and connector is not None and self.up.settings.stop_on_invalid_id:
             self.live[connector].stop_override = "DeAuthorized"
             await self.stop_session(connector, self.live[connector].session)
@@ -59,18 +55,21 @@ class Transactions:
                 with contextlib.suppress(Exception):
                     await self.end(connector, live, live.session.end_reason or "shutdown", None)
 
+    async def authorize(self, port: Any, session: Any) -> Verdict:
+        """The station's gate (``Station.authorizer``): asked before a session gets power."""
+        connector = int(port.port_id)
+        remote = self.remote_tags.get(connector)
+        tag = tag_of(session)
+        return await self.up.auth.verdict(connector, tag, remote is not None and remote == tag)
+
     def session_started(self, connector: int, session: Any) -> None:
-        remote = self.remote_tags.pop(connector, None)
-        if not (self.up.settings.available(0) and self.up.settings.available(connector)):
-            log.warning("ocpp: connector %d is unavailable; the session is stopped", connector)
-            self.up.spawn(self.stop_session(connector, session))
-            return
-        tag = remote or id_tag_for(session.owner_token)
-        live = Live(connector, session.public_token, tag, self.up.clock.wall(), session=session)
-        self.live[connector] = live
-        live.begun = self.up.spawn(
-            self._begin(live, authorize=remote is None and self.up.config.authorize)
+        """The gate let the session through: it is a transaction from now on."""
+        self.remote_tags.pop(connector, None)
+        live = Live(
+            connector, session.public_token, tag_of(session), self.up.clock.wall(), session=session
         )
+        self.live[connector] = live
+        live.begun = self.up.spawn(self._begin(live))
 
     async def stop_session(self, connector: int, session: Any) -> None:
         """Stop a session the central system refused, once the station has it under way (a stop
@@ -86,23 +85,7 @@ class Transactions:
                 return
             await self.up.clock.sleep(0.05)
 
-    async def _begin(self, live: Live, authorize: bool) -> None:
-        if authorize and self.up.state == "online":
-            try:
-                result = await wait_for(
-                    self.up.clock,
-                    self.up.call(call.Authorize(id_tag=live.id_tag)),
-                    AUTHORIZE_WAIT_S,
-                )
-                status = result.id_tag_info["status"]
-            except (LinkLost, OCPPError, TimeoutError) as exc:
-                log.warning("ocpp: Authorize unanswered (%s); charging by local rules", exc)
-                status = "Accepted"
-            if status != "Accepted":
-                log.warning("ocpp: idTag %s %s: stopping", live.id_tag, status)
-                self.live.pop(live.connector, None)
-                await self.stop_session(live.connector, live.session)
-                return
+    async def _begin(self, live: Live) -> None:
         live.ref, live.meter_start = await self.up.outbox.begin(
             live.connector, live.id_tag, iso(live.started_at)
         )
@@ -193,3 +176,8 @@ class Transactions:
             with contextlib.suppress(TimeoutError):
                 await wait_for(self.up.clock, self._tx_known.wait(), left)
         return connector
+
+
+def tag_of(session: Any) -> str:
+    """A session's idTag: its tag's or the central system's, else its owner token's hash."""
+    return str(session.id_tag or id_tag_for(session.owner_token))

@@ -18,7 +18,19 @@ WRITABLE = (
     "MeterValueSampleInterval",
     "MeterValuesSampledData",
     "StopTransactionOnInvalidId",
+    "AuthorizationCacheEnabled",
+    "LocalAuthorizeOffline",
+    "LocalPreAuthorize",
+    "AllowOfflineTxForUnknownId",
 )
+FLAGS = {
+    "StopTransactionOnInvalidId": "stop_on_invalid_id",
+    "AuthorizationCacheEnabled": "cache_enabled",
+    "LocalAuthorizeOffline": "local_authorize_offline",
+    "LocalPreAuthorize": "local_pre_authorize",
+    "AllowOfflineTxForUnknownId": "allow_offline_unknown",
+}
+"""The true/false keys and the attribute each sets."""
 
 
 class Settings:
@@ -29,6 +41,10 @@ class Settings:
         self.meter_interval_s = config.meter_interval_s
         self.measurands = config.measurands
         self.stop_on_invalid_id = True
+        self.cache_enabled = True
+        self.local_authorize_offline = config.local_authorize_offline
+        self.local_pre_authorize = False
+        self.allow_offline_unknown = config.allow_offline_unknown
         self.unavailable: set[int] = set()
         self._stored: dict[str, str] = {}
 
@@ -38,6 +54,10 @@ class Settings:
             if key in self._stored:
                 self._apply(key, self._stored[key])
         self.unavailable = set(json.loads(self._stored.get("unavailable", "[]")))
+
+    def stored(self, key: str) -> str | None:
+        """A value kept in the uplink's database at the last load."""
+        return self._stored.get(key)
 
     def available(self, connector: int) -> bool:
         return connector not in self.unavailable
@@ -68,12 +88,9 @@ class Settings:
             "HeartbeatInterval": (str(int(self.heartbeat_s)), False),
             "MeterValueSampleInterval": (str(int(self.meter_interval_s)), False),
             "MeterValuesSampledData": (",".join(self.measurands), False),
-            "StopTransactionOnInvalidId": (flag(self.stop_on_invalid_id), False),
+            **{key: (flag(getattr(self, attr)), False) for key, attr in FLAGS.items()},
             "NumberOfConnectors": (str(self.connectors), True),
             "AuthorizeRemoteTxRequests": ("false", True),
-            "LocalAuthorizeOffline": ("true", True),
-            "LocalPreAuthorize": ("false", True),
-            "AllowOfflineTxForUnknownId": ("true", True),
             "StopTransactionOnEVSideDisconnect": ("true", True),
             "UnlockConnectorOnEVSideDisconnect": ("false", True),
             "ConnectorPhaseRotation": ("NotApplicable", True),
@@ -120,10 +137,10 @@ class Settings:
             if not chosen or any(m not in MEASURANDS for m in chosen):
                 raise ValueError(value)
             self.measurands = chosen
-        elif key == "StopTransactionOnInvalidId":
+        elif key in FLAGS:
             if value.lower() not in ("true", "false"):
                 raise ValueError(value)
-            self.stop_on_invalid_id = value.lower() == "true"
+            setattr(self, FLAGS[key], value.lower() == "true")
 
     def report(self, keys: list[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
         known = self.values()

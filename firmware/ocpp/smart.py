@@ -44,6 +44,9 @@ class SmartCharging:
         self._budget_set: float | None = None
         self._budget_base = station.budget_w
         self.changed = asyncio.Event()
+        self.feed: Callable[[float | None, str], None] | None = None
+        """With the ``ocpp`` budget source: the station limit goes there, and the budget
+        manager, not this class, sets the budget."""
 
     async def run(self) -> None:
         while True:
@@ -60,7 +63,14 @@ class SmartCharging:
         station_volts = (
             min(live_volts) if live_volts else min(float(v["limits"]["v_max_v"]) for v in views)
         )
-        limit = self.book.station_limit_w(now, station_volts)
+        if self.feed is not None:
+            self.feed(*self.book.budget_limit_w(now, station_volts))
+        else:
+            self._cap_budget(self.book.station_limit_w(now, station_volts))
+        self._cap_connectors(now, views)
+
+    def _cap_budget(self, limit: float | None) -> None:
+        """The budget in force: the station's own, lowered by a ChargePointMaxProfile."""
         budget = self.station.budget_w
         if self._budget_set is None or abs(budget - self._budget_set) > 1e-6:
             self._budget_base = budget  # set by someone else: that is the station's own budget
@@ -68,6 +78,8 @@ class SmartCharging:
         if abs(target - budget) > 1e-6:
             self.station.set_budget(target)
         self._budget_set = target
+
+    def _cap_connectors(self, now: float, views: list[dict[str, Any]]) -> None:
         if self.policy is None:
             return
         before = dict(self.policy.caps_a)

@@ -16,6 +16,7 @@ STATE_STATUS: dict[str, str] = {
     "connected": "Preparing",
     "unsupported": "Preparing",
     "ready": "Preparing",
+    "authorizing": "Preparing",
     "payment": "SuspendedEVSE",
     "waiting": "SuspendedEVSE",
     "starting": "Charging",

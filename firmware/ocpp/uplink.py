@@ -20,6 +20,7 @@ from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from firmware.ocpp.authorize import Authorization
 from firmware.ocpp.backoff import Backoff
 from firmware.ocpp.client import StationChargePoint
 from firmware.ocpp.config import OcppConfig
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 STATUS_POLL_S = 1.0
 """Statuses are also re-read this often: some (SuspendedEV) change without a port event."""
 OUTBOX_POLL_S = 5.0
+OUT_OF_SERVICE = "Out of service: set unavailable by the central system"
 
 
 class Uplink:
@@ -66,6 +68,7 @@ class Uplink:
         self.cp: StationChargePoint | None = None
         self._reader: asyncio.Task[Any] | None = None
         self.tx = Transactions(self)
+        self.auth = Authorization(self)
         self.smart = SmartCharging(station, clock, policy, self.tx.tx_start)
         self._sent: dict[int, ConnectorStatus] = {}
         self._booted = False
@@ -91,6 +94,7 @@ class Uplink:
 
         self.station.on_start = on_start
         self.station.on_end = on_end
+        self.station.authorizer = self.tx.authorize
 
     @property
     def state(self) -> str:
@@ -115,6 +119,8 @@ class Uplink:
     async def open(self) -> None:
         await self.outbox.open()
         await self.settings.load()
+        self.auth.cache.load(self.settings.stored("auth_cache"))
+        self.apply_availability()
         self.smart.book.profiles = self.settings.saved_profiles()
         for tx in await self.outbox.unfinished():
             log.warning(
@@ -127,6 +133,18 @@ class Uplink:
                 "id_tag": tx.id_tag,
             }
             await self.outbox.end(tx.ref, payload, float(tx.last_meter))
+
+    def budget_source(self, offer: Callable[[float | None, str, bool], None]) -> None:
+        """Hand the station limit (connector 0) to the budget manager (``[budget] source =
+        "ocpp"``) instead of capping the budget here: ``offer(limit_w, what, online)``."""
+        self.smart.feed = lambda limit, what: offer(limit, what, self.state == "online")
+
+    def apply_availability(self) -> None:
+        """Ports set Inoperative (or the whole station) take no new session, from the start."""
+        station_on = self.settings.available(0)
+        for port_id in self.station.ports:
+            on = station_on and self.settings.available(port_id)
+            self.station.set_out_of_service(port_id, None if on else OUT_OF_SERVICE)
 
     async def close(self) -> None:
         """After the station stopped: sessions it ended on the way down end here with Reboot."""

@@ -34,7 +34,7 @@ from firmware.pevlink import (
 from firmware.pevlink.rules import check_battery, check_request, common_version
 from firmware.pevlink.timers import T_REPLY
 from firmware.station.safety import Trip
-from firmware.station.states import LIVE_STATES, SESSION_STATES, PortEvent, PortState
+from firmware.station.states import LIVE_STATES, POWERLESS, SESSION_STATES, PortEvent, PortState
 from hal.clock import wait_for
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ LOCK_WAIT_S = T_REPLY * 0.6
 """How long a vehicle's request may wait for a busy port before it is told BUSY."""
 
 REQUEST_WORDS = {
+    PortState.AUTHORIZING: "wait_power",
     PortState.PAYMENT: "wait_payment",
     PortState.WAITING: "wait_power",
     PortState.STARTING: "granted",
@@ -207,7 +208,7 @@ class Conversation:
         if port.state in LIVE_STATES or port.relay_closed:
             port.trip(Trip("link", "The vehicle restarted during the charge"))
         session = port.session
-        if session is not None and port.state in (PortState.PAYMENT, PortState.WAITING):
+        if session is not None and port.state in POWERLESS:
             text = "The vehicle restarted before charging"
             if port.end_session(session, "vehicle", text):
                 port.spawn(port.announce_end(session))

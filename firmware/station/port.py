@@ -140,6 +140,8 @@ class PortController(PowerActions):
         self.direct_reads = True
         """May the at-rest check read the sensor itself? Not while the safety core's own thread
         owns the bus: then it waits for the core's next reading."""
+        self.out_of_service: str | None = None
+        """Why no session may start here (set unavailable by the central system), or None."""
         self.link_down: str | None = None
         """Why the port's serial line is lost, while it is; None when it works."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -164,6 +166,8 @@ class PortController(PowerActions):
             self.connected_at = self.clock.monotonic()
             self.ident_prompted = False
         words = text or STATE_WORDS[state]
+        if state == PortState.READY and self.out_of_service and text is None:
+            words = self.out_of_service
         told = changed or words != self.state_text
         self.state = state
         self.state_text = words
@@ -281,7 +285,13 @@ class PortController(PowerActions):
         return session
 
     def end_session(
-        self, session: Session, reason: str, text: str | None, *, move: bool = True
+        self,
+        session: Session,
+        reason: str,
+        text: str | None,
+        *,
+        move: bool = True,
+        shown: bool = False,
     ) -> bool:
         """End ``session`` if it is still this port's; False for a stale or second ending."""
         if session is not self.session or not session.end(reason, text, self.clock.monotonic()):
@@ -291,7 +301,8 @@ class PortController(PowerActions):
         self.account_v = None
         self.last_session = session
         if move:
-            self.move(PortEvent.FINISH, STOP_WORDS.get(reason, "Finished"))
+            words = text if shown and text else STOP_WORDS.get(reason, "Finished")
+            self.move(PortEvent.FINISH, words)
         return True
 
     async def announce_end(self, session: Session) -> None:
@@ -304,9 +315,12 @@ class PortController(PowerActions):
             reason = session.end_reason or "user"
             await wait_for(self.clock, self.link.notify(session.summary(reason)), T_REPLY)
 
-    async def finish(self, session: Session, reason: str, text: str | None = None) -> None:
-        """End a session that has no power (payment, waiting); under the lock."""
-        if self.end_session(session, reason, text):
+    async def finish(
+        self, session: Session, reason: str, text: str | None = None, *, shown: bool = False
+    ) -> None:
+        """End a session that has no power (payment, waiting); under the lock. ``shown``: the
+        port shows ``text`` itself rather than the reason's usual words."""
+        if self.end_session(session, reason, text, shown=shown):
             await self.announce_end(session)
 
     def open_switch(self) -> None:

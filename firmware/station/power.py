@@ -18,7 +18,7 @@ from firmware.station.at_rest import verify_at_rest
 from firmware.station.safety import GuardState, Trip
 from firmware.station.session import Session
 from firmware.station.spec import LINK_ERRORS, SETTLE_GRACE_S
-from firmware.station.states import PortEvent, PortState
+from firmware.station.states import POWERLESS, PortEvent, PortState
 from hal.errors import HalError
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ class PowerActions:
             session = self.session
             if session is None:
                 return
-            if self.state in (PortState.PAYMENT, PortState.WAITING):
+            if self.state in POWERLESS:
                 await self.finish(session, reason, text)
                 return
             if self.state not in (PortState.STARTING, PortState.CHARGING):

@@ -51,6 +51,8 @@ class Session:
     ended_at: float | None = None
     ended_mono: float | None = None
     paid: bool = False
+    id_tag: str | None = None
+    """Who started it, when a tag (RFID) or the central system named them; None for the QR."""
     samples: list[tuple[float, float, float]] = field(default_factory=list)
     """(time, power W, SoC % or -1) every sample period: the phone page's charge curve."""
 

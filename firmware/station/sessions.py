@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from firmware.station.errors import StationError
@@ -21,6 +22,7 @@ from firmware.station.safety import Trip
 from firmware.station.session import Session
 from firmware.station.states import PortEvent, PortState
 from firmware.station.views import vehicle_info
+from hal.clock import wait_for
 
 if TYPE_CHECKING:
     from firmware.station.station import Station
@@ -67,6 +69,23 @@ store works on its own thread)."""
 
 SampleFactory = Callable[[float, float, float, float, float, float | None], Any]
 
+AUTHORIZE_DEADLINE_S = 60.0
+"""A session still waiting for its authorisation after this long is refused: the authoriser
+(the OCPP uplink) answers well before by its own deadline and offline rules, so this is only
+the backstop that keeps a port from holding forever."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """An authoriser's answer for one session: may it go on, and if not, the words why."""
+
+    accepted: bool
+    text: str = ""
+
+
+Authorizer = Callable[[PortController, Session], Awaitable[Verdict]]
+"""Asked once per session started while it is set; the port is AUTHORIZING meanwhile."""
+
 
 class SessionManager:
     def __init__(
@@ -85,28 +104,68 @@ class SessionManager:
         """Per session (by id()): set once its start is recorded, so its end follows it."""
         self.on_start: Callable[[PortController, Session], None] | None = None
         self.on_end: Callable[[PortController, Session], Awaitable[None]] | None = None
+        self.authorizer: Authorizer | None = None
+        """When set (the OCPP uplink), no session gets power before it accepts the session."""
 
     # --- commands ---------------------------------------------------------------------------------
 
-    async def start(self, port: PortController) -> Session:
+    async def start(self, port: PortController, id_tag: str | None = None) -> Session:
         settings = self.station.settings
         # Check and move in one step, with no await between them: atomic on the event loop, so
         # overlapping starts make one session, and a rider never waits behind the port's other
         # work (an action holding the port's lock never leaves it READY across an await).
         self._refuse_start(port)
         unpaid = settings.payment_required
-        session = port.open_session(PortEvent.START_UNPAID if unpaid else PortEvent.START)
-        if self.on_start is not None:
+        authorizer = self.authorizer
+        if authorizer is not None:
+            event = PortEvent.AUTHORIZE
+        else:
+            event = PortEvent.START_UNPAID if unpaid else PortEvent.START
+        session = port.open_session(event)
+        session.id_tag = id_tag
+        if authorizer is None and self.on_start is not None:
             self.on_start(port, session)
         written = self._record_start(port, session)
+        if authorizer is not None:
+            port.spawn(self._authorize(port, session, authorizer))
         if written is not None:
             # The record's id is part of the answer when it comes quickly; the store never holds
             # the start back for longer (it queues what it cannot write yet).
             await asyncio.wait({written}, timeout=START_RECORD_WAIT_S)
-        if unpaid:
+        if authorizer is None:
+            self._under_way(port, session)
+        return session
+
+    def _under_way(self, port: PortController, session: Session) -> None:
+        """The session may go on to payment or power: its deadline, and the allocator."""
+        if port.state == PortState.PAYMENT and port.session is session:
             port.spawn(self._payment_deadline(port, session))
         self.station.wake_allocator()
-        return session
+
+    async def _authorize(self, port: PortController, session: Session, ask: Authorizer) -> None:
+        """The gate before any power: AUTHORIZING until the authoriser answers, then on or out.
+
+        Whatever goes wrong (no answer by the deadline, an error) refuses: the switch stays open.
+        """
+        try:
+            verdict = await wait_for(self.station.clock, ask(port, session), AUTHORIZE_DEADLINE_S)
+        except TimeoutError:
+            verdict = Verdict(False, "Not authorised: no answer in time")
+        except Exception as exc:
+            log.exception("port %d: authorisation failed", port.port_id)
+            verdict = Verdict(False, f"Not authorised: {exc}")
+        async with port.lock:
+            if port.session is not session or port.state != PortState.AUTHORIZING:
+                return  # stopped, tripped or unplugged meanwhile
+            if not verdict.accepted:
+                log.info("port %d: session refused: %s", port.port_id, verdict.text)
+                await port.finish(session, "operator", verdict.text or "Not authorised", shown=True)
+                return
+            unpaid = self.station.settings.payment_required
+            port.move(PortEvent.AUTHORIZED, to=PortState.PAYMENT if unpaid else PortState.WAITING)
+            if self.on_start is not None:
+                self.on_start(port, session)
+            self._under_way(port, session)
 
     @staticmethod
     def _refuse_start(port: PortController) -> None:
@@ -114,6 +173,8 @@ class SessionManager:
             raise StationError(
                 f"port {port.port_id} has a fault: {port.state_text}; reset it first"
             )
+        if port.out_of_service:
+            raise StationError(f"port {port.port_id} is out of service: {port.out_of_service}", 409)
         if port.state != PortState.READY or port.battery is None:
             raise StationError(f"port {port.port_id} is not ready to start ({port.state_text})")
 

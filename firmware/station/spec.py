@@ -18,6 +18,7 @@ STATE_WORDS: dict[PortState, str] = {
     PortState.CONNECTED: "Vehicle connected, identifying",
     PortState.UNSUPPORTED: "This vehicle cannot charge on this port",
     PortState.READY: "Ready: press start",
+    PortState.AUTHORIZING: "Waiting for the central system to authorise",
     PortState.PAYMENT: "Waiting for payment",
     PortState.WAITING: "Waiting for power",
     PortState.STARTING: "Starting",
@@ -29,6 +30,7 @@ STATE_WORDS: dict[PortState, str] = {
 
 STATE_NOTICE: dict[PortState, str] = {
     PortState.READY: "ready",
+    PortState.AUTHORIZING: "waiting",
     PortState.PAYMENT: "payment",
     PortState.WAITING: "waiting",
     PortState.STARTING: "granted",

@@ -18,6 +18,7 @@ class PortState(StrEnum):
     CONNECTED = "connected"
     UNSUPPORTED = "unsupported"
     READY = "ready"
+    AUTHORIZING = "authorizing"
     PAYMENT = "payment"
     WAITING = "waiting"
     STARTING = "starting"
@@ -42,6 +43,10 @@ class PortEvent(StrEnum):
     """A rider's or operator's start, no payment needed."""
     START_UNPAID = "start_unpaid"
     """A start that waits for the rider's payment first."""
+    AUTHORIZE = "authorize"
+    """A start whose idTag the central system must accept first (the switch stays open)."""
+    AUTHORIZED = "authorized"
+    """The idTag was accepted: on to payment or to waiting for power."""
     PAID = "paid"
     ADMIT = "admit"
     """The allocator grants power: GRANT sent, the switch may close inside STARTING."""
@@ -70,8 +75,10 @@ E = PortEvent
 
 LIVE_STATES = frozenset({S.STARTING, S.CHARGING, S.STOPPING})
 """The switch may be closed only in these states."""
-SESSION_STATES = LIVE_STATES | {S.PAYMENT, S.WAITING}
+SESSION_STATES = LIVE_STATES | {S.AUTHORIZING, S.PAYMENT, S.WAITING}
 """A session exists in these states."""
+POWERLESS = (S.AUTHORIZING, S.PAYMENT, S.WAITING)
+"""A session exists and its switch has never closed, or is open while it waits."""
 IDLE_STATES = frozenset({S.EMPTY, S.CONNECTED, S.UNSUPPORTED, S.READY, S.DONE})
 """No session and no fault."""
 
@@ -95,6 +102,8 @@ TRANSITIONS: dict[tuple[PortState, PortEvent], frozenset[PortState]] = {
     },
     (S.READY, E.START): frozenset({S.WAITING}),
     (S.READY, E.START_UNPAID): frozenset({S.PAYMENT}),
+    (S.READY, E.AUTHORIZE): frozenset({S.AUTHORIZING}),
+    (S.AUTHORIZING, E.AUTHORIZED): frozenset({S.PAYMENT, S.WAITING}),
     (S.PAYMENT, E.PAID): frozenset({S.WAITING}),
     (S.WAITING, E.ADMIT): frozenset({S.STARTING}),
     (S.STARTING, E.POWERED): frozenset({S.CHARGING}),
@@ -102,7 +111,7 @@ TRANSITIONS: dict[tuple[PortState, PortEvent], frozenset[PortState]] = {
     (S.WAITING, E.WAIT): frozenset({S.WAITING}),
     (S.STARTING, E.STOP): frozenset({S.STOPPING}),
     (S.CHARGING, E.STOP): frozenset({S.STOPPING}),
-    **{(s, E.FINISH): frozenset({S.DONE}) for s in (S.PAYMENT, S.WAITING, S.STOPPING)},
+    **{(s, E.FINISH): frozenset({S.DONE}) for s in (*POWERLESS, S.STOPPING)},
     (S.FAULT, E.RESET): frozenset({S.EMPTY, S.CONNECTED, S.READY}),
     **{(s, E.RESTARTED): frozenset({S.CONNECTED}) for s in _KNOWN | {S.EMPTY}},
     (S.FAULT, E.RESTARTED): frozenset({S.FAULT}),

@@ -41,7 +41,8 @@ from firmware.station.safety_core import (
     SafetyThread,
 )
 from firmware.station.session import Session
-from firmware.station.sessions import Recorder, SampleFactory, SessionManager
+from firmware.station.sessions import Authorizer, Recorder, SampleFactory, SessionManager
+from firmware.station.spec import STATE_WORDS
 from firmware.station.states import LIVE_STATES, PortState
 from firmware.station.supervisor import Supervisor
 from firmware.station.views import (
@@ -184,6 +185,14 @@ class Station:
         self.sessions.on_start = hook
 
     @property
+    def authorizer(self) -> Authorizer | None:
+        return self.sessions.authorizer
+
+    @authorizer.setter
+    def authorizer(self, gate: Authorizer | None) -> None:
+        self.sessions.authorizer = gate
+
+    @property
     def on_end(self) -> Callable[[PortController, Session], Awaitable[None]] | None:
         return self.sessions.on_end
 
@@ -304,8 +313,23 @@ class Station:
         except KeyError:
             raise StationError(f"no port {port_id}", 404) from None
 
-    async def start(self, port_id: int) -> Session:
-        return await self.sessions.start(self.port(port_id))
+    async def start(self, port_id: int, id_tag: str | None = None) -> Session:
+        """A session on a READY port; ``id_tag`` names who started it (a tag, a central system)."""
+        return await self.sessions.start(self.port(port_id), id_tag)
+
+    def set_out_of_service(self, port_id: int, reason: str | None) -> None:
+        """No new session on this port while ``reason`` is set (a session under way runs on);
+        the port and the vehicle are told why. None puts the port back in service."""
+        port = self.port(port_id)
+        if port.out_of_service == reason:
+            return
+        port.out_of_service = reason
+        if port.state == PortState.READY:
+            port.set_words(reason or STATE_WORDS[PortState.READY])
+            if reason is None and self.settings.auto_start and port.session is None:
+                self._spawn(self._auto_start(port_id))
+        else:
+            port.changed()
 
     async def payment_approved(self, port_id: int, session: Session) -> bool:
         """False when the session stopped waiting for payment (its deadline passed meanwhile)."""
@@ -338,7 +362,12 @@ class Station:
             self.events.publish("port", port_view(port))
         if port.state in WAKE_STATES:
             self.wake_allocator()
-        if port.state == PortState.READY and self.settings.auto_start and port.session is None:
+        if (
+            port.state == PortState.READY
+            and self.settings.auto_start
+            and port.session is None
+            and not port.out_of_service
+        ):
             self._spawn(self._auto_start(port.port_id))
 
     async def _auto_start(self, port_id: int) -> None:

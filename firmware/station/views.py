@@ -89,6 +89,7 @@ def port_view(port: PortController) -> dict[str, Any]:
         "id": port.port_id,
         "state": port.state.value,
         "state_text": port.state_text,
+        "unavailable": port.out_of_service,
         "vehicle": vehicle_info(port) or None,
         "granted": {
             "amps": round(port.grant_a, 3),

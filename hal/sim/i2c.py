@@ -18,11 +18,20 @@ class RegisterDevice(Protocol):
     def write_register(self, register: int, data: bytes) -> None: ...
 
 
+class StreamDevice(Protocol):
+    """A device whose transfers are whole messages, not register accesses (a PN532's frames)."""
+
+    def i2c_write(self, data: bytes) -> None: ...
+
+    def i2c_read(self, length: int) -> bytes: ...
+
+
 class SimI2C:
     """busio.I2C look-alike: try_lock, unlock, writeto, readfrom_into, writeto_then_readfrom."""
 
     def __init__(self) -> None:
         self._devices: dict[int, RegisterDevice] = {}
+        self._streams: dict[int, StreamDevice] = {}
         self._pointer: dict[int, int] = {}
         self._lock = threading.Lock()
         self._locked = False
@@ -34,6 +43,12 @@ class SimI2C:
         if not 0x03 <= address <= 0x77:
             raise ValueError(f"I2C address 0x{address:02X} is outside 0x03..0x77")
         self._devices[address] = device
+
+    def add_stream_device(self, address: int, device: StreamDevice) -> None:
+        """A device that takes each write and answers each read whole (no register pointer)."""
+        if not 0x03 <= address <= 0x77:
+            raise ValueError(f"I2C address 0x{address:02X} is outside 0x03..0x77")
+        self._streams[address] = device
 
     def device(self, address: int) -> RegisterDevice:
         return self._devices[address]
@@ -52,10 +67,11 @@ class SimI2C:
             self._locked = False
 
     def scan(self) -> list[int]:
-        return sorted(self._devices)
+        return sorted({*self._devices, *self._streams})
 
     def deinit(self) -> None:
         self._devices.clear()
+        self._streams.clear()
 
     def _target(self, address: int) -> RegisterDevice:
         self.transfers += 1
@@ -68,9 +84,25 @@ class SimI2C:
             raise OSError(errno.EREMOTEIO, "Remote I/O error")
         return device
 
+    def _stream(self, address: int) -> StreamDevice | None:
+        """The stream device at ``address`` (counted and failed like any transfer), or None."""
+        if address not in self._streams:
+            return None
+        self.transfers += 1
+        remaining = self.fail_next.get(address, 0)
+        if remaining:
+            self.fail_next[address] = remaining - 1
+            raise OSError(errno.EREMOTEIO, "Remote I/O error")
+        return self._streams[address]
+
     def writeto(
         self, address: int, buffer: bytes | bytearray, *, start: int = 0, end: int | None = None
     ) -> None:
+        stream = self._stream(address)
+        if stream is not None:
+            if buffer[start:end]:
+                stream.i2c_write(bytes(buffer[start:end]))
+            return
         device = self._target(address)
         data = bytes(buffer[start:end])
         if not data:
@@ -82,8 +114,12 @@ class SimI2C:
     def readfrom_into(
         self, address: int, buffer: bytearray, *, start: int = 0, end: int | None = None
     ) -> None:
-        device = self._target(address)
         stop = len(buffer) if end is None else end
+        stream = self._stream(address)
+        if stream is not None:
+            buffer[start:stop] = stream.i2c_read(stop - start)
+            return
+        device = self._target(address)
         data = device.read_register(self._pointer.get(address, 0), stop - start)
         buffer[start:stop] = data
 

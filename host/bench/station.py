@@ -31,6 +31,7 @@ from hal.sim.serial_pty import open_peer
 from host.bench.checkout import serve_demo_provider
 from host.bench.external import ExternalPack
 from host.bench.kicks import add_kick_routes
+from host.bench.rfid_api import add_simulated_readers
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind
@@ -397,6 +398,7 @@ async def extend_with_bench(daemon: Daemon, *, lan: bool = False) -> None:
     if isinstance(daemon.clock, ScaledClock):
         bay.set_speed(min(MAX_SPEED, daemon.clock.speed))
     add_sim_routes(daemon.app, bay)
+    add_simulated_readers(daemon)
     daemon.app[PAGE_NOTE_KEY] = PageNote(
         f"Bench: each port is also a serial line for your own device ({serial_lines(daemon)}).",
         "Plug in a virtual vehicle",

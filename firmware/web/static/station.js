@@ -130,7 +130,7 @@
   }
 
   const SOURCE_NAMES = { static: "Configured budget", manual: "Set by the operator",
-    meter: "Follows the site meter", fallback: "Fallback budget" };
+    meter: "Follows the site meter", ocpp: "Set by the central system", fallback: "Fallback budget" };
 
   // What sets the budget now; a stale meter is shown until readings return.
   function renderBudget(b) {
@@ -140,7 +140,8 @@
       (b.site_w !== null && b.site_w !== undefined && !b.stale ? " · site " + watts(b.site_w) : "");
     const alert = document.getElementById("budget-fallback");
     alert.hidden = !b.stale;
-    alert.textContent = b.stale ? "Site meter reading missing: the budget is held at " +
+    const missing = b.kind === "ocpp" ? "No limit from the central system" : "Site meter reading missing";
+    alert.textContent = b.stale ? missing + ": the budget is held at " +
       watts(b.fallback_w) + " until readings return." : "";
   }
 
@@ -176,6 +177,7 @@
     station: renderSummary,
     ocpp: renderCsms,
     budget: renderBudget,
+    tag: (t) => showError(t.refused ? t.text : ""),
   }, (ok) => {
     document.getElementById("offline").hidden = ok;
     document.getElementById("link-status").textContent = ok ? "Live" : "Offline";

@@ -35,11 +35,18 @@ class CentralState:
     boot_status: str = "Accepted"
     boot_interval: int = 300
     id_tag_status: str = "Accepted"
+    tag_status: dict[str, str] = field(default_factory=dict)
+    """Per idTag, over ``id_tag_status``."""
+    authorize_hold: asyncio.Event | None = None
+    """While set and not yet released, Authorize is answered only when it is."""
     stop_at_once: bool = False
     """Send RemoteStopTransaction the moment a StartTransaction is answered (a known race)."""
     remote_stop_replies: list[str] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
     transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
+
+    def status_of(self, payload: dict[str, Any]) -> str:
+        return self.tag_status.get(str(payload.get("id_tag")), self.id_tag_status)
 
     def of(self, action: str) -> list[dict[str, Any]]:
         return [m.payload for m in self.messages if m.action == action]
@@ -74,16 +81,18 @@ class CentralSide(ChargePoint):  # type: ignore[misc]
         return call_result.StatusNotification()
 
     @on(Action.authorize)  # type: ignore[misc]
-    def on_authorize(self, **payload: Any) -> call_result.Authorize:
+    async def on_authorize(self, **payload: Any) -> call_result.Authorize:
         self._keep("Authorize", **payload)
-        return call_result.Authorize(id_tag_info={"status": self.state.id_tag_status})
+        if self.state.authorize_hold is not None:
+            await self.state.authorize_hold.wait()
+        return call_result.Authorize(id_tag_info={"status": self.state.status_of(payload)})
 
     @on(Action.start_transaction)  # type: ignore[misc]
     def on_start(self, **payload: Any) -> call_result.StartTransaction:
         self._keep("StartTransaction", **payload)
         return call_result.StartTransaction(
             transaction_id=next(self.state.transaction_ids),
-            id_tag_info={"status": self.state.id_tag_status},
+            id_tag_info={"status": self.state.status_of(payload)},
         )
 
     @after(Action.start_transaction)  # type: ignore[misc]
@@ -144,6 +153,8 @@ class CentralSystem:
         )
 
     async def stop(self) -> None:
+        if self.state.authorize_hold is not None:
+            self.state.authorize_hold.set()  # a held answer must not keep the server open
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

@@ -6,6 +6,7 @@ import pytest
 from ocpp.v16 import call
 
 from firmware.ocpp.transactions import id_tag_for
+from firmware.station.errors import StationError
 from firmware.station.port import PortState
 from tests.firmware.ocpp.conftest import Rig
 
@@ -103,17 +104,18 @@ async def test_remote_start_on_a_port_without_a_ready_vehicle_is_rejected(rig: R
     assert not rig.bench.hardware.ports[1].relay.is_closed
 
 
-async def test_an_invalid_id_tag_stops_the_session(rig: Rig) -> None:
+async def test_an_invalid_id_tag_is_refused_before_any_power(rig: Rig) -> None:
     rig.csms.state.id_tag_status = "Invalid"
     await rig.online()
     await rig.bench.bay.attach(1, "ebike-36v-500wh", 40.0)
     await rig.until(lambda: rig.bench.port(1).state == PortState.READY)
     session = await rig.bench.station.start(1)
-    # The session is stopped at once; the vehicle may then ask again (DONE -> READY on its REQ).
+    # Refused while AUTHORIZING; the vehicle may then ask again (DONE -> READY on its REQ).
     await rig.until(lambda: session.end_reason is not None and rig.bench.port(1).session is None)
-    assert session.end_reason == "operator" and not rig.bench.port(1).relay_closed
+    assert session.end_reason == "operator" and session.energy_wh == 0.0
+    assert session.end_text == "Not authorised: the tag is not known to the central system"
     assert rig.csms.state.of("StartTransaction") == []
-    assert not rig.bench.hardware.ports[1].relay.is_closed
+    assert session.power_seconds == 0.0 and not rig.bench.hardware.ports[1].relay.is_closed
 
 
 async def test_unlock_is_answered_honestly_and_configuration_is_reported(rig: Rig) -> None:
@@ -154,14 +156,14 @@ async def test_trigger_message_and_change_availability(rig: Rig) -> None:
     await rig.until(lambda: rig.statuses(1)[-1]["status"] == "Unavailable")
     await rig.bench.bay.attach(1, "ebike-36v-500wh", 40.0)
     await rig.until(lambda: rig.bench.port(1).state == PortState.READY)
-    session = await rig.bench.station.start(1)
-    # The session is stopped at once; the vehicle may then ask again (DONE -> READY on its REQ).
-    await rig.until(lambda: session.end_reason is not None and rig.bench.port(1).session is None)
-    assert session.end_reason == "operator" and not rig.bench.port(1).relay_closed
+    with pytest.raises(StationError, match="out of service"):
+        await rig.bench.station.start(1)
     assert rig.csms.state.of("StartTransaction") == []
     reply = await rig.ask(call.ChangeAvailability(connector_id=1, type="Operative"))
     assert reply.status == "Accepted"
     await rig.until(lambda: rig.statuses(1)[-1]["status"] != "Unavailable")
+    await rig.bench.station.start(1)
+    await rig.until(lambda: rig.bench.port(1).state == PortState.CHARGING)
 
 
 async def test_a_soft_reset_stops_the_transactions_and_boots_again(rig: Rig) -> None:
