@@ -293,3 +293,28 @@ async def test_a_sensor_read_that_waits_within_its_deadline_is_used_and_its_erro
     assert good_relay.is_closed and not failing_relay.is_closed
     reading = core.latest[1].reading
     assert reading is not None and reading.current_a == 1.0
+
+
+async def test_a_permit_is_renewed_at_half_its_life_and_replaced_at_once_on_a_change(
+    bench: Bench,
+) -> None:
+    await bench.charging(1, BIKE, 40.0)
+    station, port = bench.station, bench.port(1)
+    permits = station.safety.permits
+    station.publish_permit(port)  # the port as it is now (it was busy starting until just now)
+    first = permits[1]
+    assert first.live and first.limits is port.limits()  # the same limits while none changes
+    life = first.expires_at - bench.clock.monotonic()
+    station.publish_permit(port)
+    assert permits[1] is first  # unchanged and young: kept, not rebuilt
+    await bench.clock.advance(life / 2 + 0.01)  # the supervisor's passes go on meanwhile
+    station.publish_permit(port)
+    renewed = permits[1]
+    assert renewed is not first and renewed.expires_at > first.expires_at
+    assert life / 2 < renewed.expires_at - bench.clock.monotonic() <= life + 1e-9
+    port.grant_a += 0.5
+    station.publish_permit(port)
+    assert permits[1].grant_a == port.grant_a and permits[1].limits is port.limits()
+    assert permits[1].limits is not renewed.limits
+    # A permit not renewed (the control plane stopped) lets go of the switch within its life.
+    assert permits[1].expires_at - bench.clock.monotonic() <= life + 1e-9
