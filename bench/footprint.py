@@ -317,6 +317,9 @@ async def daemon(
             out["charging"] = await probed_window(
                 process.pid, seconds, workdir, profile("charging")
             )
+            async with session.get(f"{base}/api/station") as response:
+                ports = (await response.json())["ports"]
+            out["charging"]["ports_charging"] = sum(1 for p in ports if p["state"] == "charging")
             counts = [0] * clients
             ready = asyncio.Event()
             tasks = [
@@ -332,6 +335,12 @@ async def daemon(
             async with session.get(f"{base}/api/station") as response:
                 station = await response.json()
             out["ports_charging"] = sum(1 for p in station["ports"] if p["state"] == "charging")
+            out["sse"]["ports_charging"] = out["ports_charging"]
+            out["ports_not_charging"] = {
+                p["id"]: [p["state"], p.get("state_text")]
+                for p in station["ports"]
+                if p["state"] != "charging"
+            }
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -368,13 +377,16 @@ def run(smoke: bool = False) -> dict[str, Any]:
         d = data[mode]
         rows += [
             [f"{mode}: daemon, just started, 8 empty ports", d["started"]],
-            [f"{mode}: daemon, {d['ports_charging']} ports charging", d["charging"]],
+            [f"{mode}: daemon, 8 ports charging", d["charging"]],
             [f"{mode}: daemon, 8 charging + {clients} SSE clients", d["sse"]],
         ]
     print(
         table(
-            ["process", "CPU % of a core", "RSS MB", "peak RSS MB"],
-            [[name, f["cpu_pct"], f["rss_mb"], f["peak_rss_mb"]] for name, f in rows],
+            ["process", "CPU % of a core", "RSS MB", "peak RSS MB", "charging at the end"],
+            [
+                [name, f["cpu_pct"], f["rss_mb"], f["peak_rss_mb"], f.get("ports_charging", "")]
+                for name, f in rows
+            ],
         )
     )
     passes = [
@@ -389,6 +401,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
         for kind in ("supervisor", "safety")
     ]
     print(table(["window", "passes", "CPU p50 µs", "CPU p99 µs"], passes))
+    for mode in modes:
+        if data[mode]["ports_not_charging"]:
+            print(f"{mode}: ports not charging at the end: {data[mode]['ports_not_charging']}")
     print(
         f"windows of {seconds:g} s of real time; the SSE clients received "
         + ", ".join(f"{data[m]['sse']['events_per_s']:.0f} events/s ({m})" for m in modes)
