@@ -57,6 +57,10 @@ from hal.interfaces import PowerReading, StageStatus
 
 log = logging.getLogger(__name__)
 
+READ_SLICE_S = 1.0
+"""The longest a read of the vehicle's line waits before it looks again (bytes end it at once):
+a quiet line costs one wake-up a second, not twenty. Silence is the supervisor's to judge."""
+
 __all__ = [
     "LINK_ERRORS",
     "LIVE_STATES",
@@ -97,6 +101,7 @@ class PortController(PowerActions):
             clock,
             on_request=conversation.on_request,
             on_notice=conversation.on_notice,
+            read_slice=READ_SLICE_S,
             name=f"port {spec.port_id}",
         )
         self.state = PortState.EMPTY
