@@ -145,14 +145,16 @@ async def charge_all(session: aiohttp.ClientSession, base: str, ports: int) -> N
 
 async def wait_state(session: aiohttp.ClientSession, base: str, port_id: int, state: str) -> None:
     deadline = time.perf_counter() + 30.0
-    seen = None
+    seen, view = None, {}
     while time.perf_counter() < deadline:
         async with session.get(f"{base}/api/ports/{port_id}") as response:
-            seen = (await response.json()).get("state")
+            view = await response.json()
+            seen = view.get("state")
         if seen == state:
             return
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"port {port_id} stayed {seen!r}, not {state!r}")
+    why = view.get("fault") or view.get("state_text")
+    raise RuntimeError(f"port {port_id} stayed {seen!r}, not {state!r}: {why}")
 
 
 async def sse_client(
@@ -339,7 +341,7 @@ async def daemon(
             out["ports_not_charging"] = {
                 p["id"]: [p["state"], p.get("state_text")]
                 for p in station["ports"]
-                if p["state"] != "charging"
+                if p["state"] != "charging" and p["id"] in MODELS
             }
             for task in tasks:
                 task.cancel()
