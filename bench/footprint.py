@@ -1,19 +1,31 @@
 """Footprint: the daemon's memory and idle CPU with 8 charging ports, and with 200 SSE clients.
 
 Real processes: ``pev-charger run --sim --ports 8`` (the bench daemon at real speed, simulated
-hardware and vehicles, its SQLite records in a temporary directory) with a vehicle charging on
-every port, started through the HTTP API; then the same with 200 clients holding
-``/api/events`` open and reading every event; next to a bare aiohttp process serving one route,
-the least any Python web process costs. CPU is the process's own user + system time over the
-window (all its threads), as a share of one core; memory is its resident set (VmRSS) and its
-peak (VmHWM), from /proc.
+hardware, its SQLite records in a temporary directory) with a vehicle charging on every port,
+started through the HTTP API; then the same with 200 clients holding ``/api/events`` open and
+reading every event; next to a bare aiohttp process serving one route, the least any Python web
+process costs. CPU is the process's own user + system time over the window (all its threads), as
+a share of one core, and per thread; memory is its resident set (VmRSS) and its peak (VmHWM),
+from /proc.
+
+Two ways to give the ports their vehicles, both measured: ``inline``, the bench's simulated
+vehicles (agents and battery physics) inside the daemon (``POST /api/sim/ports/{id}/attach``);
+``separate``, the station process alone: each port gets a pack (``POST .../pack``, the electrical
+side the bench must simulate in place of the hardware) and a ``pev-vehicle --serial <pty>``
+process of its own speaks PEV Link on the port's pty, as an outside device would.
+``PEV_BENCH_VEHICLES=inline`` or ``separate`` measures only one. The daemon runs under
+bench/probe.py, which records the thread CPU time of each supervisor pass and each safety pass;
+``PEV_BENCH_PROFILE=DIR`` also writes a cProfile of the event loop's thread over each window.
+``PEV_BENCH_DAEMON_ROOT`` runs the daemon from another checkout (to compare with an older one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -22,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import ROOT, python, table
+from bench.common import ROOT, percentile, python, table
 
 MODELS = {
     1: "ebike-36v-500wh",
@@ -133,14 +145,16 @@ async def charge_all(session: aiohttp.ClientSession, base: str, ports: int) -> N
 
 async def wait_state(session: aiohttp.ClientSession, base: str, port_id: int, state: str) -> None:
     deadline = time.perf_counter() + 30.0
-    seen = None
+    seen, view = None, {}
     while time.perf_counter() < deadline:
         async with session.get(f"{base}/api/ports/{port_id}") as response:
-            seen = (await response.json()).get("state")
+            view = await response.json()
+            seen = view.get("state")
         if seen == state:
             return
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"port {port_id} stayed {seen!r}, not {state!r}")
+    why = view.get("fault") or view.get("state_text")
+    raise RuntimeError(f"port {port_id} stayed {seen!r}, not {state!r}: {why}")
 
 
 async def sse_client(
@@ -179,20 +193,135 @@ async def start_bench_daemon(
     )
 
 
-async def daemon(seconds: float, clients: int, workdir: Path) -> dict[str, Any]:
+async def start_probed_daemon(
+    port: int, workdir: Path, profile: Path | None, root: Path
+) -> asyncio.subprocess.Process:
+    """The bench daemon under bench/probe.py, from ``root``'s firmware."""
+    args = [str(workdir / "passes.json"), *([str(profile)] if profile else []), "--"]
+    return await asyncio.create_subprocess_exec(
+        python(),
+        str(ROOT / "bench" / "probe.py"),
+        *args,
+        "run",
+        "--sim",
+        "--ports",
+        str(len(MODELS)),
+        "--budget",
+        str(420 * len(MODELS)),
+        "--port",
+        str(port),
+        "--db",
+        str(workdir / "records.db"),
+        cwd=str(root),
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def plug_separate(
+    session: aiohttp.ClientSession, base: str, ports: int
+) -> list[asyncio.subprocess.Process]:
+    """A pack on every port and a ``pev-vehicle`` process on its pty: the vehicles' own CPU is
+    theirs, not the station's."""
+    vehicles = []
+    for port_id in range(1, ports + 1):
+        body = {"model": MODELS[port_id], "soc": 20}
+        async with session.post(f"{base}/api/sim/ports/{port_id}/pack", json=body) as r:
+            if r.status != 201:
+                raise RuntimeError(f"pack on port {port_id}: {r.status} {await r.text()}")
+            ptys = {p["id"]: p["pty"] for p in (await r.json())["ports"]}
+        vehicles.append(
+            await asyncio.create_subprocess_exec(
+                python(),
+                "-m",
+                "host.vehicle.cli",
+                "--serial",
+                ptys[port_id],
+                "--model",
+                MODELS[port_id],
+                "--soc",
+                "20",
+                "--seed",
+                str(port_id),
+                cwd=str(ROOT),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        )
+    return vehicles
+
+
+async def start_all(session: aiohttp.ClientSession, base: str, ports: int) -> None:
+    for port_id in range(1, ports + 1):
+        await wait_state(session, base, port_id, "ready")
+        async with session.post(f"{base}/api/ports/{port_id}/start", json={}) as r:
+            if r.status != 201:
+                raise RuntimeError(f"start on port {port_id}: {r.status} {await r.text()}")
+    for port_id in range(1, ports + 1):
+        await wait_state(session, base, port_id, "charging")
+
+
+async def probed_window(
+    pid: int, seconds: float, workdir: Path, profile: Path | None
+) -> dict[str, Any]:
+    """:func:`window`, with the CPU time of the passes within it (and its profile, if asked)."""
+    if profile is not None:
+        os.kill(pid, signal.SIGUSR2)
+    m0 = time.monotonic()
+    out: dict[str, Any] = dict(await window(pid, seconds))
+    m1 = time.monotonic()
+    stats = workdir / "passes.json"
+    stats.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(200):  # written whole (renamed into place), within 10 s
+        if stats.exists():
+            break
+        await asyncio.sleep(0.05)
+    passes = json.loads(stats.read_text())
+    if profile is not None:
+        (workdir / "profile.prof").replace(profile)
+        (workdir / "profile.safety.prof").replace(profile.with_suffix(".safety.prof"))
+    for name, log in passes.items():
+        cpu_us = [cpu * 1e6 for at, cpu in log if m0 <= at <= m1]
+        out[f"{name}_passes"] = len(cpu_us)
+        out[f"{name}_p50_us"] = percentile(cpu_us, 50)
+        out[f"{name}_p99_us"] = percentile(cpu_us, 99)
+    return out
+
+
+async def daemon(
+    seconds: float, clients: int, workdir: Path, vehicles: str, profile_dir: Path | None
+) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = await start_bench_daemon(port, workdir / "records.db")
-    out: dict[str, Any] = {}
+    root = Path(os.environ.get("PEV_BENCH_DAEMON_ROOT") or ROOT)
+
+    def profile(name: str) -> Path | None:
+        return profile_dir / f"{vehicles}-{name}.prof" if profile_dir else None
+
+    profiling = workdir / "profile.prof" if profile_dir else None
+    process = await start_probed_daemon(port, workdir, profiling, root)
+    out: dict[str, Any] = {"vehicles": vehicles}
     tasks: list[asyncio.Task[None]] = []
+    cars: list[asyncio.subprocess.Process] = []
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             await wait_http(session, f"{base}/api/station", process)
             out["started"] = await window(process.pid, 1.0)
-            await charge_all(session, base, len(MODELS))
+            if vehicles == "separate":
+                cars = await plug_separate(session, base, len(MODELS))
+                await start_all(session, base, len(MODELS))
+            else:
+                await charge_all(session, base, len(MODELS))
             await asyncio.sleep(2.0)
-            out["charging"] = await window(process.pid, seconds)
+            out["charging"] = await probed_window(
+                process.pid, seconds, workdir, profile("charging")
+            )
+            async with session.get(f"{base}/api/station") as response:
+                ports = (await response.json())["ports"]
+            out["charging"]["ports_charging"] = sum(1 for p in ports if p["state"] == "charging")
             counts = [0] * clients
             ready = asyncio.Event()
             tasks = [
@@ -202,46 +331,84 @@ async def daemon(seconds: float, clients: int, workdir: Path) -> dict[str, Any]:
             await asyncio.wait_for(ready.wait(), 60.0)
             await asyncio.sleep(1.0)
             before = sum(counts)
-            out["sse"] = await window(process.pid, seconds)
+            out["sse"] = await probed_window(process.pid, seconds, workdir, profile("sse"))
             out["sse"]["events_per_s"] = (sum(counts) - before) / seconds
             out["sse"]["clients"] = clients
             async with session.get(f"{base}/api/station") as response:
                 station = await response.json()
             out["ports_charging"] = sum(1 for p in station["ports"] if p["state"] == "charging")
+            out["sse"]["ports_charging"] = out["ports_charging"]
+            out["ports_not_charging"] = {
+                p["id"]: [p["state"], p.get("state_text")]
+                for p in station["ports"]
+                if p["state"] != "charging" and p["id"] in MODELS
+            }
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         for task in tasks:
             task.cancel()
+        for car in cars:
+            await stop(car)
         await stop(process)
     return out
 
 
-async def measure(seconds: float, clients: int) -> dict[str, Any]:
+async def measure(seconds: float, clients: int, modes: list[str]) -> dict[str, Any]:
+    profile_dir = os.environ.get("PEV_BENCH_PROFILE")
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pev-footprint-") as tmp:
-        bare = await bare_aiohttp(seconds)
-        station = await daemon(seconds, clients, Path(tmp))
-    return {"bare_aiohttp": bare, **station}
+        out["bare_aiohttp"] = await bare_aiohttp(seconds)
+        for mode in modes:
+            workdir = Path(tmp) / mode
+            workdir.mkdir()
+            out[mode] = await daemon(
+                seconds, clients, workdir, mode, Path(profile_dir) if profile_dir else None
+            )
+    return out
 
 
 def run(smoke: bool = False) -> dict[str, Any]:
     seconds, clients = (2.0, 10) if smoke else (10.0, 200)
-    data = asyncio.run(measure(seconds, clients))
-    rows = [
-        ["bare aiohttp, one route, idle", data["bare_aiohttp"]],
-        ["daemon, just started, 8 empty ports", data["started"]],
-        [f"daemon, {data['ports_charging']} ports charging", data["charging"]],
-        [f"daemon, 8 charging + {clients} SSE clients", data["sse"]],
-    ]
+    chosen = os.environ.get("PEV_BENCH_VEHICLES")
+    modes = [chosen] if chosen in ("inline", "separate") else ["inline", "separate"]
+    data = asyncio.run(measure(seconds, clients, modes))
+    rows: list[list[Any]] = [["bare aiohttp, one route, idle", data["bare_aiohttp"]]]
+    for mode in modes:
+        d = data[mode]
+        rows += [
+            [f"{mode}: daemon, just started, 8 empty ports", d["started"]],
+            [f"{mode}: daemon, 8 ports charging", d["charging"]],
+            [f"{mode}: daemon, 8 charging + {clients} SSE clients", d["sse"]],
+        ]
     print(
         table(
-            ["process", "CPU % of a core", "RSS MB", "peak RSS MB"],
-            [[name, f["cpu_pct"], f["rss_mb"], f["peak_rss_mb"]] for name, f in rows],
+            ["process", "CPU % of a core", "RSS MB", "peak RSS MB", "charging at the end"],
+            [
+                [name, f["cpu_pct"], f["rss_mb"], f["peak_rss_mb"], f.get("ports_charging", "")]
+                for name, f in rows
+            ],
         )
     )
+    passes = [
+        [
+            f"{mode}: {label}, {kind} pass",
+            w[f"{kind}_passes"],
+            w[f"{kind}_p50_us"],
+            w[f"{kind}_p99_us"],
+        ]
+        for mode in modes
+        for label, w in (("charging", data[mode]["charging"]), ("SSE", data[mode]["sse"]))
+        for kind in ("supervisor", "safety")
+    ]
+    print(table(["window", "passes", "CPU p50 µs", "CPU p99 µs"], passes))
+    for mode in modes:
+        if data[mode]["ports_not_charging"]:
+            print(f"{mode}: ports not charging at the end: {data[mode]['ports_not_charging']}")
     print(
         f"windows of {seconds:g} s of real time; the SSE clients received "
-        f"{data['sse']['events_per_s']:.0f} events/s in all"
+        + ", ".join(f"{data[m]['sse']['events_per_s']:.0f} events/s ({m})" for m in modes)
+        + " in all"
     )
     return data

@@ -1,10 +1,14 @@
 """The station publishes, pages and tools listen: one encoding per event, however many listen.
 
 Two kinds of listener. In-process tools :meth:`EventHub.subscribe` and get every event as a dict
-in a bounded queue that drops its oldest. Web clients :meth:`EventHub.stream`: their events are
+in a bounded queue that drops its oldest. Web clients :meth:`EventHub.stream`: they get only what
+changed (an event equal to the last one of its port, or of the station, is not sent again),
 coalesced (latest state wins, per port and for the station), at most one batch every
-``min_interval_s`` (longer past ``max_writes_per_s`` writes a second in all), each event
-encoded to server-sent-event bytes once and the same bytes handed to every client. A client
+``min_interval_s`` (longer past ``max_writes_per_s`` writes a second in all); a port event that
+changes only its figures, not its state, waits up to ``quiet_interval_s`` for its batch, so a
+viewer gets one write a second of telemetry however many ports charge, while a state change goes
+out at once. Each event is encoded to server-sent-event bytes once and the same bytes handed to
+every client. A client
 holds at most ``client_queue`` batches; one that falls further behind is dropped (its
 connection aborted), never buffered, so a phone on a bad network costs nothing.
 ``max_streams`` caps the web clients; :attr:`full` tells the web layer to refuse with 503.
@@ -125,6 +129,7 @@ class Stream:
             self._ready.set()
             self._hub._streams.discard(self)
             if not self._hub._streams:
+                self._hub._sent.clear()  # unwatched changes go unrecorded: compare with nothing
                 self._hub._wake()  # the batching task ends with its last client
 
     def __enter__(self) -> Stream:
@@ -144,6 +149,7 @@ class EventHub:
         max_streams: int = 1000,
         keepalive_s: float = 15.0,
         max_writes_per_s: float = 4000.0,
+        quiet_interval_s: float = 1.0,
     ) -> None:
         self.clock: Clock = clock or RealClock()
         self.min_interval_s = min_interval_s
@@ -151,10 +157,16 @@ class EventHub:
         self.max_streams = max_streams
         self.keepalive_s = keepalive_s
         self.max_writes_per_s = max_writes_per_s
+        self.quiet_interval_s = quiet_interval_s
         self._subs: set[Subscription] = set()
         self._streams: set[Stream] = set()
         self._ids = itertools.count(1)
         self._latest: dict[Any, tuple[str, Any]] = {}
+        self._sent: dict[Any, Any] = {}
+        """The last event queued for the web clients, per key: an equal one carries nothing."""
+        self._urgent = False
+        """A pending event that should not wait for the quiet interval (not only figures)."""
+        self._pending_at = 0.0
         self._lock = threading.Lock()
         self._dirty: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -236,10 +248,21 @@ class EventHub:
                 sub.offer(event)
         if not self._streams:
             return
-        key = (kind, data.get("id")) if kind == "port" and isinstance(data, dict) else kind
+        port = kind == "port" and isinstance(data, dict)
+        key = (kind, data.get("id")) if port else kind
         with self._lock:
+            before = self._sent.get(key)
+            if before == data:
+                return
+            self._sent[key] = data
+            urgent = not port or before is None or before.get("state") != data.get("state")
+            first = not self._latest
+            if first:
+                self._pending_at = self.clock.monotonic()
             self._latest[key] = (kind, data)
-        self._wake()
+            self._urgent = self._urgent or urgent
+        if urgent or first:
+            self._wake()
 
     def _wake(self) -> None:
         dirty, loop = self._dirty, self._loop
@@ -256,16 +279,26 @@ class EventHub:
         assert dirty is not None
         last_keepalive = self.clock.monotonic()
         while self._streams:
-            wait = max(0.0, last_keepalive + self.keepalive_s - self.clock.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await wait_for(self.clock, dirty.wait(), wait)
+            now = self.clock.monotonic()
+            wait = max(0.0, last_keepalive + self.keepalive_s - now)
+            if self._latest and not self._urgent:
+                wait = min(wait, max(0.0, self._quiet_until() - now))
+            if wait > 0 and not self._urgent:
+                with contextlib.suppress(TimeoutError):
+                    await wait_for(self.clock, dirty.wait(), wait)
             dirty.clear()
-            if self.clock.monotonic() - last_keepalive >= self.keepalive_s:
-                last_keepalive = self.clock.monotonic()
+            now = self.clock.monotonic()
+            if now - last_keepalive >= self.keepalive_s:
+                last_keepalive = now
                 for stream in list(self._streams):
                     stream.offer(KEEPALIVE)
-            if self.flush():
+            # The same sum as the wait's, so that a wait skipped as over is a batch that is due.
+            due = self._urgent or now >= self._quiet_until()
+            if due and self.flush():
                 await self.clock.sleep(self.interval_s)
+
+    def _quiet_until(self) -> float:
+        return self._pending_at + self.quiet_interval_s
 
     @property
     def interval_s(self) -> float:
@@ -276,7 +309,7 @@ class EventHub:
     def flush(self) -> bool:
         """Encode what changed since the last batch once, and hand it to every web client."""
         with self._lock:
-            batch, self._latest = self._latest, {}
+            batch, self._latest, self._urgent = self._latest, {}, False
         if not batch:
             return False
         self._cache.clear()

@@ -57,6 +57,10 @@ from hal.interfaces import PowerReading, StageStatus
 
 log = logging.getLogger(__name__)
 
+READ_SLICE_S = 1.0
+"""The longest a read of the vehicle's line waits before it looks again (bytes end it at once):
+a quiet line costs one wake-up a second, not twenty. Silence is the supervisor's to judge."""
+
 __all__ = [
     "LINK_ERRORS",
     "LIVE_STATES",
@@ -97,12 +101,16 @@ class PortController(PowerActions):
             clock,
             on_request=conversation.on_request,
             on_notice=conversation.on_notice,
+            read_slice=READ_SLICE_S,
             name=f"port {spec.port_id}",
         )
         self.state = PortState.EMPTY
         self.state_text = STATE_WORDS[PortState.EMPTY]
         self.hello: Hello | None = None
         self.battery: Battery | None = None
+        self._limits: Limits | None = None
+        self._limits_of: Battery | None = None
+        """The battery :attr:`_limits` were made for (frozen: compared by identity)."""
         self.battery_at: float | None = None
         """When the last BATT arrived: its departure time counts from there."""
         self.request: ChargeRequest | None = None
@@ -212,19 +220,32 @@ class PortController(PowerActions):
             self.trip(Trip("internal", f"Station error: {exc}"[:120]))
 
     def limits(self) -> Limits | None:
-        if self.battery is None:
+        """The port's limits now; the same object while nothing in them changes (asked for
+        several times on every pass)."""
+        battery = self.battery
+        if battery is None:
             return None
         grant = self.grant_a
         if self.clock.monotonic() < self.settle_until:
             grant = max(grant, self.previous_grant_a)
-        return Limits(
+        made = self._limits
+        if (
+            made is not None
+            and self._limits_of is battery
+            and made.grant_a == grant
+            and made.port_max_a == self.spec.max_current_a
+        ):
+            return made
+        self._limits_of = battery
+        self._limits = Limits(
             grant_a=grant,
             port_max_a=self.spec.max_current_a,
-            v_max_v=self.battery.v_max_v,
-            v_min_v=self.battery.v_min_v,
-            t_min_c=self.battery.t_min_c,
-            t_max_c=self.battery.t_max_c,
+            v_max_v=battery.v_max_v,
+            v_min_v=battery.v_min_v,
+            t_min_c=battery.t_min_c,
+            t_max_c=battery.t_max_c,
         )
+        return self._limits
 
     def vehicle_max_a(self) -> float:
         """The most this vehicle may take now: its profile, its request, the port, heat."""

@@ -262,17 +262,39 @@ class Station:
     # --- the safety core ---------------------------------------------------------------------
 
     def publish_permit(self, port: PortController) -> None:
-        """What the safety core may allow on this port now (replaced whole: thread-safe)."""
+        """What the safety core may allow on this port now (replaced whole: thread-safe).
+
+        An unchanged permit is renewed once half its life has passed, not on every pass: a
+        control plane that stops still loses it within its lifetime (sooner, if anything).
+        """
         live = port.state in LIVE_STATES and port.session is not None
+        limits = port.limits() if live else None
+        verified, grant_a, busy = port.verified, port.grant_a, port.busy
+        charging = port.vehicle_reports_charging()
+        now = self.clock.monotonic()
+        life = max(PERMIT_TTL_S, 5.0 * self._hold_s())
+        held = self.safety.permits.get(port.port_id)
+        if (
+            held is not None
+            and held.expires_at - now > life / 2
+            and held.live == live
+            and held.limits is limits
+            and held.verified == verified
+            and held.grant_a == grant_a
+            and held.busy == busy
+            and held.vehicle_charging == charging
+            and held.guard is port.guard
+        ):
+            return
         self.safety.permits[port.port_id] = Permit(
             live=live,
-            limits=port.limits() if live else None,
-            verified=port.verified,
-            grant_a=port.grant_a,
-            busy=port.busy,
-            vehicle_charging=port.vehicle_reports_charging(),
+            limits=limits,
+            verified=verified,
+            grant_a=grant_a,
+            busy=busy,
+            vehicle_charging=charging,
             guard=port.guard,
-            expires_at=self.clock.monotonic() + max(PERMIT_TTL_S, 5.0 * self._hold_s()),
+            expires_at=now + life,
         )
 
     def _hold_s(self) -> float:

@@ -17,7 +17,7 @@ from firmware.station.station import StationSettings
 from firmware.store import Store
 from hal.clock import RealClock, SimClock
 from hal.config import bench_config
-from hal.errors import RelayError
+from hal.errors import RelayError, SensorError
 from hal.factory import build_hardware
 from hal.interfaces import PowerMonitor, PowerReading
 from hal.pi.gpio import GpioRelay
@@ -237,3 +237,84 @@ def test_the_safety_thread_passes_four_times_per_hold_whatever_the_poll_period()
     assert thread_with(0.01)._period_s() == 0.01  # a shorter poll period is kept
     hold[0] = 2.0  # a bench given a longer hold passes at its poll period
     assert thread_with(0.05)._period_s() == 0.05
+
+
+class WaitingMonitor(PowerMonitor):
+    """A sensor read that waits on the clock (an I2C worker thread on the Pi) before it
+    answers, or fails."""
+
+    part = "test"
+    max_bus_voltage_v = 60.0
+
+    def __init__(self, clock: SimClock, fails: bool = False) -> None:
+        self.clock = clock
+        self.fails = fails
+
+    async def read(self) -> PowerReading:
+        await self.clock.sleep(0.005)
+        await asyncio.sleep(0)
+        if self.fails:
+            raise SensorError("I2C read failed")
+        return PowerReading(42.0, 1.0, self.clock.monotonic())
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+
+async def test_a_sensor_read_that_waits_within_its_deadline_is_used_and_its_error_trips() -> None:
+    clock = SimClock()
+    chip = FakeGpioChip()
+    good_relay, failing_relay = GpioRelay(chip, 17), GpioRelay(chip, 27)
+    await good_relay.close()
+    await failing_relay.close()
+    trips: list[tuple[int, str]] = []
+    core = SafetyCore(
+        clock,
+        SafetyConfig(),
+        [
+            CorePort(1, WaitingMonitor(clock), good_relay),
+            CorePort(2, WaitingMonitor(clock, fails=True), failing_relay),
+        ],
+        SimWatchdog(clock, 0.1),
+        lambda pid, trip: trips.append((pid, trip.code)),
+        hold_s=lambda: 0.1,
+        read_deadline_s=lambda: 0.02,
+    )
+    from firmware.station.safety import Limits
+
+    limits = Limits(4.0, 5.0, 42.0, 30.0, 0.0, 45.0)
+    for pid in (1, 2):
+        core.permits[pid] = Permit(live=True, limits=limits, grant_a=4.0, expires_at=10.0)
+    passing = asyncio.ensure_future(core.pass_once())
+    for _ in range(4):
+        await clock.advance(0.005)
+    await passing
+    assert trips == [(2, "sensor")]
+    assert good_relay.is_closed and not failing_relay.is_closed
+    reading = core.latest[1].reading
+    assert reading is not None and reading.current_a == 1.0
+
+
+async def test_a_permit_is_renewed_at_half_its_life_and_replaced_at_once_on_a_change(
+    bench: Bench,
+) -> None:
+    await bench.charging(1, BIKE, 40.0)
+    station, port = bench.station, bench.port(1)
+    permits = station.safety.permits
+    station.publish_permit(port)  # the port as it is now (it was busy starting until just now)
+    first = permits[1]
+    assert first.live and first.limits is port.limits()  # the same limits while none changes
+    life = first.expires_at - bench.clock.monotonic()
+    station.publish_permit(port)
+    assert permits[1] is first  # unchanged and young: kept, not rebuilt
+    await bench.clock.advance(life / 2 + 0.01)  # the supervisor's passes go on meanwhile
+    station.publish_permit(port)
+    renewed = permits[1]
+    assert renewed is not first and renewed.expires_at > first.expires_at
+    assert life / 2 < renewed.expires_at - bench.clock.monotonic() <= life + 1e-9
+    port.grant_a += 0.5
+    station.publish_permit(port)
+    assert permits[1].grant_a == port.grant_a and permits[1].limits is port.limits()
+    assert permits[1].limits is not renewed.limits
+    # A permit not renewed (the control plane stopped) lets go of the switch within its life.
+    assert permits[1].expires_at - bench.clock.monotonic() <= life + 1e-9

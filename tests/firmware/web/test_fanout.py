@@ -171,7 +171,8 @@ async def test_a_crowd_arriving_shares_one_snapshot_but_never_a_stale_one() -> N
 
 async def test_batches_slow_down_when_so_many_listen_that_writes_would_pile_up() -> None:
     clock = SimClock()
-    hub = EventHub(clock, min_interval_s=0.25, max_writes_per_s=20.0)
+    # Figures-only updates are sent at once here: this is about the pacing by writes a second.
+    hub = EventHub(clock, min_interval_s=0.25, max_writes_per_s=20.0, quiet_interval_s=0.0)
     few = [hub.stream() for _ in range(2)]
     assert hub.interval_s == 0.25
     many = few + [hub.stream() for _ in range(8)]  # 10 clients: 2 batches a second at most
@@ -225,3 +226,44 @@ async def test_a_stranger_on_the_station_stream_sees_no_tokens(
     assert session.public_token.encode() in mine  # the link's holder sees its own session
     stranger.close()
     link.close()
+
+
+async def test_viewers_get_only_changes_and_figures_at_most_once_a_second() -> None:
+    clock = SimClock()
+    hub = EventHub(clock, min_interval_s=0.25, quiet_interval_s=1.0)
+    stream = hub.stream()
+    got: list[tuple[float, bytes]] = []
+
+    async def read() -> None:
+        while (chunk := await stream.get()) is not None:
+            got.append((clock.monotonic(), chunk))
+
+    reader = asyncio.ensure_future(read())
+
+    async def settle(seconds: float) -> None:
+        for _ in range(round(seconds / 0.05)):
+            for _ in range(5):
+                await asyncio.sleep(0)
+            await clock.advance(0.05)
+
+    hub.publish("port", {"id": 1, "state": "ready", "a": 0.0})
+    await settle(0.1)
+    assert len(got) == 1 and got[0][0] < 0.1  # a new state goes out at once
+    hub.publish("port", {"id": 1, "state": "ready", "a": 0.0})
+    hub.publish("station", {"budget_w": 600.0})
+    hub.publish("station", {"budget_w": 600.0})
+    await settle(0.5)
+    assert len(got) == 2 and got[1][1].count(b"event:") == 1  # the same port again: nothing
+    started = clock.monotonic()
+    for i in range(20):  # telemetry four times a second: the figures change, the state does not
+        hub.publish("port", {"id": 1, "state": "ready", "a": float(i)})
+        await settle(0.25)
+    figures = [at for at, _ in got[2:]]
+    assert 4 <= len(figures) <= 6  # about one batch a second, not four
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise([started, *figures]))
+    hub.publish("port", {"id": 1, "state": "charging", "a": 99.0})
+    await settle(0.1)
+    assert b'"state":"charging"' in got[-1][1] and got[-1][0] - clock.monotonic() > -0.1
+    stream.close()
+    await reader
+    await hub.aclose()
