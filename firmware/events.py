@@ -34,6 +34,9 @@ from hal.clock import Clock, RealClock, wait_for
 Event = dict[str, Any]
 log = logging.getLogger(__name__)
 KEEPALIVE = b": keep-alive\n\n"
+WAKE_SLICE = 64
+"""Clients handed a batch per turn of the event loop: a thousand woken at once would make a
+request that arrives meanwhile wait for all of their writes; between slices it is served."""
 
 
 def sse(kind: str, data: Any, event_id: int | None = None) -> bytes:
@@ -290,12 +293,14 @@ class EventHub:
             now = self.clock.monotonic()
             if now - last_keepalive >= self.keepalive_s:
                 last_keepalive = now
-                for stream in list(self._streams):
-                    stream.offer(KEEPALIVE)
+                await _deliver([(stream, KEEPALIVE) for stream in list(self._streams)])
             # The same sum as the wait's, so that a wait skipped as over is a batch that is due.
             due = self._urgent or now >= self._quiet_until()
-            if due and self.flush():
-                await self.clock.sleep(self.interval_s)
+            if due:
+                deliveries = self._batch()
+                if deliveries is not None:
+                    await _deliver(deliveries)
+                    await self.clock.sleep(self.interval_s)
 
     def _quiet_until(self) -> float:
         return self._pending_at + self.quiet_interval_s
@@ -308,10 +313,20 @@ class EventHub:
 
     def flush(self) -> bool:
         """Encode what changed since the last batch once, and hand it to every web client."""
+        deliveries = self._batch()
+        if deliveries is None:
+            return False
+        for stream, chunk in deliveries:
+            stream.offer(chunk)
+        return True
+
+    def _batch(self) -> list[tuple[Stream, bytes]] | None:
+        """What changed since the last batch, encoded once: each web client's share of it (None
+        when nothing changed)."""
         with self._lock:
             batch, self._latest, self._urgent = self._latest, {}, False
         if not batch:
-            return False
+            return None
         self._cache.clear()
         self.batches += 1
         items = [(kind, data, next(self._ids)) for kind, data in batch.values()]
@@ -335,8 +350,17 @@ class EventHub:
             )
             return found
 
+        deliveries = []
         for stream in list(self._streams):
             chunk = chunk_for(stream.public, stream.port)
             if chunk:
-                stream.offer(chunk)
-        return True
+                deliveries.append((stream, chunk))
+        return deliveries
+
+
+async def _deliver(deliveries: list[tuple[Stream, bytes]]) -> None:
+    """Hand each client its chunk, ``WAKE_SLICE`` clients per turn of the event loop."""
+    for index, (stream, chunk) in enumerate(deliveries, 1):
+        stream.offer(chunk)
+        if index % WAKE_SLICE == 0 and index < len(deliveries):
+            await asyncio.sleep(0)

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 import firmware.web.qr as qr_module
 from firmware.daemon import StoreHistory
-from firmware.events import EventHub
+from firmware.events import WAKE_SLICE, EventHub, Stream
 from firmware.web.app import create_app
 from firmware.web.context import ApiSettings
 from hal.clock import SimClock
@@ -178,15 +178,15 @@ async def test_batches_slow_down_when_so_many_listen_that_writes_would_pile_up()
     many = few + [hub.stream() for _ in range(8)]  # 10 clients: 2 batches a second at most
     assert hub.interval_s == 0.5
     times: list[float] = []
-    flush = hub.flush
+    batch = hub._batch
 
-    def timed() -> bool:
-        done = flush()
-        if done:
+    def timed() -> list[tuple[Stream, bytes]] | None:
+        done = batch()
+        if done is not None:
             times.append(clock.monotonic())
         return done
 
-    hub.flush = timed  # type: ignore[method-assign]
+    hub._batch = timed  # type: ignore[method-assign]
     for i in range(40):  # an update every 50 ms for 2 s
         hub.publish("port", {"id": 1, "n": i})
         for _ in range(5):
@@ -266,4 +266,30 @@ async def test_viewers_get_only_changes_and_figures_at_most_once_a_second() -> N
     assert b'"state":"charging"' in got[-1][1] and got[-1][0] - clock.monotonic() > -0.1
     stream.close()
     await reader
+    await hub.aclose()
+
+
+async def test_a_batch_reaches_a_crowd_in_slices_so_a_request_meanwhile_is_not_kept_waiting() -> (
+    None
+):
+    """A thousand clients woken in one turn of the event loop would keep a request that arrives
+    meanwhile waiting for all of their writes; the batch is handed out a slice per turn."""
+    clock = SimClock()
+    hub = EventHub(clock, quiet_interval_s=0.0)
+    streams = [hub.stream() for _ in range(10 * WAKE_SLICE)]
+    await asyncio.sleep(0)  # the batching task waits for a change
+    seen: list[int] = []
+
+    async def another_request() -> None:
+        for _ in range(40):
+            seen.append(sum(1 for s in streams if s._chunks))
+            await asyncio.sleep(0)
+
+    probe = asyncio.create_task(another_request())
+    hub.publish("port", {"id": 1, "state": "charging"})
+    await probe
+    assert seen[-1] == len(streams)  # everybody got the batch
+    partly = [n for n in seen if 0 < n < len(streams)]
+    assert partly, seen  # and the other task ran while it was being handed out
+    assert max(b - a for a, b in itertools.pairwise(seen)) <= WAKE_SLICE
     await hub.aclose()
