@@ -6,8 +6,9 @@ port's sensor model then sees the vehicle's terminal voltage and current, and 0 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from hal.clock import Clock
 from hal.interfaces import PlugDetect
@@ -17,8 +18,13 @@ from hal.sim.ina228 import Ina228Model
 from hal.sim.relay import SimRelay
 from hal.sim.serial_pty import PtyCable
 
-if TYPE_CHECKING:
-    from hal.sim.riden import SimRiden
+
+class SimStage(Protocol):
+    """A port's simulated CC/CV stage (hal/sim/riden.py, hal/sim/elcon.py)."""
+
+    def sync(self) -> None:
+        """Bring the stage to the present: the limits the pack draws within, as of now."""
+        ...
 
 
 class SimLoad(Protocol):
@@ -52,7 +58,7 @@ class SimPort:
     stuck_reading: tuple[float, float] | None = None
     """Force the sensor to see (volts, amps) whatever flows: an implausible or stuck sensor."""
     history: list[tuple[float, float, float]] = field(default_factory=list)
-    stage: SimRiden | None = None
+    stage: SimStage | None = None
     """The port's simulated CC/CV stage, whose load is the vehicle while the relay conducts."""
 
 
@@ -119,6 +125,8 @@ class BenchWorld:
         self.ports = ports
         self.physics_dt_s = physics_dt_s
         self._last = clock.monotonic()
+        self.on_stepped: Callable[[], None] | None = None
+        """Called after :meth:`sync` has moved the physics on (the fast runner's vehicles wake)."""
 
     def attach(self, port_id: int, load: SimLoad) -> None:
         self.ports[port_id].load = load
@@ -140,7 +148,7 @@ class BenchWorld:
     def step(self, dt_s: float) -> None:
         for port in self.ports.values():
             if port.stage is not None:
-                port.stage.model.sync()  # the limits the pack draws within, as of now
+                port.stage.sync()  # the limits the pack draws within, as of now
             if port.load is not None:
                 port.load.advance(dt_s, port.relay.conducting)
             self._update_sensor(port)
@@ -159,11 +167,14 @@ class BenchWorld:
         """Advance physics to the clock's present, in steps of at most ``physics_dt_s``."""
         now = self.clock.monotonic()
         remaining = now - self._last
+        stepped = remaining > 1e-9
         while remaining > 1e-9:
             dt = min(self.physics_dt_s, remaining)
             self.step(dt)
             remaining -= dt
         self._last = now
+        if stepped and self.on_stepped is not None:
+            self.on_stepped()
 
     async def run(self) -> None:
         while True:
