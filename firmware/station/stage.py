@@ -151,7 +151,9 @@ async def watch(port: PortController, session: object) -> None:
             if live():
                 port.trip(stage_trip(exc))
             return
-        port.stage_status = status
+        previous, port.stage_status = port.stage_status, status
+        if previous is not None and status.timestamp == previous.timestamp:
+            continue  # the same status frame again (a CAN charger reports once a second)
         if not live() or port.state != PortState.CHARGING:
             continue
         trip = check(port, status)
