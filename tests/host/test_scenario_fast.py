@@ -3,6 +3,8 @@ energy within 1 %, far fewer sensor reads through the drivers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hal.sim.vtime import run_virtual
@@ -90,3 +92,12 @@ def test_most_sensor_reads_carry_nothing_new_and_skip_the_driver() -> None:
     reads, through_driver = run_virtual(main())
     assert reads > 1000
     assert through_driver < reads / 4
+
+
+def test_behind_a_stage_on_every_port_the_packs_share_the_budget_at_measured_voltage() -> None:
+    plan = replace(short_scenario().with_arrivals(3), stage="elcon", budget_w=250.0, end_s=400.0)
+    result = run_fast_scenario(plan, "sharing")
+    assert result.faults == []
+    assert sum(1 for v in result.vehicles if v.power_on_s is not None) >= 2
+    assert _energy(result) > 1.0
+    assert result.max_measured_w <= plan.budget_w
