@@ -30,7 +30,8 @@ def run_one(name: str, smoke: bool) -> dict[str, Any]:
     started = time.perf_counter()
     if sys.__stderr__ is not None:
         with contextlib.suppress(AttributeError, ValueError, OSError):
-            faulthandler.dump_traceback_later(TIME_LIMIT_S[smoke], exit=True, file=sys.__stderr__)
+            limit = getattr(module, "TIME_LIMIT_S", TIME_LIMIT_S)[smoke]
+            faulthandler.dump_traceback_later(limit, exit=True, file=sys.__stderr__)
     try:
         result: dict[str, Any] = module.run(smoke=smoke)
     finally:

@@ -150,7 +150,10 @@ class EtaHistory:
         return len(rows)
 
     async def load(self) -> None:
-        await asyncio.to_thread(self.load_now)
+        if self.path is not None:  # no file, no thread (none may run under a virtual-time loop)
+            await asyncio.to_thread(self.load_now)
 
     async def save(self) -> int:
+        if self.path is None or not self._dirty:
+            return 0
         return await asyncio.to_thread(self.save_now)

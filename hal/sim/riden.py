@@ -304,6 +304,9 @@ class SimRiden:
         )
         await self._server.serve_forever(background=True)
 
+    def sync(self) -> None:
+        self.model.sync()
+
     def stop_answering(self) -> None:
         """The stage goes silent: requests and answers are lost on the cable."""
         self.cable.connected = False

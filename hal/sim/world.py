@@ -7,6 +7,7 @@ On a high-voltage port the ADS1115 model sees the voltage through the divider in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -134,6 +135,8 @@ class BenchWorld:
         self.ports = ports
         self.physics_dt_s = physics_dt_s
         self._last = clock.monotonic()
+        self.on_stepped: Callable[[], None] | None = None
+        """Called after :meth:`sync` has moved the physics on (the fast runner's vehicles wake)."""
 
     def attach(self, port_id: int, load: SimLoad) -> None:
         self.ports[port_id].load = load
@@ -155,7 +158,7 @@ class BenchWorld:
     def step(self, dt_s: float) -> None:
         for port in self.ports.values():
             if port.stage is not None:
-                port.stage.model.sync()  # the limits the pack draws within, as of now
+                port.stage.sync()  # the limits the pack draws within, as of now
             if port.charger is not None:
                 port.charger.sync()
             if port.load is not None:
@@ -179,11 +182,14 @@ class BenchWorld:
         """Advance physics to the clock's present, in steps of at most ``physics_dt_s``."""
         now = self.clock.monotonic()
         remaining = now - self._last
+        stepped = remaining > 1e-9
         while remaining > 1e-9:
             dt = min(self.physics_dt_s, remaining)
             self.step(dt)
             remaining -= dt
         self._last = now
+        if stepped and self.on_stepped is not None:
+            self.on_stepped()
 
     async def run(self) -> None:
         while True:

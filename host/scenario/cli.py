@@ -4,6 +4,7 @@
     pev-scenario bench/scenario-allocation.toml --policy seed   # the seed rule, for comparison
     pev-scenario bench/scenario-allocation.toml --policy bound  # the physical upper bound
     pev-scenario FILE --seed 3 --vehicles --json out.json
+    pev-scenario FILE --fast --stage elcon                      # fast runner, a stage on every port
 
 It prints one line per vehicle (with ``--vehicles``) and the run's figures; ``--json`` also writes
 the whole result (every vehicle, every sample) to a file. A bad scenario file is one line on stderr
@@ -19,7 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from host.scenario.bound import physical_bound
+from host.scenario.fast import run_fast_scenario
 from host.scenario.result import ScenarioResult
+from host.scenario.rig import STAGES
 from host.scenario.runner import POLICIES, run_scenario
 from host.scenario.spec import ScenarioError, load_scenario
 
@@ -39,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="override the file's seed")
     parser.add_argument("--budget", type=float, help="override the budget in watts")
     parser.add_argument("--arrivals", type=int, help="only the first N arrivals")
+    parser.add_argument(
+        "--fast", action="store_true", help="the fast runner (host/scenario/fast.py)"
+    )
+    parser.add_argument(
+        "--stage",
+        choices=[s for s in STAGES if s],
+        help="put a simulated CAN charger behind every port (bare packs)",
+    )
     parser.add_argument("--vehicles", action="store_true", help="print one line per vehicle")
     parser.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
     return parser
@@ -99,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         scenario = replace(scenario, budget_w=args.budget)
     if args.arrivals is not None:
         scenario = scenario.with_arrivals(args.arrivals)
+    if args.stage:
+        scenario = replace(scenario, stage=args.stage)
     if args.policy == "bound":
         result = physical_bound(scenario)
+    elif args.fast:
+        result = run_fast_scenario(scenario, args.policy)
     else:
         result = run_scenario(scenario, args.policy)
     if args.vehicles:

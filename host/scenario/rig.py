@@ -22,14 +22,22 @@ from firmware.station.port import PortController
 from firmware.station.station import StationSettings
 from hal.clock import Clock
 from hal.config import HalConfig, PortConfig, bench_config
+from hal.interfaces import PowerStage
 from hal.sim.backend import build_memory
+from hal.sim.elcon import SimElconCharger
 from hal.sim.memory_cable import MemoryLine
-from hal.sim.world import BenchWorld
+from hal.sim.world import BenchWorld, StageThroughRelay
+from hal.stages import Closer, LazyStage, Opener
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.model import SimVehicle, VehicleSpec
 
 LAYOUTS = ("bench", "ina228")
+STAGES = ("", "elcon")
+"""``elcon``: every port behind a simulated TC/Elcon CAN charger (hal/sim/elcon.py) on python-can's
+virtual bus, driven by the real :class:`~hal.elcon.ElconStage`; vehicles are bare packs."""
+STAGE_RATING_V, STAGE_RATING_A = 130.0, 10.0
+"""The simulated chargers' rating; the station never sets them above the port's own limits."""
 
 
 def hal_layout(layout: str, ports: int) -> HalConfig:
@@ -141,8 +149,12 @@ class Rig:
         baud: int | None = 115200,
         physics_dt_s: float = 0.05,
         sensor_range_factor: float = 1.0,
+        stage: str = "",
     ) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}: use one of {', '.join(map(repr, STAGES))}")
         self.clock = clock
+        self.stage = stage
         self.config = config
         self.port_configs = {p.id: p for p in config.ports}
         self.hardware, self._vehicle_ends = build_memory(
@@ -157,6 +169,10 @@ class Rig:
             config.watchdog_hold_s, 2.0 * settings.poll_period_s
         )
         self.world: BenchWorld = self.hardware.world
+        self.chargers: dict[int, SimElconCharger] = {}
+        if stage:
+            self._attach_chargers(physics_dt_s)
+        self.adapt_hardware()
         self.recorder = MemoryRecorder()
         self.station = build_station(
             settings,
@@ -171,6 +187,45 @@ class Rig:
         self.plugged: dict[int, Plugged] = {}
         self._serial = 0
         self._tasks: list[asyncio.Task[None]] = []
+
+    run_world = True
+    """Step the world's physics on its own timer as well as before every sensor read."""
+
+    def adapt_hardware(self) -> None:
+        """Change the simulated hardware before the station is built on it (a faster rig)."""
+
+    def make_agent(
+        self, vehicle: SimVehicle, line: MemoryLine, serial: str, seed: int
+    ) -> VehicleAgent:
+        return VehicleAgent(vehicle, line, self.clock, serial=serial, seed=seed)
+
+    def _attach_chargers(self, physics_dt_s: float) -> None:
+        """A TC/Elcon charger behind every port, each on its own virtual CAN channel (in memory,
+        no thread): the charger model on one bus object, the station's driver on another."""
+        import can
+
+        from hal.elcon import ElconStage
+
+        for port_id, port_hw in self.hardware.ports.items():
+            sim_port = self.world.ports[port_id]
+            channel = f"scenario-{id(self):x}-port{port_id}"
+            charger_bus = can.Bus(interface="virtual", channel=channel)
+            station_bus = can.Bus(interface="virtual", channel=channel)
+            charger = SimElconCharger(
+                self.clock,
+                charger_bus,
+                load=StageThroughRelay(sim_port),
+                max_voltage_v=STAGE_RATING_V,
+                max_current_a=STAGE_RATING_A,
+                physics_dt_s=physics_dt_s,
+            )
+            sim_port.charger = charger
+            self.chargers[port_id] = charger
+            driver = ElconStage(
+                station_bus, self.clock, max_voltage_v=STAGE_RATING_V, max_current_a=STAGE_RATING_A
+            )
+            port_hw.stage = LazyStage("simulated TC/Elcon charger", _opener(driver))
+            self.hardware.closers += [station_bus.shutdown, charger_bus.shutdown]
 
     def port(self, port_id: int) -> PortController:
         return self.station.ports[port_id]
@@ -192,14 +247,17 @@ class Rig:
             raise ValueError(f"port {port_id} already has a vehicle")
         spec = self.catalog[model] if isinstance(model, str) else model
         vehicle = SimVehicle(
-            spec, soc_pct=soc_pct, temperature_c=temperature_c, ambient_c=temperature_c, seed=seed
+            spec,
+            soc_pct=soc_pct,
+            temperature_c=temperature_c,
+            ambient_c=temperature_c,
+            seed=seed,
+            on_board_controller=port_id not in self.chargers,  # behind a stage: a bare pack
         )
         line = self._vehicle_ends[port_id]
         line.closed = False
         self._serial += 1
-        agent = VehicleAgent(
-            vehicle, line, self.clock, serial=f"SCN-{port_id}-{self._serial:05d}", seed=seed
-        )
+        agent = self.make_agent(vehicle, line, f"SCN-{port_id}-{self._serial:05d}", seed)
         self.world.attach(port_id, vehicle)
         task = asyncio.create_task(agent.run(), name=f"vehicle-{port_id}")
         plugged = Plugged(vehicle, agent, task, line)
@@ -220,10 +278,9 @@ class Rig:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Rig]:
         """Run the station and the world's physics for the body of the ``async with``."""
-        self._tasks = [
-            asyncio.create_task(self.station.run(), name="station"),
-            asyncio.create_task(self.world.run(), name="world"),
-        ]
+        self._tasks = [asyncio.create_task(self.station.run(), name="station")]
+        if self.run_world:
+            self._tasks.append(asyncio.create_task(self.world.run(), name="world"))
         await asyncio.sleep(0)
         try:
             yield self
@@ -245,6 +302,13 @@ class Rig:
                 return False
             await self.clock.sleep(step_s)
         return True
+
+
+def _opener(driver: PowerStage) -> Opener:
+    async def opener() -> tuple[PowerStage, Closer | None]:
+        return driver, None
+
+    return opener
 
 
 def _sample(

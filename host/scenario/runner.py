@@ -21,9 +21,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from firmware.station.allocator import Policy, SeedPolicy, SharingPolicy
+from firmware.station.allocator import Policy, SeedPolicy, SharingPolicy, account_voltage
 from firmware.station.eta import straight_line_seconds
-from firmware.station.port import LiveSession, PortState
+from firmware.station.port import LiveSession, PortController, PortState
 from firmware.station.station import StationError, StationSettings
 from hal.sim.vtime import LoopClock, run_virtual
 from host.scenario.physics import acceptable_power_w, delivered_power_w
@@ -48,6 +48,8 @@ class ScenarioRun:
     """One run of a scenario under one allocation policy (build it on a running
     :class:`~hal.sim.vtime.VirtualTimeLoop`)."""
 
+    rig_class: type[Rig] = Rig
+
     def __init__(self, scenario: Scenario, policy: str | Policy = "sharing") -> None:
         self.scenario = scenario
         if isinstance(policy, str):
@@ -65,7 +67,7 @@ class ScenarioRun:
             poll_period_s=scenario.poll_period_s,
             sample_period_s=scenario.curve_period_s,
         )
-        self.rig = Rig(
+        self.rig = self.rig_class(
             self.clock,
             hal_layout(scenario.layout, scenario.ports),
             settings,
@@ -73,6 +75,7 @@ class ScenarioRun:
             baud=scenario.baud,
             physics_dt_s=scenario.physics_dt_s,
             sensor_range_factor=scenario.sensor_range_factor,
+            stage=scenario.stage,
         )
         self.records = [
             VehicleRecord(
@@ -241,7 +244,10 @@ class ScenarioRun:
                 stop_sent = True
                 with contextlib.suppress(StationError):
                     await station.stop(port_id, "user")
-            await clock.sleep(WATCH_STEP_S)
+            due = min(
+                fault_at if fault is not None else math.inf, math.inf if stop_sent else leave_at
+            )
+            await self._pause(port_id, session, due)
         record.end_reason = session.end_reason
         record.end_text = session.end_text
         record.energy_wh = session.energy_wh
@@ -256,6 +262,10 @@ class ScenarioRun:
             record.fault_code = trip.code if trip is not None else None
         else:
             record.outcome = "stopped"
+
+    async def _pause(self, port_id: int, session: LiveSession, due_s: float) -> None:
+        """Between two looks at a charging rider: the next is due at ``due_s`` at the latest."""
+        await self.clock.sleep(WATCH_STEP_S)
 
     def _close_out(self) -> None:
         """At the end of the scenario's time: whoever is still here is unfinished."""
@@ -284,8 +294,7 @@ class ScenarioRun:
         allocated = 0.0
         measured = 0.0
         for port in station.ports.values():
-            if port.battery is not None:
-                allocated += port.grant_a * port.battery.v_max_v
+            allocated += port.grant_a * accounted_v(port)
             if port.reading is not None and port.relay_closed:
                 measured += port.reading.bus_voltage_v * port.reading.current_a
         result = self.result
@@ -300,7 +309,7 @@ class ScenarioRun:
                         "allocated_w": round(allocated, 1),
                         "budget_w": station.budget_w,
                         "ports": {
-                            p.port_id: [p.state.value, round(p.grant_a * p.battery.v_max_v, 1)]
+                            p.port_id: [p.state.value, round(p.grant_a * accounted_v(p), 1)]
                             for p in station.ports.values()
                             if p.battery is not None and p.grant_a > 0
                         },
@@ -327,8 +336,7 @@ class ScenarioRun:
             if port.state not in (PortState.UNSUPPORTED, PortState.FAULT):
                 demand += acceptable_power_w(plugged.vehicle, limit)
             energy += plugged.vehicle.energy_in_wh
-            if port.battery is not None:
-                allocated += port.grant_a * port.battery.v_max_v
+            allocated += port.grant_a * accounted_v(port)
         self.result.samples.append(
             Sample(
                 t_s=round(now, 3),
@@ -355,6 +363,17 @@ class ScenarioRun:
                     straight_s=straight_line_seconds(port.telemetry.soc_pct, capacity, watts),
                 )
             )
+
+
+def accounted_v(port: PortController) -> float:
+    """The voltage the station counts this port's grant at: the pack's vmax, or behind a stage
+    that enforces current, the measured voltage plus the allocator's margin."""
+    battery, reading = port.battery, port.reading
+    if battery is None:
+        return 0.0
+    if port.io.stage is not None and reading is not None and port.relay_closed:
+        return account_voltage(battery.v_max_v, reading.bus_voltage_v)
+    return battery.v_max_v
 
 
 async def simulate(scenario: Scenario, policy: str | Policy = "sharing") -> ScenarioResult:

@@ -28,9 +28,9 @@ A scenario is a TOML file::
     fault = "overdraw"          # optional: a fault it commits (host.vehicle.faults.FaultKind)
     fault_after_s = 120         # this long after power-on
 
-Other ``[scenario]`` keys (defaults in :class:`Scenario`): ``poll_period_s``, ``physics_dt_s``,
-``sample_period_s``, ``curve_period_s``, ``baud``, ``sensor_range_factor``, ``start_delay_s``,
-``pickup_delay_s``.
+Other ``[scenario]`` keys (defaults in :class:`Scenario`): ``stage``, ``poll_period_s``,
+``physics_dt_s``, ``sample_period_s``, ``curve_period_s``, ``baud``, ``sensor_range_factor``,
+``start_delay_s``, ``pickup_delay_s``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from host.scenario.rig import LAYOUTS
+from host.scenario.rig import LAYOUTS, STAGES
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind
 
@@ -73,6 +73,9 @@ class Scenario:
     seed: int = 1
     ports: int = 8
     layout: str = "ina228"
+    stage: str = ""
+    """``"elcon"``: every port behind a simulated CAN charger that enforces the grant (bare packs,
+    the grants counted at the measured voltage); ``""``: each vehicle regulates its own current."""
     budget_w: float = 1500.0
     end_s: float = 12 * 3600.0
     poll_period_s: float = 0.25
@@ -157,6 +160,10 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
         elif key == "layout":
             if value not in LAYOUTS:
                 raise ScenarioError(f"{where} must be one of {', '.join(LAYOUTS)}")
+            values[key] = value
+        elif key == "stage":
+            if value not in STAGES:
+                raise ScenarioError(f"{where} must be one of {', '.join(map(repr, STAGES))}")
             values[key] = value
         elif key in _NUMBER_KEYS:
             values[key] = _number(where, value, _NUMBER_KEYS[key])

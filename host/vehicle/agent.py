@@ -195,18 +195,22 @@ class VehicleAgent:
                 await self._send_telemetry()
             if not self.power_on or self.stop_sent:
                 continue
-            state = self.vehicle.state.name
-            reason: str | None = None
-            if state == "FULL":
-                reason = "full"
-            elif state.startswith("STOPPED_BY_BMS") or state == "BMS_STOP":
-                reason = "bms"
-                await self._send_fault("bms", "Battery system stopped the charge")
-            if reason is not None:
-                self.stop_sent = True
-                self.vehicle.set_grant(0.0)
-                with contextlib.suppress(PevLinkError):
-                    await self.link.request(Stop(reason))
+            await self._maybe_stop()
+
+    async def _maybe_stop(self) -> None:
+        """While powered: ask the station to stop once the battery is full or its BMS stopped."""
+        state = self.vehicle.state.name
+        reason: str | None = None
+        if state == "FULL":
+            reason = "full"
+        elif state.startswith("STOPPED_BY_BMS") or state == "BMS_STOP":
+            reason = "bms"
+            await self._send_fault("bms", "Battery system stopped the charge")
+        if reason is not None:
+            self.stop_sent = True
+            self.vehicle.set_grant(0.0)
+            with contextlib.suppress(PevLinkError):
+                await self.link.request(Stop(reason))
 
     async def _send_fault(self, code: str, text: str) -> None:
         if self.last_fault_sent == code:

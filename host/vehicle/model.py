@@ -149,6 +149,7 @@ class SimVehicle:
     _bms_stopped: bool = False
     _full: bool = False
     _cv: bool = False
+    _ramping: bool = False
     _thermal: ThermalModel | None = None
     on_board_controller: bool = True
     """False: a bare pack behind its BMS, charged by the station's CC/CV stage."""
@@ -311,6 +312,7 @@ class SimVehicle:
     def advance(self, dt_s: float, supply_closed: bool) -> None:
         if dt_s <= 0:
             return
+        self._ramping = False
         if not supply_closed:
             self.current_a = 0.0
             self._cv = False
@@ -327,6 +329,8 @@ class SimVehicle:
             self.current_a += (target - self.current_a) * alpha
             if self.current_a < 0.005:
                 self.current_a = 0.0
+            # A current still rising after power-on is not a taper: full needs it settled.
+            self._ramping = self.current_a < target - max(0.01, 0.05 * target)
         self._integrate(dt_s)
         self._bms(dt_s)
         self._update_state()
@@ -386,7 +390,12 @@ class SimVehicle:
         if self._bms_stopped:
             self.state = VehicleState.STOPPED_BY_BMS
             return
-        if self._cv and 0 < self.current_a <= self.spec.cutoff_a and self._at_charge_voltage():
+        if (
+            self._cv
+            and not self._ramping
+            and 0 < self.current_a <= self.spec.cutoff_a
+            and self._at_charge_voltage()
+        ):
             self._full = True
         if self._full:
             self.state = VehicleState.FULL
