@@ -31,7 +31,6 @@ from collections.abc import Callable
 from typing import Any
 
 from firmware.pevlink import Message
-from firmware.pevlink.timers import T_LINK
 from firmware.station.allocator import Policy
 from firmware.station.port import LiveSession
 from hal.interfaces import PowerMonitor, PowerReading
@@ -42,7 +41,7 @@ from host.scenario.result import ScenarioResult
 from host.scenario.rig import Rig
 from host.scenario.runner import ScenarioRun
 from host.scenario.spec import Scenario
-from host.vehicle.agent import VehicleAgent, wire_flags
+from host.vehicle.agent import VehicleAgent
 from host.vehicle.model import SimVehicle
 
 VOLTS_TOLERANCE_V = 0.01
@@ -124,7 +123,8 @@ class QuietVehicleAgent(VehicleAgent):
         self._wake.set()
         return reply
 
-    async def _pause(self) -> None:
+    async def _watch_pause(self) -> None:
+        """Until the vehicle's state changes, or LINK_CHECK_S while it has power."""
         loop = asyncio.get_running_loop()
         handle = loop.call_later(LINK_CHECK_S, self._wake.set) if self.power_on else None
         try:
@@ -133,24 +133,6 @@ class QuietVehicleAgent(VehicleAgent):
             if handle is not None:
                 handle.cancel()
             self._wake.clear()
-
-    async def _watch(self) -> None:
-        """What :meth:`VehicleAgent._watch` does, at each wake-up rather than every 0.1 s."""
-        last_flags = wire_flags(self.vehicle.bms_flags)
-        while not self._restart.is_set():
-            await self._pause()
-            if self._restart.is_set():
-                return
-            last = self.link.last_rx
-            if self.power_on and last is not None and self.clock.monotonic() - last > T_LINK:
-                self._power_off("the station fell silent")
-            flags = wire_flags(self.vehicle.bms_flags)
-            if flags != last_flags:
-                last_flags = flags
-                await self._send_telemetry()
-            if not self.power_on or self.stop_sent:
-                continue
-            await self._maybe_stop()
 
 
 class FastRig(Rig):

@@ -183,7 +183,9 @@ class VehicleAgent:
         """After the handshake: end the charge when the battery says so."""
         last_flags = wire_flags(self.vehicle.bms_flags)
         while not self._restart.is_set():
-            await self.clock.sleep(0.1)
+            await self._watch_pause()
+            if self._restart.is_set():
+                return
             last = self.link.last_rx
             if self.power_on and last is not None and self.clock.monotonic() - last > T_LINK:
                 self._power_off("the station fell silent")
@@ -196,6 +198,11 @@ class VehicleAgent:
             if not self.power_on or self.stop_sent:
                 continue
             await self._maybe_stop()
+
+    async def _watch_pause(self) -> None:
+        """Between two looks at the battery (a simulation that knows when it changed may wait
+        for that instead)."""
+        await self.clock.sleep(0.1)
 
     async def _maybe_stop(self) -> None:
         """While powered: ask the station to stop once the battery is full or its BMS stopped."""
