@@ -155,6 +155,22 @@ class Bench:
                 f"fault {port.fault}, pack {vehicle.current_a:.3f} A"
             ) from None
 
+    def currents_at_open(self, port_id: int) -> list[float]:
+        """From now on, the current the vehicle draws each time the port's switch opens under it
+        (the list fills as the test runs)."""
+        relay = self.hardware.ports[port_id].relay
+        world_port = self.hardware.world.ports[port_id]
+        seen: list[float] = []
+        original = relay.open_now
+
+        def recording_open() -> None:
+            if relay.is_closed and world_port.load is not None:
+                seen.append(world_port.load.current_a)
+            original()
+
+        relay.open_now = recording_open  # type: ignore[method-assign]
+        return seen
+
     def port(self, port_id: int) -> PortController:
         return self.station.ports[port_id]
 

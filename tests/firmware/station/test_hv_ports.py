@@ -47,15 +47,7 @@ async def test_a_unicycle_above_85_v_charges_on_the_hv_port_through_the_can_char
 ) -> None:
     relay = bench.hardware.ports[HV_PORT].relay
     world_port = bench.hardware.world.ports[HV_PORT]
-    at_open: list[float] = []
-    original = relay.open_now
-
-    def recording_open() -> None:
-        if relay.is_closed and world_port.load is not None:
-            at_open.append(world_port.load.current_a)
-        original()
-
-    relay.open_now = recording_open  # type: ignore[method-assign]
+    at_open = bench.currents_at_open(HV_PORT)
     sim = charger(bench)
     at_close: list[tuple[float, float, bool]] = []
     close = relay.close

@@ -11,7 +11,7 @@ from pathlib import Path
 from firmware.compose import build_station
 from firmware.config import StationConfig
 from firmware.station.port import PortState
-from firmware.station.safety import SafetyConfig
+from firmware.station.safety import Limits, SafetyConfig
 from firmware.station.safety_core import CorePort, Permit, SafetyCore, SafetyThread
 from firmware.station.station import StationSettings
 from firmware.store import Store
@@ -184,30 +184,36 @@ class HungMonitor(QuietMonitor):
         raise AssertionError("unreachable")
 
 
-async def test_a_sensor_read_that_hangs_trips_its_port_within_its_deadline() -> None:
-    clock = SimClock()
+async def live_core(
+    clock: SimClock, monitors: list[PowerMonitor]
+) -> tuple[SafetyCore, list[GpioRelay], list[tuple[int, str]]]:
+    """A core over one closed Pi relay per monitor (ports 1, 2, ...), each with a live permit,
+    and the trips it reports."""
     chip = FakeGpioChip()
-    hung_relay, good_relay = GpioRelay(chip, 17), GpioRelay(chip, 27)
-    await hung_relay.close()
-    await good_relay.close()
+    relays = [GpioRelay(chip, pin) for pin in (17, 27, 22, 23)[: len(monitors)]]
+    for relay in relays:
+        await relay.close()
     trips: list[tuple[int, str]] = []
     core = SafetyCore(
         clock,
         SafetyConfig(),
-        [
-            CorePort(1, HungMonitor(clock), hung_relay),
-            CorePort(2, QuietMonitor(clock, 1.0), good_relay),
-        ],
+        [CorePort(pid, m, r) for pid, (m, r) in enumerate(zip(monitors, relays, strict=True), 1)],
         SimWatchdog(clock, 0.1),
         lambda pid, trip: trips.append((pid, trip.code)),
         hold_s=lambda: 0.1,
         read_deadline_s=lambda: 0.02,
     )
-    from firmware.station.safety import Limits
-
     limits = Limits(4.0, 5.0, 42.0, 30.0, 0.0, 45.0)
-    for pid in (1, 2):
+    for pid in range(1, len(monitors) + 1):
         core.permits[pid] = Permit(live=True, limits=limits, grant_a=4.0, expires_at=10.0)
+    return core, relays, trips
+
+
+async def test_a_sensor_read_that_hangs_trips_its_port_within_its_deadline() -> None:
+    clock = SimClock()
+    core, (hung_relay, good_relay), trips = await live_core(
+        clock, [HungMonitor(clock), QuietMonitor(clock, 1.0)]
+    )
     passing = asyncio.ensure_future(core.pass_once())
     await clock.advance(0.03)
     await passing
@@ -263,28 +269,9 @@ class WaitingMonitor(PowerMonitor):
 
 async def test_a_sensor_read_that_waits_within_its_deadline_is_used_and_its_error_trips() -> None:
     clock = SimClock()
-    chip = FakeGpioChip()
-    good_relay, failing_relay = GpioRelay(chip, 17), GpioRelay(chip, 27)
-    await good_relay.close()
-    await failing_relay.close()
-    trips: list[tuple[int, str]] = []
-    core = SafetyCore(
-        clock,
-        SafetyConfig(),
-        [
-            CorePort(1, WaitingMonitor(clock), good_relay),
-            CorePort(2, WaitingMonitor(clock, fails=True), failing_relay),
-        ],
-        SimWatchdog(clock, 0.1),
-        lambda pid, trip: trips.append((pid, trip.code)),
-        hold_s=lambda: 0.1,
-        read_deadline_s=lambda: 0.02,
+    core, (good_relay, failing_relay), trips = await live_core(
+        clock, [WaitingMonitor(clock), WaitingMonitor(clock, fails=True)]
     )
-    from firmware.station.safety import Limits
-
-    limits = Limits(4.0, 5.0, 42.0, 30.0, 0.0, 45.0)
-    for pid in (1, 2):
-        core.permits[pid] = Permit(live=True, limits=limits, grant_a=4.0, expires_at=10.0)
     passing = asyncio.ensure_future(core.pass_once())
     for _ in range(4):
         await clock.advance(0.005)

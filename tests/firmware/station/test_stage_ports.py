@@ -85,17 +85,7 @@ async def test_the_stage_not_the_vehicle_limits_the_current_and_follows_each_gra
 async def test_a_normal_stop_brings_the_current_below_the_break_level_before_the_switch_opens(
     bench: Bench,
 ) -> None:
-    relay = bench.hardware.ports[STAGE_PORT].relay
-    world_port = bench.hardware.world.ports[STAGE_PORT]
-    at_open: list[float] = []
-    original = relay.open_now
-
-    def recording_open() -> None:
-        if relay.is_closed and world_port.load is not None:
-            at_open.append(world_port.load.current_a)
-        original()
-
-    relay.open_now = recording_open  # type: ignore[method-assign]
+    at_open = bench.currents_at_open(STAGE_PORT)
     # Well inside constant current: the stop, not a full pack, ends each session.
     for soc in (20.0, 30.0, 40.0):
         await bench.charging(STAGE_PORT, BIKE, soc=soc)
