@@ -8,25 +8,15 @@ with real-time deadlines. The simulated relays append every transition to a file
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support import free_port
+from tests.daemon_process import PEV_CHARGER, DaemonProcess, launch
 
-PEV_CHARGER = Path(sys.executable).with_name("pev-charger")
 # Simulated seconds per real second: fast enough to record energy within a second or two, slow
 # enough that PEV Link's 0.5 s reply timer (100 ms of real time) holds on a busy machine.
 SPEED = 5.0
@@ -35,83 +25,20 @@ DEADLINE_S = 15.0
 pytestmark = pytest.mark.skipif(not PEV_CHARGER.exists(), reason="pev-charger is not installed")
 
 
-@dataclass
-class Daemon:
-    base: str
-    proc: subprocess.Popen[bytes]
-    output: Path
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=5.0) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def port_state(self, port_id: int) -> str:
-        return str(self.call("GET", f"/api/ports/{port_id}")[1]["state"])
-
-    def poll(self, what: str, condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            with contextlib.suppress(OSError):
-                if condition():
-                    return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"waiting for {what}: daemon exit code {self.proc.poll()}; its output:\n"
-                    + self.output.read_text()[-3000:]
-                )
-            time.sleep(0.05)
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
-            self.proc.wait(timeout=DEADLINE_S)
-            raise AssertionError(
-                f"the daemon did not exit on {sig.name}; its output:\n" + self.output.read_text()
-            ) from None
-
-
 @contextlib.contextmanager
-def daemon(tmp_path: Path, db: Path, relay_log: Path, name: str) -> Iterator[Daemon]:
-    env = {
-        **os.environ,
-        "PEV_SIM_RELAY_LOG": str(relay_log),
-        "PEV_SIM_WATCHDOG_HOLD_S": "2.0",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONFAULTHANDLER": "1",
-    }
-    env.pop("PEV_OPERATOR_TOKEN", None)
-    port = free_port()
-    output = tmp_path / f"{name}.log"
-    with output.open("wb") as sink:
-        proc = subprocess.Popen(
-            [
-                *(str(PEV_CHARGER), "run", "--sim", "--port", str(port), "--db", str(db)),
-                *("--speed", str(SPEED), "--public-url", "http://station.test"),
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    running = Daemon(f"http://127.0.0.1:{port}", proc, output)
+def daemon(tmp_path: Path, db: Path, relay_log: Path, name: str) -> Iterator[DaemonProcess]:
+    running = launch(
+        tmp_path,
+        name,
+        [*("--db", str(db), "--speed", str(SPEED), "--public-url", "http://station.test")],
+        DEADLINE_S,
+        {"PEV_SIM_RELAY_LOG": str(relay_log)},
+    )
     try:
-        running.poll(
-            f"{name} to serve /api/station", lambda: running.call("GET", "/api/station")[0] == 200
-        )
+        running.poll(f"{name} to serve /api/station", running.serving)
         yield running
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=DEADLINE_S)
+        running.kill()
 
 
 def relay_states(path: Path) -> list[tuple[str, str]]:

@@ -9,26 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.daemon_process import PEV_CHARGER, DaemonProcess, launch
 from tests.firmware.ocpp.conftest import CP_ID, PASSWORD
 from tests.firmware.ocpp.csms import CentralSystem
 from tests.firmware.ocpp.test_offline import assert_in_order_and_once, tx_messages
 from tests.support import free_port
 
-PEV_CHARGER = Path(sys.executable).with_name("pev-charger")
 SPEED = 2.0
 """Slower than the other process test: the uplink shares the daemon's loop on a busy machine."""
 DEADLINE_S = 20.0
@@ -40,25 +34,20 @@ pytestmark = [
 
 
 class Daemon:
-    def __init__(self, base: str, proc: subprocess.Popen[bytes], output: Path) -> None:
-        self.base, self.proc, self.output = base, proc, output
+    """The daemon process, driven from this event loop: HTTP calls go to a thread, so the
+    central system in the same loop keeps answering meanwhile."""
 
-    def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=5.0) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+    def __init__(self, process: DaemonProcess) -> None:
+        self.process = process
+        self.proc = process.proc
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return await asyncio.to_thread(self._call, method, path, body)
+        return await asyncio.to_thread(self.process.call, method, path, body)
 
     async def poll(self, what: str, condition: Callable[[], Any]) -> None:
         """Real-time polling; the central system runs in this loop meanwhile."""
-        deadline = asyncio.get_running_loop().time() + DEADLINE_S
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_S
         while True:
             with contextlib.suppress(OSError):
                 result = condition()
@@ -66,50 +55,30 @@ class Daemon:
                     result = await result
                 if result:
                     return
-            if self.proc.poll() is not None or asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"waiting for {what}: daemon exit code {self.proc.poll()}; its output:\n"
-                    + self.output.read_text()[-3000:]
-                )
+            if self.process.gone_or_late(deadline, loop.time()):
+                raise self.process.failure(what)
             await asyncio.sleep(0.05)
 
     async def port_state(self, port_id: int) -> str:
-        return str((await self.call("GET", f"/api/ports/{port_id}"))[1]["state"])
+        return await asyncio.to_thread(self.process.port_state, port_id)
 
 
 @contextlib.asynccontextmanager
 async def daemon(tmp_path: Path, ocpp_toml: Path, name: str) -> AsyncIterator[Daemon]:
-    # A loaded test machine must not trip the bench board's 100 ms watchdog: this test is about
-    # the OCPP queue, not the safety loop's timing.
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONFAULTHANDLER": "1",
-        "PEV_SIM_WATCHDOG_HOLD_S": "2.0",
-    }
-    env.pop("PEV_OPERATOR_TOKEN", None)
-    port = free_port()
-    output = tmp_path / f"{name}.log"
-    with output.open("wb") as sink:
-        proc = subprocess.Popen(  # noqa: ASYNC220 (returns at once; waits go to a thread)
-            [
-                *(str(PEV_CHARGER), "run", "--sim", "--port", str(port)),
-                *("--db", str(tmp_path / "records.db"), "--speed", str(SPEED)),
-                *("--public-url", "http://station.test", "--ocpp-config", str(ocpp_toml)),
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    running = Daemon(f"http://127.0.0.1:{port}", proc, output)
+    running = launch(
+        tmp_path,
+        name,
+        [
+            *("--db", str(tmp_path / "records.db"), "--speed", str(SPEED)),
+            *("--public-url", "http://station.test", "--ocpp-config", str(ocpp_toml)),
+        ],
+        DEADLINE_S,
+    )
     try:
-        await running.poll("the API", lambda: running._call("GET", "/api/station")[0] == 200)
-        yield running
+        await Daemon(running).poll("the API", running.serving)
+        yield Daemon(running)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        await asyncio.to_thread(proc.wait, DEADLINE_S)
+        await asyncio.to_thread(running.kill)
 
 
 def outbox(db: Path) -> dict[str, int]:
