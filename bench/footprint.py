@@ -14,8 +14,10 @@ vehicles (agents and battery physics) inside the daemon (``POST /api/sim/ports/{
 side the bench must simulate in place of the hardware) and a ``pev-vehicle --serial <pty>``
 process of its own speaks PEV Link on the port's pty, as an outside device would.
 ``PEV_BENCH_VEHICLES=inline`` or ``separate`` measures only one. The daemon runs under
-bench/probe.py, which records the thread CPU time of each supervisor pass and each safety pass;
-``PEV_BENCH_PROFILE=DIR`` also writes a cProfile of the event loop's thread over each window.
+bench/probe.py, which records the thread CPU time of each supervisor pass and each safety pass
+and names the daemon's threads, so each window also gives every thread's share (from
+/proc/PID/task); ``PEV_BENCH_PROFILE=DIR`` also writes a profile of every thread over each window
+(``DIR/<mode>-<window>/<thread>.prof``, pstats files; yappi on CPU time).
 ``PEV_BENCH_DAEMON_ROOT`` runs the daemon from another checkout (to compare with an older one).
 """
 
@@ -25,6 +27,8 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -67,6 +71,27 @@ def free_port() -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """Each thread's user + system seconds, by its kernel id."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[task.name] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def per_thread(
+    before: dict[str, float], after: dict[str, float], names: dict[str, str], seconds: float
+) -> dict[str, float]:
+    """CPU % of a core per thread name (numbered threads of one kind summed: ``pty-port*``)."""
+    out: dict[str, float] = {}
+    for tid, cpu in after.items():
+        name = re.sub(r"\d+$", "*", names.get(tid, "unnamed"))
+        out[name] = out.get(name, 0.0) + (cpu - before.get(tid, 0.0)) / seconds * 100.0
+    return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -194,10 +219,10 @@ async def start_bench_daemon(
 
 
 async def start_probed_daemon(
-    port: int, workdir: Path, profile: Path | None, root: Path
+    port: int, workdir: Path, profiling: bool, root: Path
 ) -> asyncio.subprocess.Process:
     """The bench daemon under bench/probe.py, from ``root``'s firmware."""
-    args = [str(workdir / "passes.json"), *([str(profile)] if profile else []), "--"]
+    args = [str(workdir / "passes.json"), *([str(workdir / "profile")] if profiling else []), "--"]
     return await asyncio.create_subprocess_exec(
         python(),
         str(ROOT / "bench" / "probe.py"),
@@ -265,23 +290,28 @@ async def start_all(session: aiohttp.ClientSession, base: str, ports: int) -> No
 async def probed_window(
     pid: int, seconds: float, workdir: Path, profile: Path | None
 ) -> dict[str, Any]:
-    """:func:`window`, with the CPU time of the passes within it (and its profile, if asked)."""
+    """:func:`window`, with the CPU time of the passes within it, each thread's share, and the
+    profile of every thread if asked (into the directory ``profile``)."""
     if profile is not None:
+        (workdir / "profile").mkdir(exist_ok=True)
         os.kill(pid, signal.SIGUSR2)
     m0 = time.monotonic()
+    threads0, t0 = thread_cpu_seconds(pid), time.perf_counter()
     out: dict[str, Any] = dict(await window(pid, seconds))
+    threads1, t1 = thread_cpu_seconds(pid), time.perf_counter()
     m1 = time.monotonic()
     stats = workdir / "passes.json"
     stats.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
-    for _ in range(200):  # written whole (renamed into place), within 10 s
+    for _ in range(600):  # written whole (renamed into place), within 30 s (a profile is slow)
         if stats.exists():
             break
         await asyncio.sleep(0.05)
     passes = json.loads(stats.read_text())
+    out["threads"] = per_thread(threads0, threads1, passes.pop("threads"), t1 - t0)
     if profile is not None:
-        (workdir / "profile.prof").replace(profile)
-        (workdir / "profile.safety.prof").replace(profile.with_suffix(".safety.prof"))
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.move(workdir / "profile", profile)
     for name, log in passes.items():
         cpu_us = [cpu * 1e6 for at, cpu in log if m0 <= at <= m1]
         out[f"{name}_passes"] = len(cpu_us)
@@ -298,10 +328,9 @@ async def daemon(
     root = Path(os.environ.get("PEV_BENCH_DAEMON_ROOT") or ROOT)
 
     def profile(name: str) -> Path | None:
-        return profile_dir / f"{vehicles}-{name}.prof" if profile_dir else None
+        return profile_dir / f"{vehicles}-{name}" if profile_dir else None
 
-    profiling = workdir / "profile.prof" if profile_dir else None
-    process = await start_probed_daemon(port, workdir, profiling, root)
+    process = await start_probed_daemon(port, workdir, profile_dir is not None, root)
     out: dict[str, Any] = {"vehicles": vehicles}
     tasks: list[asyncio.Task[None]] = []
     cars: list[asyncio.subprocess.Process] = []
@@ -404,9 +433,19 @@ def run(smoke: bool = False) -> dict[str, Any]:
     ]
     print(table(["window", "passes", "CPU p50 µs", "CPU p99 µs"], passes))
     for mode in modes:
+        windows = (("charging", data[mode]["charging"]), ("SSE", data[mode]["sse"]))
+        names = list(dict.fromkeys(n for _, w in windows for n in w["threads"]))
+        print(
+            table(
+                [f"{mode}: thread", *(f"{label}: CPU %" for label, _ in windows)],
+                [[n, *(w["threads"].get(n, 0.0) for _, w in windows)] for n in names],
+            )
+        )
+    for mode in modes:
         if data[mode]["ports_not_charging"]:
             print(f"{mode}: ports not charging at the end: {data[mode]['ports_not_charging']}")
     print(
+        f"load average {os.getloadavg()[0]:.2f} at the end; "
         f"windows of {seconds:g} s of real time; the SSE clients received "
         + ", ".join(f"{data[m]['sse']['events_per_s']:.0f} events/s ({m})" for m in modes)
         + " in all"

@@ -1,25 +1,29 @@
-"""The bench daemon with the benchmark's instruments: CPU time per pass, and a profile on demand.
+"""The bench daemon with the benchmark's instruments: CPU time per pass, threads, and a profile.
 
-    python bench/probe.py STATS.json [PROFILE.prof] -- run --sim --ports 8 ...
+    python bench/probe.py STATS.json [PROFILE_DIR] -- run --sim --ports 8 ...
 
 Runs ``firmware.cli`` (from the first entry of ``PYTHONPATH`` when given, so an older checkout
 can be measured with the same instruments) after wrapping ``Supervisor.pass_once`` and
 ``SafetyCore.pass_once`` so that each pass records ``(time.monotonic(), thread CPU seconds)``:
 ``time.thread_time()`` around the pass, in the thread that runs it (the event loop's for the
 supervisor, the safety loop's own for the core). Neither pass waits on anything but the sensor
-reads, so the figure is the pass's own work. On ``SIGUSR2`` the event loop's thread starts a
-cProfile; on ``SIGUSR1`` the passes (and the profile, if one runs) are written out. The product
-has no such hook: this file is the bench's.
+reads, so the figure is the pass's own work. On ``SIGUSR1`` the passes are written out, with the
+name of every thread by its kernel id (the benchmark reads each thread's CPU time from /proc).
+On ``SIGUSR2`` a profile of every thread starts (yappi, on CPU time: cProfile sees only the
+thread that enables it); the next ``SIGUSR1`` writes one pstats file per thread into
+PROFILE_DIR (``<thread>.prof``) and ``threads.json`` (each thread's profiled CPU seconds). The
+product has no such hook: this file is the bench's.
 """
 
 from __future__ import annotations
 
 import collections
-import cProfile
 import functools
 import json
+import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -33,32 +37,65 @@ PASSES_KEPT = 20_000
 Pass = Callable[[Any], Coroutine[Any, Any, None]]
 
 
-def timed(
-    original: Pass, log: collections.deque[tuple[float, float]], profiles: list[cProfile.Profile]
-) -> Pass:
-    """``original``, timed; profiled too while ``profiles`` holds a profiler (in the pass's own
-    thread: cProfile sees only the thread that enables it)."""
+def timed(original: Pass, log: collections.deque[tuple[float, float]]) -> Pass:
+    """``original``, timed in its own thread."""
 
     @functools.wraps(original)
     async def wrapper(self: Any) -> None:
-        profile = next(iter(profiles), None)  # another thread may empty it meanwhile
-        if profile is not None:
-            profile.enable()
         started = time.thread_time()
         try:
             await original(self)
         finally:
             log.append((time.monotonic(), time.thread_time() - started))
-            if profile is not None:
-                profile.disable()
 
     return wrapper
+
+
+def thread_names() -> dict[str, str]:
+    """Every live thread's name by its kernel id (``/proc/PID/task/<id>``)."""
+    return {str(t.native_id): t.name for t in threading.enumerate() if t.native_id is not None}
+
+
+class Profiler:
+    """yappi over every thread, on CPU time; each thread's stats written as pstats."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.running = False
+
+    def start(self) -> None:
+        import yappi  # the bench's own dependency (the dev extra), imported only when asked
+
+        if not self.running:
+            yappi.clear_stats()
+            yappi.set_clock_type("cpu")
+            yappi.start(builtins=False, profile_threads=True)
+            self.running = True
+
+    def write(self) -> None:
+        import yappi
+
+        if not self.running:
+            return
+        yappi.stop()
+        self.running = False
+        totals: dict[str, float] = {}
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for thread in yappi.get_thread_stats():
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", names.get(thread.tid, f"thread-{thread.tid}"))
+            stats = yappi.get_func_stats(filter={"ctx_id": thread.id})
+            if stats.empty():
+                continue
+            stats.save(str(self.directory / f"{name}.prof"), type="pstat")
+            totals[name] = thread.ttot
+        (self.directory / "threads.json").write_text(json.dumps(totals, indent=1))
+        yappi.clear_stats()
 
 
 def main(argv: list[str]) -> int:
     split = argv.index("--")
     stats_path = Path(argv[0])
-    profile_path = Path(argv[1]) if split > 1 else None
+    profiler = Profiler(Path(argv[1])) if split > 1 else None
     from firmware import cli
     from firmware.station.safety_core import SafetyCore
     from firmware.station.supervisor import Supervisor
@@ -67,26 +104,18 @@ def main(argv: list[str]) -> int:
         "supervisor": collections.deque(maxlen=PASSES_KEPT),
         "safety": collections.deque(maxlen=PASSES_KEPT),
     }
-    profiler: list[cProfile.Profile] = []
-    safety_profiler: list[cProfile.Profile] = []
-    setattr(Supervisor, "pass_once", timed(Supervisor.pass_once, passes["supervisor"], []))  # noqa: B010
-    setattr(SafetyCore, "pass_once", timed(SafetyCore.pass_once, passes["safety"], safety_profiler))  # noqa: B010
+    setattr(Supervisor, "pass_once", timed(Supervisor.pass_once, passes["supervisor"]))  # noqa: B010
+    setattr(SafetyCore, "pass_once", timed(SafetyCore.pass_once, passes["safety"]))  # noqa: B010
 
     def start_profile(signum: int, frame: object) -> None:
-        if profile_path is not None and not profiler:
-            profiler.append(cProfile.Profile())
-            profiler[0].enable()
-            safety_profiler.append(cProfile.Profile())
+        if profiler is not None:
+            profiler.start()
 
     def write(signum: int, frame: object) -> None:
-        if profiler and profile_path is not None:
-            profiler[0].disable()
-            profiler[0].dump_stats(str(profile_path))
-            profiler.clear()
-            safety = safety_profiler.pop()
-            time.sleep(0.2)  # a safety pass under way finishes with its profiler
-            safety.dump_stats(str(profile_path.with_suffix(".safety.prof")))
-        data = {name: list(log) for name, log in passes.items()}
+        if profiler is not None:
+            profiler.write()
+        data: dict[str, Any] = {name: list(log) for name, log in passes.items()}
+        data["threads"] = thread_names()
         partial = stats_path.with_suffix(".part")
         partial.write_text(json.dumps(data))
         partial.replace(stats_path)  # the bench sees the whole file or none
