@@ -5,6 +5,10 @@ part would: 10 µV shunt LSB clipped at the PGA range (which sets the math-overf
 bus register with 4 mV LSB and the conversion-ready and overflow bits, current and power computed
 from the calibration register. Its bus input is rated to 26 V: above that the register saturates
 at the range's full scale and the part is out of its rating, which the monitor reports.
+
+The conversions are computed once for what flows and how the part is set, and kept until either
+changes: the world sets what flows every physics step, the driver reads three registers every
+safety pass.
 """
 
 from __future__ import annotations
@@ -24,14 +28,37 @@ class Ina219Model:
 
     def __init__(self, shunt_ohms: float = 0.1) -> None:
         self.shunt_ohms = shunt_ohms
-        self.bus_voltage_v = 0.0
-        self.current_a = 0.0
+        self._conversions: tuple[int, int, int, bool, int] | None = None
+        """(shunt, bus, current, overflow, power) raw values for the present inputs and settings."""
+        self._bus_voltage_v = 0.0
+        self._current_a = 0.0
         self.reset()
+
+    @property
+    def bus_voltage_v(self) -> float:
+        return self._bus_voltage_v
+
+    @bus_voltage_v.setter
+    def bus_voltage_v(self, value: float) -> None:
+        if value != self._bus_voltage_v:
+            self._bus_voltage_v = value
+            self._conversions = None
+
+    @property
+    def current_a(self) -> float:
+        return self._current_a
+
+    @current_a.setter
+    def current_a(self, value: float) -> None:
+        if value != self._current_a:
+            self._current_a = value
+            self._conversions = None
 
     def reset(self) -> None:
         self.config = CONFIG_RESET
         self.calibration = 0
         self._cnvr = False
+        self._conversions = None
 
     def brownout(self) -> None:
         """A load spike resets the part: configuration and calibration are lost."""
@@ -71,27 +98,35 @@ class Ina219Model:
 
     # --- registers --------------------------------------------------------------------------------
 
+    def _converted(self) -> tuple[int, int, int, bool, int]:
+        conversions = self._conversions
+        if conversions is None:
+            current, overflow = self._current_raw()
+            shunt, bus = self._shunt_raw()[0], self._bus_raw()
+            conversions = (shunt, bus, current, overflow, self._power_raw())
+            self._conversions = conversions
+        return conversions
+
     def read_register(self, register: int, length: int) -> bytes:
-        value = self._value(register)
-        return (value & 0xFFFF).to_bytes(2, "big")[:length].ljust(length, b"\0")
+        data = (self._value(register) & 0xFFFF).to_bytes(2, "big")
+        return data if length == 2 else data[:length].ljust(length, b"\0")
 
     def _value(self, register: int) -> int:
-        powered = (self.config & 0x7) != 0
         if register == CONFIG:
             return self.config
-        if register == SHUNT:
-            return self._shunt_raw()[0] & 0xFFFF
-        if register == BUS:
-            _, overflow = self._current_raw()
-            self._cnvr = powered
-            return (self._bus_raw() << 3) | (int(self._cnvr) << 1) | int(overflow)
-        if register == POWER:
-            self._cnvr = False
-            return self._power_raw()
-        if register == CURRENT:
-            return self._current_raw()[0] & 0xFFFF
         if register == CALIBRATION:
             return self.calibration
+        shunt, bus, current, overflow, power = self._converted()
+        if register == SHUNT:
+            return shunt & 0xFFFF
+        if register == BUS:
+            self._cnvr = (self.config & 0x7) != 0
+            return (bus << 3) | (int(self._cnvr) << 1) | int(overflow)
+        if register == POWER:
+            self._cnvr = False
+            return power
+        if register == CURRENT:
+            return current & 0xFFFF
         return 0
 
     def write_register(self, register: int, data: bytes) -> None:
@@ -99,7 +134,10 @@ class Ina219Model:
         if register == CONFIG:
             if value & 0x8000:
                 self.reset()
-            else:
+            elif value != self.config:
                 self.config = value
-        elif register == CALIBRATION:
+                self._conversions = None
+        elif register == CALIBRATION and value & 0xFFFE != self.calibration:
+            # The driver writes it again before every current and power read.
             self.calibration = value & 0xFFFE  # bit 0 is read-only and always 0
+            self._conversions = None

@@ -3,6 +3,10 @@
 24-bit result registers carry the 20-bit value in bits 23..4. Shunt LSB 312.5 nV (ADCRANGE 0,
 ±163.84 mV) or 78.125 nV (ADCRANGE 1, ±40.96 mV); bus LSB 195.3125 µV; current from SHUNT_CAL;
 power LSB 3.2 × current LSB. Clipping at the shunt range sets MATHOF in DIAG_ALRT.
+
+Each register's answer is computed once for what flows and how the part is set, and kept until
+either changes: the world sets what flows every physics step, the drivers read four registers
+every safety pass.
 """
 
 from __future__ import annotations
@@ -28,12 +32,47 @@ class Ina228Model:
 
     def __init__(self, shunt_ohms: float = 0.015) -> None:
         self.shunt_ohms = shunt_ohms
-        self.bus_voltage_v = 0.0
-        self.current_a = 0.0
-        self.die_temperature_c = 30.0
+        self._answers: dict[int, bytes] = {}
+        """Register -> its bytes (full width), for the present inputs and settings."""
+        self._bus_voltage_v = 0.0
+        self._current_a = 0.0
+        self._die_temperature_c = 30.0
         self.reset()
 
+    # --- what flows (set by the world) ------------------------------------------------------------
+
+    @property
+    def bus_voltage_v(self) -> float:
+        return self._bus_voltage_v
+
+    @bus_voltage_v.setter
+    def bus_voltage_v(self, value: float) -> None:
+        if value != self._bus_voltage_v:
+            self._bus_voltage_v = value
+            self._answers.clear()
+
+    @property
+    def current_a(self) -> float:
+        return self._current_a
+
+    @current_a.setter
+    def current_a(self, value: float) -> None:
+        if value != self._current_a:
+            self._current_a = value
+            self._answers.clear()
+
+    @property
+    def die_temperature_c(self) -> float:
+        return self._die_temperature_c
+
+    @die_temperature_c.setter
+    def die_temperature_c(self, value: float) -> None:
+        if value != self._die_temperature_c:
+            self._die_temperature_c = value
+            self._answers.clear()
+
     def reset(self) -> None:
+        self._answers.clear()
         self.regs: dict[int, int] = {
             CONFIG: 0x0000,
             ADC_CONFIG: 0xFB68,
@@ -106,11 +145,16 @@ class Ina228Model:
         return self.regs.get(register, 0)
 
     def read_register(self, register: int, length: int) -> bytes:
-        width = _WIDTH.get(register, 2)
-        data = self._value(register).to_bytes(width, "big")
+        data = self._answers.get(register)
+        if data is None:
+            data = self._value(register).to_bytes(_WIDTH.get(register, 2), "big")
+            self._answers[register] = data
+        if len(data) == length:
+            return data
         return data[:length].ljust(length, b"\0")
 
     def write_register(self, register: int, data: bytes) -> None:
+        self._answers.clear()  # a write is rare: the driver sets the part up once
         value = int.from_bytes(data[:2].ljust(2, b"\0"), "big")
         if register == CONFIG and value & 0x8000:
             self.reset()
