@@ -98,6 +98,9 @@ class CorePort:
 
 Report = Callable[[int, Trip], None]
 
+_NO_PERMIT = Permit()
+"""What a port without a permit may do: nothing (only read, never changed: its guard too)."""
+
 
 class SafetyCore:
     def __init__(
@@ -178,20 +181,20 @@ class SafetyCore:
         return Measurement(reading, None, self.clock.monotonic())
 
     def _check(self, port: CorePort, m: Measurement, now: float) -> Trip | None:
-        permit = self.permits.get(port.port_id, Permit())
-        powered = port.relay.is_closed or permit.live
-        if not powered:
+        permit = self.permits.get(port.port_id) or _NO_PERMIT
+        closed = port.relay.is_closed
+        if not (closed or permit.live):
             return None
         if permit.live and now > permit.expires_at:
             return Trip("internal", "The station's control loop stopped answering")
-        if port.relay.is_closed and not permit.live:
+        if closed and not permit.live:
             return Trip("internal", "The switch was closed outside a live session")
         if m.error is not None:
             if isinstance(m.error, SensorOverflow):  # most likely a real over-current
                 return Trip("overcurrent", f"Current beyond what the port can measure: {m.error}")
             return Trip("sensor", f"The port's power sensor failed: {m.error}")
         limits, reading = permit.limits, m.reading
-        if not port.relay.is_closed or reading is None:
+        if not closed or reading is None:
             return None
         if limits is None:
             return Trip("internal", "The switch was closed without a battery profile")
@@ -283,7 +286,9 @@ class SafetyThread:
         self._poll_period_s = period_s
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._stopping = False
+        self._pause: asyncio.Future[None] | None = None
+        """The wait between two passes, cancelled by :meth:`stop`."""
         self._ready = threading.Event()
         self.error: BaseException | None = None
 
@@ -316,10 +321,9 @@ class SafetyThread:
             loop.close()
 
     async def _run(self) -> None:
-        self._stop = asyncio.Event()
         self._ready.set()
         core = self.core
-        while not self._stop.is_set():
+        while not self._stopping:
             started = core.clock.monotonic()
             try:
                 await core.pass_once()
@@ -330,14 +334,30 @@ class SafetyThread:
             else:
                 core.kick()
             elapsed = core.clock.monotonic() - started
-            with contextlib.suppress(TimeoutError):
-                await wait_for(
-                    core.clock, self._stop.wait(), max(0.001, self._period_s() - elapsed)
-                )
+            if self._stopping:
+                break
+            # One sleep on the clock per pass, which stop() cancels (a wait on a stop event
+            # besides cost two tasks and a wait per pass).
+            self._pause = asyncio.ensure_future(
+                core.clock.sleep(max(0.001, self._period_s() - elapsed))
+            )
+            try:
+                await self._pause
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+            finally:
+                self._pause = None
+
+    def _stop_now(self) -> None:
+        self._stopping = True
+        if self._pause is not None:
+            self._pause.cancel()
 
     def stop(self) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: the thread has ended
+                loop.call_soon_threadsafe(self._stop_now)
         if self._thread is not None:
             self._thread.join(2.0)
