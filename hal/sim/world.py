@@ -161,14 +161,17 @@ class BenchWorld:
                 port.stage.sync()  # the limits the pack draws within, as of now
             if port.charger is not None:
                 port.charger.sync()
+            conducting = port.relay.conducting
             if port.load is not None:
-                port.load.advance(dt_s, port.relay.conducting)
-            self._update_sensor(port)
+                port.load.advance(dt_s, conducting)
+            self._update_sensor(port, conducting)
 
-    def _update_sensor(self, port: SimPort) -> None:
+    def _update_sensor(self, port: SimPort, conducting: bool | None = None) -> None:
+        if conducting is None:
+            conducting = port.relay.conducting
         if port.stuck_reading is not None:
             volts, amps = port.stuck_reading
-        elif port.load is not None and port.relay.conducting:
+        elif port.load is not None and conducting:
             volts, amps = port.load.terminal_voltage_v, port.load.current_a
         else:
             volts, amps = 0.0, 0.0
@@ -191,7 +194,22 @@ class BenchWorld:
         if stepped and self.on_stepped is not None:
             self.on_stepped()
 
+    def _whole_steps(self) -> None:
+        """Advance physics by as many whole steps as have passed (the rest waits for the next)."""
+        dt = self.physics_dt_s
+        steps = int((self.clock.monotonic() - self._last) / dt + 1e-6)
+        for _ in range(steps):
+            self.step(dt)
+        self._last += steps * dt
+        if steps and self.on_stepped is not None:
+            self.on_stepped()
+
     async def run(self) -> None:
+        """Step the physics every ``physics_dt_s`` of the clock, each step a whole one: a tick
+        that wakes a little late (always, in real time) would otherwise add a sliver of a step,
+        which costs as much as a whole one."""
         while True:
-            self.sync()
-            await self.clock.sleep(self.physics_dt_s)
+            self._whole_steps()
+            await self.clock.sleep(
+                max(0.0, self._last + self.physics_dt_s - self.clock.monotonic())
+            )
