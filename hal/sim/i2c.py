@@ -12,7 +12,9 @@ and its models stand where a real bus costs the daemon nothing but the wait.
 from __future__ import annotations
 
 import errno
+import functools
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -39,6 +41,8 @@ class SimI2C:
         self._pointer: dict[int, int] = {}
         self._lock = threading.Lock()
         """Held between ``try_lock`` and ``unlock`` (busio's bus lock)."""
+        self.try_lock: Callable[[], bool] = functools.partial(self._lock.acquire, False)
+        """busio's ``try_lock``: the lock's own acquire, without waiting (no Python frame)."""
         self.fail_next: dict[int, int] = {}
         """Address -> number of transfers that will fail with EREMOTEIO (a flaky wire)."""
         self.transfers = 0
@@ -58,9 +62,6 @@ class SimI2C:
         return self._devices[address]
 
     # --- busio interface --------------------------------------------------------------------------
-
-    def try_lock(self) -> bool:
-        return self._lock.acquire(blocking=False)
 
     def unlock(self) -> None:
         if self._lock.locked():  # not locked: nothing to do, as busio
