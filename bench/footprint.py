@@ -429,9 +429,10 @@ def run(smoke: bool = False) -> dict[str, Any]:
         ]
         for mode in modes
         for label, w in (("charging", data[mode]["charging"]), ("SSE", data[mode]["sse"]))
-        for kind in ("supervisor", "safety")
+        for kind in ("supervisor", "safety", "world")
     ]
     print(table(["window", "passes", "CPU p50 µs", "CPU p99 µs"], passes))
+    print("(a world pass: one physics step of the bench's simulated electrical world)")
     for mode in modes:
         windows = (("charging", data[mode]["charging"]), ("SSE", data[mode]["sse"]))
         names = list(dict.fromkeys(n for _, w in windows for n in w["threads"]))

@@ -7,8 +7,10 @@ can be measured with the same instruments) after wrapping ``Supervisor.pass_once
 ``SafetyCore.pass_once`` so that each pass records ``(time.monotonic(), thread CPU seconds)``:
 ``time.thread_time()`` around the pass, in the thread that runs it (the event loop's for the
 supervisor, the safety loop's own for the core). Neither pass waits on anything but the sensor
-reads, so the figure is the pass's own work. On ``SIGUSR1`` the passes are written out, with the
-name of every thread by its kernel id (the benchmark reads each thread's CPU time from /proc).
+reads, so the figure is the pass's own work. ``BenchWorld.step`` (one physics step of the bench's
+simulated electrical world, on the event loop) is timed the same way. On ``SIGUSR1`` the passes
+are written out, with the name of every thread by its kernel id (the benchmark reads each
+thread's CPU time from /proc).
 On ``SIGUSR2`` a profile of every thread starts (yappi, on CPU time: cProfile sees only the
 thread that enables it); the next ``SIGUSR1`` writes one pstats file per thread into
 PROFILE_DIR (``<thread>.prof``) and ``threads.json`` (each thread's profiled CPU seconds). The
@@ -45,6 +47,22 @@ def timed(original: Pass, log: collections.deque[tuple[float, float]]) -> Pass:
         started = time.thread_time()
         try:
             await original(self)
+        finally:
+            log.append((time.monotonic(), time.thread_time() - started))
+
+    return wrapper
+
+
+def timed_step(
+    original: Callable[[Any, float], None], log: collections.deque[tuple[float, float]]
+) -> Callable[[Any, float], None]:
+    """A synchronous ``original``, timed in its own thread."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, dt_s: float) -> None:
+        started = time.thread_time()
+        try:
+            original(self, dt_s)
         finally:
             log.append((time.monotonic(), time.thread_time() - started))
 
@@ -99,11 +117,14 @@ def main(argv: list[str]) -> int:
     from firmware import cli
     from firmware.station.safety_core import SafetyCore
     from firmware.station.supervisor import Supervisor
+    from hal.sim.world import BenchWorld
 
     passes: dict[str, collections.deque[tuple[float, float]]] = {
         "supervisor": collections.deque(maxlen=PASSES_KEPT),
         "safety": collections.deque(maxlen=PASSES_KEPT),
+        "world": collections.deque(maxlen=PASSES_KEPT),
     }
+    setattr(BenchWorld, "step", timed_step(BenchWorld.step, passes["world"]))  # noqa: B010
     setattr(Supervisor, "pass_once", timed(Supervisor.pass_once, passes["supervisor"]))  # noqa: B010
     setattr(SafetyCore, "pass_once", timed(SafetyCore.pass_once, passes["safety"]))  # noqa: B010
 
