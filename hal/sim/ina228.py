@@ -34,6 +34,8 @@ class Ina228Model:
         self.shunt_ohms = shunt_ohms
         self._answers: dict[int, bytes] = {}
         """Register -> its bytes (full width), for the present inputs and settings."""
+        self._current: tuple[int, bool] | None = None
+        """The current conversion and its overflow, shared by CURRENT, POWER and DIAG_ALRT."""
         self._bus_voltage_v = 0.0
         self._current_a = 0.0
         self._die_temperature_c = 30.0
@@ -49,7 +51,8 @@ class Ina228Model:
     def bus_voltage_v(self, value: float) -> None:
         if value != self._bus_voltage_v:
             self._bus_voltage_v = value
-            self._answers.clear()
+            self._answers.pop(VBUS, None)  # the current's registers stay as they are
+            self._answers.pop(POWER, None)
 
     @property
     def current_a(self) -> float:
@@ -59,7 +62,7 @@ class Ina228Model:
     def current_a(self, value: float) -> None:
         if value != self._current_a:
             self._current_a = value
-            self._answers.clear()
+            self._changed()
 
     @property
     def die_temperature_c(self) -> float:
@@ -69,10 +72,14 @@ class Ina228Model:
     def die_temperature_c(self, value: float) -> None:
         if value != self._die_temperature_c:
             self._die_temperature_c = value
-            self._answers.clear()
+            self._answers.pop(DIETEMP, None)
+
+    def _changed(self) -> None:
+        self._answers.clear()
+        self._current = None
 
     def reset(self) -> None:
-        self._answers.clear()
+        self._changed()
         self.regs: dict[int, int] = {
             CONFIG: 0x0000,
             ADC_CONFIG: 0xFB68,
@@ -107,6 +114,11 @@ class Ina228Model:
         return clipped, clipped != raw
 
     def _current_raw(self) -> tuple[int, bool]:
+        if self._current is None:
+            self._current = self._convert_current()
+        return self._current
+
+    def _convert_current(self) -> tuple[int, bool]:
         shunt, clipped = self._shunt_raw()
         lsb = self.current_lsb_a
         if lsb == 0:
@@ -154,7 +166,7 @@ class Ina228Model:
         return data[:length].ljust(length, b"\0")
 
     def write_register(self, register: int, data: bytes) -> None:
-        self._answers.clear()  # a write is rare: the driver sets the part up once
+        self._changed()  # a write is rare: the driver sets the part up once
         value = int.from_bytes(data[:2].ljust(2, b"\0"), "big")
         if register == CONFIG and value & 0x8000:
             self.reset()
