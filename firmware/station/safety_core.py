@@ -22,6 +22,7 @@ resume without a fresh admission and its at-rest check.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -129,7 +130,7 @@ class SafetyCore:
         self.overruns = 0
         self.longest_gap_s = 0.0
         self._last_pass: float | None = None
-        self.pass_seconds: list[float] = []
+        self.pass_seconds: collections.deque[float] = collections.deque(maxlen=1000)
         """Durations of the last passes (for the benchmarks and metrics); bounded."""
 
     # --- one pass ---------------------------------------------------------------------------------
@@ -150,7 +151,6 @@ class SafetyCore:
                 self.cut(port.port_id, trip)
         self.passes += 1
         self.pass_seconds.append(self.clock.monotonic() - now)
-        del self.pass_seconds[:-1000]
 
     def hold_s(self) -> float:
         return self._hold_s()
@@ -160,7 +160,6 @@ class SafetyCore:
             self.watchdog.kick()
 
     async def _read(self, port: CorePort) -> Measurement:
-        deadline = self._read_deadline_s()
         read = port.monitor.read()
         try:
             # A read that answers without waiting (a bus read in this thread) needs no deadline
@@ -171,6 +170,7 @@ class SafetyCore:
             return Measurement(answered.value, None, self.clock.monotonic())
         except SensorError as exc:
             return Measurement(None, exc, self.clock.monotonic())
+        deadline = self._read_deadline_s()
         try:
             reading = await wait_for(self.clock, _resume(read, waiting_on), deadline)
         except SensorError as exc:
