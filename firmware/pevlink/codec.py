@@ -11,7 +11,6 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
 from firmware.pevlink.errors import ErrorCode, ProtocolError
@@ -26,11 +25,23 @@ _HEX = re.compile(r"[0-9A-Fa-f]{1,4}\Z")
 Value: TypeAlias = int | float | str | tuple[int, ...] | None
 
 
+_SPECS: dict[type[Message], tuple[tuple[str, Spec, bool], ...]] = {}
+"""Each message type's specs, read from its dataclass fields once (they never change)."""
+
+
+def _specs(cls: type[Message]) -> tuple[tuple[str, Spec, bool], ...]:
+    table = _SPECS.get(cls)
+    if table is None:
+        table = _SPECS[cls] = tuple(
+            (f.name, f.metadata["spec"], f.default is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        )
+    return table
+
+
 def specs(cls: type[Message]) -> Iterator[tuple[str, Spec, bool]]:
     """(attribute name, spec, required) for each field of a message type, in wire order."""
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        required = f.default is dataclasses.MISSING
-        yield f.name, f.metadata["spec"], required
+    return iter(_specs(cls))
 
 
 def _format_decimal(value: float) -> str:
@@ -72,22 +83,21 @@ def _in_range(spec: Spec, number: float) -> bool:
     )
 
 
+_NUMBER_PATTERNS = {FieldType.DEC: _DEC, FieldType.INT: _INT, FieldType.HEX: _HEX}
+
+
 def _decode_value(spec: Spec, text: str) -> Value:
     key = spec.key
-    if spec.type in (FieldType.DEC, FieldType.INT, FieldType.HEX):
-        pattern = {FieldType.DEC: _DEC, FieldType.INT: _INT, FieldType.HEX: _HEX}[spec.type]
+    pattern = _NUMBER_PATTERNS.get(spec.type)
+    if pattern is not None:
         if not pattern.match(text):
             raise ProtocolError(
                 ErrorCode.WRONG_TYPE, f"{key}={text[:16]!r} is not a {spec.type.value}", field=key
             )
         number: float
         if spec.type is FieldType.DEC:
-            try:
-                number = float(Decimal(text))
-            except InvalidOperation as exc:  # pragma: no cover - the pattern rules this out
-                raise ProtocolError(
-                    ErrorCode.WRONG_TYPE, f"{key} is not a number", field=key
-                ) from exc
+            # The pattern admits only plain decimals, which float() rounds exactly as Decimal would.
+            number = float(text)
         else:
             number = int(text, 16 if spec.type is FieldType.HEX else 10)
         if not _in_range(spec, number):
@@ -124,9 +134,10 @@ def _decode_value(spec: Spec, text: str) -> Value:
     return text
 
 
-def validate(message: Message) -> None:
-    """Checks a message built in code against its specs (ranges, choices, lengths, cross-fields)."""
-    for attr, spec, required in specs(type(message)):
+def _checked_fields(message: Message) -> tuple[tuple[str, str], ...]:
+    """(wire key, text) of each field present, every value checked as a peer would decode it."""
+    fields: list[tuple[str, str]] = []
+    for attr, spec, required in _specs(type(message)):
         value = getattr(message, attr)
         if value is None:
             if required:
@@ -136,18 +147,20 @@ def validate(message: Message) -> None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise ProtocolError(ErrorCode.WRONG_TYPE, f"{spec.key} is not finite", field=spec.key)
-        _decode_value(spec, _encode_value(spec, value))
+        text = _encode_value(spec, value)
+        _decode_value(spec, text)
+        fields.append((spec.key, text))
     message.check()
+    return tuple(fields)
+
+
+def validate(message: Message) -> None:
+    """Checks a message built in code against its specs (ranges, choices, lengths, cross-fields)."""
+    _checked_fields(message)
 
 
 def to_frame(message: Message, seq: int) -> Frame:
-    validate(message)
-    fields = tuple(
-        (spec.key, _encode_value(spec, getattr(message, attr)))
-        for attr, spec, _ in specs(type(message))
-        if getattr(message, attr) is not None
-    )
-    return Frame(message.KIND, seq, message.NAME, fields)
+    return Frame(message.KIND, seq, message.NAME, _checked_fields(message))
 
 
 def encode(message: Message, seq: int) -> bytes:
@@ -165,7 +178,7 @@ def from_frame(frame: Frame) -> Message:
     given = dict(frame.fields)
     values: dict[str, Value] = {}
     try:
-        for attr, spec, required in specs(cls):
+        for attr, spec, required in _specs(cls):
             text = given.get(spec.key)
             if text is None:
                 if required:
