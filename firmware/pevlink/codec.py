@@ -49,17 +49,23 @@ def _format_decimal(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+_DEC_T, _INT_T, _HEX_T = FieldType.DEC, FieldType.INT, FieldType.HEX
+_INTS_T, _WORD_T = FieldType.INTS, FieldType.WORD
+"""The field types as plain names: every value of every line is dispatched on them."""
+
+
 def _encode_value(spec: Spec, value: Value) -> str:
-    if spec.type is FieldType.DEC:
+    kind = spec.type
+    if kind is _DEC_T:
         assert isinstance(value, int | float)
         return _format_decimal(float(value))
-    if spec.type is FieldType.INT:
+    if kind is _INT_T:
         assert isinstance(value, int)
         return str(value)
-    if spec.type is FieldType.HEX:
+    if kind is _HEX_T:
         assert isinstance(value, int)
         return f"{value:X}"
-    if spec.type is FieldType.INTS:
+    if kind is _INTS_T:
         assert isinstance(value, tuple)
         return ",".join(str(v) for v in value)
     assert isinstance(value, str)
@@ -83,27 +89,21 @@ def _in_range(spec: Spec, number: float) -> bool:
     )
 
 
-_NUMBER_PATTERNS = {FieldType.DEC: _DEC, FieldType.INT: _INT, FieldType.HEX: _HEX}
-
-
 def _decode_value(spec: Spec, text: str) -> Value:
-    key = spec.key
-    pattern = _NUMBER_PATTERNS.get(spec.type)
-    if pattern is not None:
+    key, kind = spec.key, spec.type
+    if kind is _DEC_T or kind is _INT_T or kind is _HEX_T:
+        pattern = _DEC if kind is _DEC_T else _INT if kind is _INT_T else _HEX
         if not pattern.match(text):
             raise ProtocolError(
-                ErrorCode.WRONG_TYPE, f"{key}={text[:16]!r} is not a {spec.type.value}", field=key
+                ErrorCode.WRONG_TYPE, f"{key}={text[:16]!r} is not a {kind.value}", field=key
             )
-        number: float
-        if spec.type is FieldType.DEC:
-            # The pattern admits only plain decimals, which float() rounds exactly as Decimal would.
-            number = float(text)
-        else:
-            number = int(text, 16 if spec.type is FieldType.HEX else 10)
-        if not _in_range(spec, number):
+        # The pattern admits only plain decimals, which float() rounds exactly as Decimal would.
+        number: float = float(text) if kind is _DEC_T else int(text, 16 if kind is _HEX_T else 10)
+        lo, hi = spec.lo, spec.hi
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
             raise _range_error(spec, text)
         return number
-    if spec.type is FieldType.INTS:
+    if kind is _INTS_T:
         items = text.split(",")
         if not all(_INT.match(i) for i in items) or len(items) > 8:
             raise ProtocolError(
@@ -121,7 +121,7 @@ def _decode_value(spec: Spec, text: str) -> Value:
             field=key,
             accept=f"<= {spec.max_len} characters",
         )
-    if spec.type is FieldType.WORD:
+    if kind is _WORD_T:
         if spec.choices and text not in spec.choices:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_VALUE,
@@ -187,7 +187,7 @@ def from_frame(frame: Frame) -> Message:
                     )
                 continue
             value = _decode_value(spec, text)
-            if spec.type in (FieldType.INT, FieldType.HEX) and isinstance(value, float):
+            if isinstance(value, float) and (spec.type is _INT_T or spec.type is _HEX_T):
                 value = int(value)
             values[attr] = value
         message = cls(**values)

@@ -53,6 +53,9 @@ _CELL_OV, _BMS_STOP = int(BmsFlags.CELL_OV), int(BmsFlags.BMS_STOP)
 _IMBALANCE, _DERATED = int(BmsFlags.IMBALANCE), int(BmsFlags.DERATED)
 
 
+_FLAGS: dict[int, BmsFlags] = {}
+
+
 class VehicleState(Enum):
     IDLE = "idle"
     CHARGING_CC = "charging (constant current)"
@@ -165,6 +168,10 @@ class SimVehicle:
     _r_memo: tuple[float, float] = field(default=(math.nan, 0.0), init=False, repr=False)
     """(temperature, one series group's resistance there): asked several times a step."""
     _ocv_memo: dict[float, float] = field(default_factory=dict, init=False, repr=False)
+    _over_memo: tuple[float, float, float] = field(
+        default=(math.nan, math.nan, 0.0), init=False, repr=False
+    )
+    """(current, resistance, overpotential per cell): the last one asked, asked again soon."""
     """Open-circuit voltage per cell by state of charge, for the few states asked about lately."""
 
     def __post_init__(self) -> None:
@@ -176,6 +183,7 @@ class SimVehicle:
         mean = sum(self._offsets) / len(self._offsets)
         self._offsets = [o - mean for o in self._offsets]
         self._max_offset = max(self._offsets)
+        self._min_offset = min(self._offsets)
         self._thermal = ThermalModel(self.spec.heat_capacity_j_per_k, self.spec.conductance_w_per_k)
         self._cv_cell = CELL_LIMITS[self.spec.chemistry][0]
         self._capacity_ah = self.spec.capacity_ah
@@ -200,8 +208,14 @@ class SimVehicle:
         """Per-cell voltage above OCV while charging at ``current_a``."""
         if current_a <= 0:
             return 0.0
+        resistance = self._cell_resistance
+        amps, ohms, volts = self._over_memo
+        if amps == current_a and ohms == resistance:
+            return volts
         c_rate = current_a / self._capacity_ah
-        return current_a * self._cell_resistance + polarization_v(c_rate)
+        volts = current_a * resistance + polarization_v(c_rate)
+        self._over_memo = (current_a, resistance, volts)
+        return volts
 
     def _ocv(self, offset: float = 0.0) -> float:
         soc = self.soc_pct + offset
@@ -227,7 +241,7 @@ class SimVehicle:
 
     @property
     def cell_min_v(self) -> float:
-        return self._ocv(min(self._offsets)) + self._overpotential(self.current_a)
+        return self._ocv(self._min_offset) + self._overpotential(self.current_a)
 
     @property
     def cell_max_v(self) -> float:
@@ -272,11 +286,14 @@ class SimVehicle:
             flags |= _CELL_OV
         if self._bms_stopped:
             flags |= _BMS_STOP
-        if self._max_offset - min(self._offsets) > 5.0:
+        if self._max_offset - self._min_offset > 5.0:
             flags |= _IMBALANCE
         if self.in_window and self.bms_limit_a() < self.spec.i_max:
             flags |= _DERATED
-        return BmsFlags(flags)
+        made = _FLAGS.get(flags)
+        if made is None:
+            made = _FLAGS[flags] = BmsFlags(flags)
+        return made
 
     def declared_profile(self) -> DeclaredProfile:
         s = self.spec
