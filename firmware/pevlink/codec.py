@@ -11,7 +11,6 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
 from firmware.pevlink.errors import ErrorCode, ProtocolError
@@ -26,11 +25,23 @@ _HEX = re.compile(r"[0-9A-Fa-f]{1,4}\Z")
 Value: TypeAlias = int | float | str | tuple[int, ...] | None
 
 
+_SPECS: dict[type[Message], tuple[tuple[str, Spec, bool], ...]] = {}
+"""Each message type's specs, read from its dataclass fields once (they never change)."""
+
+
+def _specs(cls: type[Message]) -> tuple[tuple[str, Spec, bool], ...]:
+    table = _SPECS.get(cls)
+    if table is None:
+        table = _SPECS[cls] = tuple(
+            (f.name, f.metadata["spec"], f.default is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        )
+    return table
+
+
 def specs(cls: type[Message]) -> Iterator[tuple[str, Spec, bool]]:
     """(attribute name, spec, required) for each field of a message type, in wire order."""
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        required = f.default is dataclasses.MISSING
-        yield f.name, f.metadata["spec"], required
+    return iter(_specs(cls))
 
 
 def _format_decimal(value: float) -> str:
@@ -38,17 +49,23 @@ def _format_decimal(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+_DEC_T, _INT_T, _HEX_T = FieldType.DEC, FieldType.INT, FieldType.HEX
+_INTS_T, _WORD_T = FieldType.INTS, FieldType.WORD
+"""The field types as plain names: every value of every line is dispatched on them."""
+
+
 def _encode_value(spec: Spec, value: Value) -> str:
-    if spec.type is FieldType.DEC:
+    kind = spec.type
+    if kind is _DEC_T:
         assert isinstance(value, int | float)
         return _format_decimal(float(value))
-    if spec.type is FieldType.INT:
+    if kind is _INT_T:
         assert isinstance(value, int)
         return str(value)
-    if spec.type is FieldType.HEX:
+    if kind is _HEX_T:
         assert isinstance(value, int)
         return f"{value:X}"
-    if spec.type is FieldType.INTS:
+    if kind is _INTS_T:
         assert isinstance(value, tuple)
         return ",".join(str(v) for v in value)
     assert isinstance(value, str)
@@ -73,27 +90,20 @@ def _in_range(spec: Spec, number: float) -> bool:
 
 
 def _decode_value(spec: Spec, text: str) -> Value:
-    key = spec.key
-    if spec.type in (FieldType.DEC, FieldType.INT, FieldType.HEX):
-        pattern = {FieldType.DEC: _DEC, FieldType.INT: _INT, FieldType.HEX: _HEX}[spec.type]
+    key, kind = spec.key, spec.type
+    if kind is _DEC_T or kind is _INT_T or kind is _HEX_T:
+        pattern = _DEC if kind is _DEC_T else _INT if kind is _INT_T else _HEX
         if not pattern.match(text):
             raise ProtocolError(
-                ErrorCode.WRONG_TYPE, f"{key}={text[:16]!r} is not a {spec.type.value}", field=key
+                ErrorCode.WRONG_TYPE, f"{key}={text[:16]!r} is not a {kind.value}", field=key
             )
-        number: float
-        if spec.type is FieldType.DEC:
-            try:
-                number = float(Decimal(text))
-            except InvalidOperation as exc:  # pragma: no cover - the pattern rules this out
-                raise ProtocolError(
-                    ErrorCode.WRONG_TYPE, f"{key} is not a number", field=key
-                ) from exc
-        else:
-            number = int(text, 16 if spec.type is FieldType.HEX else 10)
-        if not _in_range(spec, number):
+        # The pattern admits only plain decimals, which float() rounds exactly as Decimal would.
+        number: float = float(text) if kind is _DEC_T else int(text, 16 if kind is _HEX_T else 10)
+        lo, hi = spec.lo, spec.hi
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
             raise _range_error(spec, text)
         return number
-    if spec.type is FieldType.INTS:
+    if kind is _INTS_T:
         items = text.split(",")
         if not all(_INT.match(i) for i in items) or len(items) > 8:
             raise ProtocolError(
@@ -111,7 +121,7 @@ def _decode_value(spec: Spec, text: str) -> Value:
             field=key,
             accept=f"<= {spec.max_len} characters",
         )
-    if spec.type is FieldType.WORD:
+    if kind is _WORD_T:
         if spec.choices and text not in spec.choices:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_VALUE,
@@ -124,9 +134,10 @@ def _decode_value(spec: Spec, text: str) -> Value:
     return text
 
 
-def validate(message: Message) -> None:
-    """Checks a message built in code against its specs (ranges, choices, lengths, cross-fields)."""
-    for attr, spec, required in specs(type(message)):
+def _checked_fields(message: Message) -> tuple[tuple[str, str], ...]:
+    """(wire key, text) of each field present, every value checked as a peer would decode it."""
+    fields: list[tuple[str, str]] = []
+    for attr, spec, required in _specs(type(message)):
         value = getattr(message, attr)
         if value is None:
             if required:
@@ -136,18 +147,20 @@ def validate(message: Message) -> None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise ProtocolError(ErrorCode.WRONG_TYPE, f"{spec.key} is not finite", field=spec.key)
-        _decode_value(spec, _encode_value(spec, value))
+        text = _encode_value(spec, value)
+        _decode_value(spec, text)
+        fields.append((spec.key, text))
     message.check()
+    return tuple(fields)
+
+
+def validate(message: Message) -> None:
+    """Checks a message built in code against its specs (ranges, choices, lengths, cross-fields)."""
+    _checked_fields(message)
 
 
 def to_frame(message: Message, seq: int) -> Frame:
-    validate(message)
-    fields = tuple(
-        (spec.key, _encode_value(spec, getattr(message, attr)))
-        for attr, spec, _ in specs(type(message))
-        if getattr(message, attr) is not None
-    )
-    return Frame(message.KIND, seq, message.NAME, fields)
+    return Frame(message.KIND, seq, message.NAME, _checked_fields(message))
 
 
 def encode(message: Message, seq: int) -> bytes:
@@ -165,7 +178,7 @@ def from_frame(frame: Frame) -> Message:
     given = dict(frame.fields)
     values: dict[str, Value] = {}
     try:
-        for attr, spec, required in specs(cls):
+        for attr, spec, required in _specs(cls):
             text = given.get(spec.key)
             if text is None:
                 if required:
@@ -174,7 +187,7 @@ def from_frame(frame: Frame) -> Message:
                     )
                 continue
             value = _decode_value(spec, text)
-            if spec.type in (FieldType.INT, FieldType.HEX) and isinstance(value, float):
+            if isinstance(value, float) and (spec.type is _INT_T or spec.type is _HEX_T):
                 value = int(value)
             values[attr] = value
         message = cls(**values)

@@ -27,6 +27,23 @@ _KEY = re.compile(r"[a-z][a-z0-9_]{0,11}\Z")
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}\Z")
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}\Z")
 _SAFE_VALUE = re.compile(rb"[!#&'()+,\-./0-9:;<>?@A-Z\[\]^_`a-z{|}~]")
+_SAFE_TEXT = re.compile(r"[!#&'()+,\-./0-9:;<>?@A-Z\[\]^_`a-z{|}~]*\Z")
+"""A value made only of safe characters goes on the wire as it is (the common case)."""
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*\Z")
+_KNOWN_LIMIT = 512
+_good_names: set[str] = set()
+_good_keys: set[str] = set()
+"""Names and keys already seen to be well formed (a few dozen in practice; bounded all the same)."""
+
+
+def _good(word: str, pattern: re.Pattern[str], seen: set[str]) -> bool:
+    if word in seen:
+        return True
+    if not pattern.match(word):
+        return False
+    if len(seen) < _KNOWN_LIMIT:
+        seen.add(word)
+    return True
 
 
 def crc16(data: bytes) -> int:
@@ -52,6 +69,8 @@ class Frame:
 
 def quote(value: str) -> str:
     """Percent-encode everything that is not a safe printable character (UTF-8 first)."""
+    if _SAFE_TEXT.match(value):
+        return value
     out: list[str] = []
     for byte in value.encode("utf-8"):
         if _SAFE_VALUE.fullmatch(bytes([byte])):
@@ -62,6 +81,8 @@ def quote(value: str) -> str:
 
 
 def unquote(value: str, key: str = "") -> str:
+    if "%" not in value and value.isascii():
+        return value
     raw = bytearray()
     i = 0
     while i < len(value):
@@ -93,11 +114,11 @@ def encode_frame(frame: Frame) -> bytes:
         raise ValueError(f"unknown kind {frame.kind!r}")
     if not 0 <= frame.seq <= 0xFF:
         raise ValueError("sequence number must be 0..255")
-    if not _NAME.match(frame.name):
+    if not _good(frame.name, _NAME, _good_names):
         raise ValueError(f"bad message name {frame.name!r}")
     parts = [f"{frame.kind}{frame.seq:02X}", frame.name]
     for key, value in frame.fields:
-        if not _KEY.match(key):
+        if not _good(key, _KEY, _good_keys):
             raise ValueError(f"bad field key {key!r}")
         parts.append(f"{key}={quote(value)}")
     body = " ".join(parts).encode("ascii")
@@ -122,9 +143,10 @@ def parse_frame(line: bytes) -> Frame:
             text = text[:-1]
     if not text.startswith(b"$"):
         raise ProtocolError(ErrorCode.MALFORMED, "line does not start with '$'")
-    for byte in text:
-        if byte < 0x20 or byte > 0x7E:
-            raise ProtocolError(ErrorCode.CHARSET, f"byte 0x{byte:02X} is not printable ASCII")
+    if not _PRINTABLE.match(text):
+        for byte in text:
+            if byte < 0x20 or byte > 0x7E:
+                raise ProtocolError(ErrorCode.CHARSET, f"byte 0x{byte:02X} is not printable ASCII")
     if b"$" in text[1:]:
         raise ProtocolError(ErrorCode.TRUNCATED, "a new line starts inside this one")
     star = text.rfind(b"*")
@@ -150,7 +172,7 @@ def _split_body(body: str) -> Frame:
     if not _HEX2.match(head[1:]):
         raise ProtocolError(ErrorCode.BAD_SEQUENCE, f"sequence {head[1:]!r} is not two hex digits")
     seq = int(head[1:], 16)
-    if len(tokens) < 2 or not _NAME.match(tokens[1]):
+    if len(tokens) < 2 or not _good(tokens[1], _NAME, _good_names):
         raise ProtocolError(ErrorCode.MALFORMED, "missing or invalid message name").with_frame(
             seq, kind, None
         )
@@ -160,7 +182,7 @@ def _split_body(body: str) -> Frame:
     try:
         for token in tokens[2:]:
             key, sep, value = token.partition("=")
-            if not sep or not _KEY.match(key):
+            if not sep or not _good(key, _KEY, _good_keys):
                 raise ProtocolError(ErrorCode.MALFORMED, f"field {token[:16]!r} is not key=value")
             if key in seen:
                 raise ProtocolError(ErrorCode.DUPLICATE_FIELD, f"{key} appears twice", field=key)
@@ -202,10 +224,33 @@ class LineBuffer:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes | LineError]:
-        """Returns complete lines (terminator included) and framing errors, in arrival order."""
+        """Returns complete lines (terminator included) and framing errors, in arrival order.
+
+        Works on runs of bytes between the two that matter (``$`` and LF) rather than byte by
+        byte: a line arrives whole or in a few pieces, and each is handled in a few steps.
+        """
         out: list[bytes | LineError] = []
-        for byte in data:
-            if byte == START:
+        find, n, i = data.find, len(data), 0
+        while i < n:
+            if self._discarding:  # up to the next LF (consumed) or ``$`` (starts a line)
+                nl, start = find(b"\n", i), find(b"$", i)
+                if start >= 0 and (nl < 0 or start < nl):
+                    i = start
+                    self._discarding = False
+                elif nl >= 0:
+                    i = nl + 1
+                    self._discarding = False
+                    continue
+                else:
+                    return out
+            if not self._in_line:
+                start = find(b"$", i)
+                if start < 0:
+                    self.noise_bytes += n - i
+                    return out
+                self.noise_bytes += start - i
+                i = start
+            if data[i] == START:
                 if self._in_line and self._buf:
                     out.append(
                         LineError(
@@ -214,21 +259,14 @@ class LineBuffer:
                     )
                 self._buf = bytearray(b"$")
                 self._in_line = True
-                self._discarding = False
+                i += 1
                 continue
-            if self._discarding:
-                if byte == 0x0A:
-                    self._discarding = False
-                continue
-            if not self._in_line:
-                self.noise_bytes += 1
-                continue
-            self._buf.append(byte)
-            if byte == 0x0A:
-                out.append(bytes(self._buf))
-                self._buf = bytearray()
-                self._in_line = False
-            elif len(self._buf) >= self._max:
+            # In a line: take the run up to the next ``$`` or LF, minding the length limit.
+            nl, start = find(b"\n", i), find(b"$", i)
+            end = min(nl if nl >= 0 else n, start if start >= 0 else n)
+            room = self._max - len(self._buf)
+            if end - i >= room:
+                self._buf += data[i : i + room]
                 out.append(
                     LineError(
                         ErrorCode.TOO_LONG,
@@ -239,4 +277,14 @@ class LineBuffer:
                 self._buf = bytearray()
                 self._in_line = False
                 self._discarding = True
+                i += room
+                continue
+            self._buf += data[i:end]
+            i = end
+            if i < n and data[i] == 0x0A:
+                self._buf.append(0x0A)
+                out.append(bytes(self._buf))
+                self._buf = bytearray()
+                self._in_line = False
+                i += 1
         return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -179,11 +180,24 @@ class Link:
             group.create_task(self._read_loop())
 
     async def _heartbeat_loop(self, period: float) -> None:
+        """Looks every half period, and sends HB once nothing has gone out for a period.
+
+        A look that cannot find a whole period of silence (``last_tx`` only moves on) is skipped:
+        the loop sleeps straight to the first look that could, which sends at the same moments.
+        """
+        half = period / 2
+        wait = half
         while True:
-            await self._clock.sleep(period / 2)
+            await self._clock.sleep(wait)
             now = self._clock.monotonic()
             if self.last_tx is None or now - self.last_tx >= period:
                 await self.notify(Heartbeat())
+            last = self.last_tx
+            if last is None:
+                wait = half
+                continue
+            looks = math.ceil((last + period - self._clock.monotonic()) / half)
+            wait = half * max(1, looks)
 
     async def _read_loop(self) -> None:
         try:

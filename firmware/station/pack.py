@@ -41,7 +41,7 @@ MAX_HORIZON_S = 48 * 3600.0
 
 
 def ocv(chemistry: str, soc_pct: float) -> float:
-    socs, volts = OCV_CURVES.get(chemistry, OCV_CURVES["NMC"])
+    socs, volts = OCV_CURVES.get(chemistry) or OCV_CURVES["NMC"]
     soc = min(100.0, max(0.0, soc_pct))
     i = min(len(socs) - 1, max(1, bisect.bisect_left(socs, soc)))
     s0, s1, v0, v1 = socs[i - 1], socs[i], volts[i - 1], volts[i]
@@ -89,13 +89,15 @@ class Pack:
         if self.overpotential_v(ceiling_a) <= headroom:
             return ceiling_a
         # Newton on the overpotential (increasing, concave): from the ceiling it lands just
-        # under the root, then climbs to it from below, never past it.
-        c = self.capacity_ah
+        # under the root, then climbs to it from below, never past it. The time to full asks
+        # this hundreds of times per estimate: overpotential_v is written out here, unchanged.
+        c, r, asinh, sqrt = self.capacity_ah, self.r_group_ohm, math.asinh, math.sqrt
         amps = ceiling_a
         for _ in range(8):
             x = amps / (0.1 * c)
-            error = self.overpotential_v(amps) - headroom
-            slope = self.r_group_ohm + (1.0 / c) / math.sqrt(1.0 + x * x)
+            over = amps * r + 0.1 * asinh(max(0.0, amps / c) / 0.1) if amps > 0 else 0.0
+            error = over - headroom
+            slope = r + (1.0 / c) / sqrt(1.0 + x * x)
             step = error / slope
             amps = max(0.0, amps - step)
             if abs(step) < 1e-5:

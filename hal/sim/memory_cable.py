@@ -47,9 +47,13 @@ class MemoryLine(SerialLink):
             return
         now = self._clock.monotonic()
         start = max(now, self._line_free_at)
-        self._line_free_at = start + len(data) * self._byte_s
-        peer._inbox.append((self._line_free_at, bytes(data)))
-        peer._arrived.set()
+        due = self._line_free_at = start + len(data) * self._byte_s
+        peer._inbox.append((due, bytes(data)))
+        if due > now:
+            # An idle reader wakes once, when the last byte is in (not now, and again then).
+            asyncio.get_running_loop().call_later(due - now, peer._arrived.set)
+        else:
+            peer._arrived.set()
 
     async def read(self, timeout: float) -> bytes:
         """The bytes that have arrived (at least one); waits while the line is idle."""
@@ -58,7 +62,7 @@ class MemoryLine(SerialLink):
                 raise OSError(f"{self.name}: the line is closed")
             if not self._inbox:
                 self._arrived.clear()
-                await self._arrived.wait()
+                await self._arrived.wait()  # set once the bytes written are due, or on close
                 continue
             due = self._inbox[0][0]
             now = self._clock.monotonic()

@@ -90,9 +90,13 @@ class SimRelay(Relay):
         """Contacts closed: coil energised for the operate time, and the watchdog holding."""
         if not self._coil:
             return False
-        if self._watchdog is not None and not self._watchdog.holding:
-            return False
-        return self._clock.monotonic() - self._coil_changed_at >= 0.0
+        now = self._clock.monotonic()  # asked once: the supervisor asks this for every port
+        watchdog = self._watchdog
+        if watchdog is not None:
+            kicked = watchdog._last_kick
+            if kicked is None or now - kicked > watchdog.hold_time_s:
+                return False  # not holding
+        return now - self._coil_changed_at >= 0.0
 
     @property
     def conducting(self) -> bool:

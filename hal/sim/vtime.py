@@ -16,6 +16,7 @@ lines and no SQLite store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import selectors
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -57,13 +58,23 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 class LoopClock:
-    """The :class:`hal.clock.Clock` of a :class:`VirtualTimeLoop`: its time, its sleeps."""
+    """The :class:`hal.clock.Clock` of a :class:`VirtualTimeLoop`: its time, its sleeps.
+
+    It belongs to the loop it is made on (or, made outside one, first asked on): the station asks
+    the time hundreds of thousands of times an hour, so the loop is looked up once.
+    """
 
     def __init__(self, wall_origin: float = WALL_ORIGIN) -> None:
         self._wall_origin = wall_origin
+        self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
 
     def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
 
     def wall(self) -> float:
         return self._wall_origin + self.monotonic()

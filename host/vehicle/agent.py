@@ -47,13 +47,22 @@ log = logging.getLogger(__name__)
 _FLAG_NAMES = {flag.name: flag for flag in BmsFlag if flag.name}
 
 
+_WIRE_BITS: dict[type, tuple[tuple[int, int], ...]] = {}
+"""For each type of model flags: (the model's bit, the protocol's bit) of each flag both name."""
+
+
 def wire_flags(model_flags: Any) -> int:
     """The model's BMS flags, mapped by name onto the protocol's bit table."""
+    kind = type(model_flags)
+    table = _WIRE_BITS.get(kind)
+    if table is None:
+        pairs = ((getattr(kind, name, None), int(flag)) for name, flag in _FLAG_NAMES.items())
+        table = _WIRE_BITS[kind] = tuple((int(m), bit) for m, bit in pairs if m is not None)
+    bits = int(model_flags)
     out = 0
-    for name, flag in _FLAG_NAMES.items():
-        member = getattr(type(model_flags), name, None)
-        if member is not None and model_flags & member:
-            out |= int(flag)
+    for member, bit in table:
+        if bits & member:
+            out |= bit
     return out
 
 
@@ -113,6 +122,8 @@ class VehicleAgent:
             self.vehicle.inject(kind)
 
     def _voltage_scale(self) -> float:
+        if FaultKind.LIE_VOLTAGE not in self.vehicle.faults:
+            return 1.0  # what the declared profile would give, without building it
         declared = self.vehicle.declared_profile()
         true_max = self.vehicle.spec.v_max
         return declared.v_max / true_max if true_max else 1.0

@@ -47,6 +47,15 @@ class BmsFlags(IntFlag):
     DERATED = 0x0100
 
 
+_CHARGING, _FULL = int(BmsFlags.CHARGING), int(BmsFlags.FULL)
+_OVER_TEMP, _UNDER_TEMP = int(BmsFlags.OVER_TEMP), int(BmsFlags.UNDER_TEMP)
+_CELL_OV, _BMS_STOP = int(BmsFlags.CELL_OV), int(BmsFlags.BMS_STOP)
+_IMBALANCE, _DERATED = int(BmsFlags.IMBALANCE), int(BmsFlags.DERATED)
+
+
+_FLAGS: dict[int, BmsFlags] = {}
+
+
 class VehicleState(Enum):
     IDLE = "idle"
     CHARGING_CC = "charging (constant current)"
@@ -155,6 +164,15 @@ class SimVehicle:
     """False: a bare pack behind its BMS, charged by the station's CC/CV stage."""
     supply_voltage_limit_v: float = 0.0
     supply_current_limit_a: float = 0.0
+    _capacity_ah: float = field(default=0.0, init=False, repr=False, compare=False)
+    _r_memo: tuple[float, float] = field(default=(math.nan, 0.0), init=False, repr=False)
+    """(temperature, one series group's resistance there): asked several times a step."""
+    _ocv_memo: dict[float, float] = field(default_factory=dict, init=False, repr=False)
+    _over_memo: tuple[float, float, float] = field(
+        default=(math.nan, math.nan, 0.0), init=False, repr=False
+    )
+    """(current, resistance, overpotential per cell): the last one asked, asked again soon."""
+    """Open-circuit voltage per cell by state of charge, for the few states asked about lately."""
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -165,29 +183,49 @@ class SimVehicle:
         mean = sum(self._offsets) / len(self._offsets)
         self._offsets = [o - mean for o in self._offsets]
         self._max_offset = max(self._offsets)
+        self._min_offset = min(self._offsets)
         self._thermal = ThermalModel(self.spec.heat_capacity_j_per_k, self.spec.conductance_w_per_k)
         self._cv_cell = CELL_LIMITS[self.spec.chemistry][0]
+        self._capacity_ah = self.spec.capacity_ah
 
     # --- what the station and the bench see -------------------------------------------------------
 
     @property
     def _cell_resistance(self) -> float:
         """Ohmic resistance of one series group."""
-        return (
-            self.spec.cell_resistance_ohm
-            / self.spec.cells_parallel
-            * resistance_factor(self.temperature_c)
-        )
+        temperature, resistance = self._r_memo
+        if temperature != self.temperature_c:
+            temperature = self.temperature_c
+            resistance = (
+                self.spec.cell_resistance_ohm
+                / self.spec.cells_parallel
+                * resistance_factor(temperature)
+            )
+            self._r_memo = (temperature, resistance)
+        return resistance
 
     def _overpotential(self, current_a: float) -> float:
         """Per-cell voltage above OCV while charging at ``current_a``."""
         if current_a <= 0:
             return 0.0
-        c_rate = current_a / self.spec.capacity_ah
-        return current_a * self._cell_resistance + polarization_v(c_rate)
+        resistance = self._cell_resistance
+        amps, ohms, volts = self._over_memo
+        if amps == current_a and ohms == resistance:
+            return volts
+        c_rate = current_a / self._capacity_ah
+        volts = current_a * resistance + polarization_v(c_rate)
+        self._over_memo = (current_a, resistance, volts)
+        return volts
 
     def _ocv(self, offset: float = 0.0) -> float:
-        return ocv_per_cell(self.spec.chemistry, self.soc_pct + offset)
+        soc = self.soc_pct + offset
+        memo = self._ocv_memo
+        volts = memo.get(soc)
+        if volts is None:
+            if len(memo) >= 16:
+                memo.clear()
+            volts = memo[soc] = ocv_per_cell(self.spec.chemistry, soc)
+        return volts
 
     @property
     def terminal_voltage_v(self) -> float:
@@ -203,12 +241,12 @@ class SimVehicle:
 
     @property
     def cell_min_v(self) -> float:
-        return self._ocv(min(self._offsets)) + self._overpotential(self.current_a)
+        return self._ocv(self._min_offset) + self._overpotential(self.current_a)
 
     @property
     def cell_max_v(self) -> float:
         high = self._ocv(self._max_offset) + self._overpotential(self.current_a)
-        if FaultKind.CELL_OVER_VOLTAGE in self.faults:
+        if self.faults and FaultKind.CELL_OVER_VOLTAGE in self.faults:
             high = max(high, CELL_LIMITS[self.spec.chemistry][1] + 0.05)
         return high
 
@@ -235,24 +273,27 @@ class SimVehicle:
 
     @property
     def bms_flags(self) -> BmsFlags:
-        flags = BmsFlags.NONE
+        flags = 0  # plain bits, made a BmsFlags once: flag arithmetic is slow
         if self.current_a > 0.05:
-            flags |= BmsFlags.CHARGING
+            flags |= _CHARGING
         if self._full:
-            flags |= BmsFlags.FULL
+            flags |= _FULL
         if self.temperature_c > self.spec.t_max_c:
-            flags |= BmsFlags.OVER_TEMP
+            flags |= _OVER_TEMP
         if self.temperature_c < self.spec.t_min_c:
-            flags |= BmsFlags.UNDER_TEMP
+            flags |= _UNDER_TEMP
         if self.cell_max_v > CELL_LIMITS[self.spec.chemistry][1]:
-            flags |= BmsFlags.CELL_OV
+            flags |= _CELL_OV
         if self._bms_stopped:
-            flags |= BmsFlags.BMS_STOP
-        if self._max_offset - min(self._offsets) > 5.0:
-            flags |= BmsFlags.IMBALANCE
+            flags |= _BMS_STOP
+        if self._max_offset - self._min_offset > 5.0:
+            flags |= _IMBALANCE
         if self.in_window and self.bms_limit_a() < self.spec.i_max:
-            flags |= BmsFlags.DERATED
-        return flags
+            flags |= _DERATED
+        made = _FLAGS.get(flags)
+        if made is None:
+            made = _FLAGS[flags] = BmsFlags(flags)
+        return made
 
     def declared_profile(self) -> DeclaredProfile:
         s = self.spec
@@ -285,7 +326,7 @@ class SimVehicle:
     # --- physics ----------------------------------------------------------------------------------
 
     def _target_current(self) -> float:
-        if FaultKind.OVERDRAW in self.faults and self.grant_a > 0:
+        if self.faults and FaultKind.OVERDRAW in self.faults and self.grant_a > 0:
             return self.grant_a * 1.5 + 1.0
         return min(self.grant_a, self.wants_current_a)
 
@@ -321,7 +362,7 @@ class SimVehicle:
             self.current_a = self._supply_allows()
         else:
             target = self._target_current()
-            if target > 0 and FaultKind.OVERDRAW not in self.faults:
+            if target > 0 and not (self.faults and FaultKind.OVERDRAW in self.faults):
                 limit = self._cv_limit(target)
                 self._cv = limit < target - 1e-3
                 target = min(target, limit)
@@ -356,10 +397,12 @@ class SimVehicle:
             return 0.0
         if self._overpotential(ceiling) <= headroom:
             return ceiling
+        # _overpotential inlined (the same arithmetic): this loop is the physics' hot spot.
+        resistance, capacity_ah, asinh = self._cell_resistance, self._capacity_ah, math.asinh
         low, high = 0.0, ceiling
         for _ in range(18):
             mid = (low + high) / 2
-            if self._overpotential(mid) <= headroom:
+            if mid * resistance + 0.1 * asinh(max(0.0, mid / capacity_ah) / 0.1) <= headroom:
                 low = mid
             else:
                 high = mid
@@ -373,7 +416,7 @@ class SimVehicle:
         heat = amps * self._overpotential(amps) * self.spec.cells_series
         assert self._thermal is not None
         self.temperature_c = self._thermal.step(self.temperature_c, heat, self.ambient_c, dt_s)
-        if FaultKind.OVER_TEMPERATURE in self.faults:
+        if self.faults and FaultKind.OVER_TEMPERATURE in self.faults:
             self.temperature_c = max(self.temperature_c, self.spec.t_max_c + 5.0)
 
     def _bms(self, dt_s: float) -> None:

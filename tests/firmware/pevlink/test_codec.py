@@ -402,3 +402,64 @@ def test_good_lines_cut_anywhere_come_out_whole_and_in_order(
         position, turn = position + size, turn + 1
     assert out == encoded
     assert [decode(line).message for line in encoded] == kept
+
+
+class _ByteAtATime:
+    """The line buffer's rules applied one byte at a time: what LineBuffer.feed must match."""
+
+    def __init__(self, max_line: int) -> None:
+        self.max, self.buf, self.in_line, self.discarding, self.noise = (
+            max_line,
+            b"",
+            False,
+            False,
+            0,
+        )
+
+    def feed(self, data: bytes) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        for byte in data:
+            if byte == ord("$"):
+                if self.in_line and self.buf:
+                    out.append(("truncated", self.buf))
+                self.buf, self.in_line, self.discarding = b"$", True, False
+            elif self.discarding:
+                self.discarding = byte != 0x0A
+            elif not self.in_line:
+                self.noise += 1
+            else:
+                self.buf += bytes([byte])
+                if byte == 0x0A:
+                    out.append(("line", self.buf))
+                    self.buf, self.in_line = b"", False
+                elif len(self.buf) >= self.max:
+                    out.append(("too long", self.buf[:32]))
+                    self.buf, self.in_line, self.discarding = b"", False, True
+        return out
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    stream=st.binary(max_size=400).map(lambda b: b.replace(b"\x01", b"$").replace(b"\x02", b"\n")),
+    cuts=st.lists(st.integers(1, 120), min_size=1, max_size=20),
+    max_line=st.sampled_from([4, 16, MAX_LINE_BYTES]),
+)
+def test_the_line_buffer_reads_any_cut_of_a_stream_as_byte_by_byte_rules_do(
+    stream: bytes, cuts: list[int], max_line: int
+) -> None:
+    buffer, rules = LineBuffer(max_line), _ByteAtATime(max_line)
+    position, turn = 0, 0
+    while position < len(stream):
+        chunk = stream[position : position + cuts[turn % len(cuts)]]
+        got = [
+            ("line", item)
+            if isinstance(item, bytes)
+            else (
+                {ErrorCode.TRUNCATED: "truncated", ErrorCode.TOO_LONG: "too long"}[item.code],
+                item.data,
+            )
+            for item in buffer.feed(chunk)
+        ]
+        assert got == rules.feed(chunk)
+        assert buffer.buffered == len(rules.buf) and buffer.noise_bytes == rules.noise
+        position, turn = position + len(chunk), turn + 1
