@@ -19,6 +19,7 @@ from firmware.station.port import PortController
 from firmware.station.safety import overcurrent_threshold
 from firmware.station.states import PortEvent, PortState
 from hal.clock import wait_for
+from hal.errors import HalError
 
 if TYPE_CHECKING:
     from firmware.station.station import Station
@@ -76,7 +77,8 @@ class Allocation:
             if stage is not None and measured is not None and port.reading is not None:
                 # The stage holds the current to the grant: count it at the pack's voltage.
                 measured_v, flowing = port.reading.bus_voltage_v, port.reading.current_a
-                step = stage.limits.current_step_a
+                with contextlib.suppress(HalError):  # opened before power-on; 10 mA otherwise
+                    step = stage.limits.current_step_a
             departure = None
             if battery.departure_s is not None:
                 declared_at = (
