@@ -304,6 +304,8 @@ def _steps(
     for d, share in zip(admitted, shares_w, strict=True):
         exact = d.amps_for(share)
         amps[d.port_id] = floor_a(exact, d.step_a)
+        if amps[d.port_id] < d.i_min_a <= exact + 1e-9:
+            amps[d.port_id] = floor_a(exact)  # its minimum, off the step: the stage rounds it
         remainder[d.port_id] = exact - amps[d.port_id]
     left = budget_w - sum(d.power_w(amps[d.port_id]) for d in admitted)
     coarse = [d for d in admitted if d.step_a > GRANT_STEP_A and amps[d.port_id] > 0]

@@ -69,6 +69,14 @@ def test_grants_are_whole_stage_steps_and_what_rounding_leaves_goes_to_the_port_
     assert 136.0 - sum(d.power_w(a) for d, a in zip(demands, amps, strict=True)) < 0.1 * 38.3
 
 
+def test_a_minimum_between_two_stage_steps_is_still_granted_when_only_it_fits() -> None:
+    demand = Demand(
+        1, 42.0, 0.25, 4.0, 0.0, False, 0.0, None, measured_v=None, flowing_a=None, step_a=0.1
+    )
+    grants = SharingPolicy().allocate(0.25 * 42.0 + 1.0, [demand], now=0.0)
+    assert grants[1].current_a >= 0.25
+
+
 def test_nothing_is_raised_above_what_flows_while_the_measured_total_is_above_the_budget() -> None:
     over = Demand(1, 42.0, 0.5, 4.0, 0.0, True, 3.0, 3.0, measured_v=40.0, flowing_a=3.0)
     low = Demand(2, 42.0, 0.5, 4.0, 0.0, True, 1.0, 1.0, measured_v=36.0, flowing_a=1.0)
