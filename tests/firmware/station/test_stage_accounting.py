@@ -109,9 +109,11 @@ packs = st.builds(
     Pack,
     v_max=st.sampled_from([25.2, 42.0, 54.6, 58.8]),
     ocv=st.just(0.0),
-    resistance=st.floats(0.05, 0.3),
+    resistance=st.floats(0.05, 1.0),
     rise_v_per_s=st.floats(0.0, 0.05),
 )
+"""Up to 1 ohm: a pack whose IR rise at its grant is far above the raise margin (condition (2)
+of docs/power-sharing.md fails), so a raise can overshoot and the next round must not."""
 
 
 @settings(max_examples=60, deadline=None)
@@ -121,10 +123,18 @@ packs = st.builds(
     budget_w=st.floats(150.0, 1500.0),
     rounds=st.integers(5, 40),
     step_a=st.sampled_from([0.0, 0.1]),
+    budget_rise=st.floats(1.0, 3.0),
 )
 def test_measured_power_exceeds_the_budget_for_at_most_one_round(
-    fleet: list[Pack], starts: list[float], budget_w: float, rounds: int, step_a: float
+    fleet: list[Pack],
+    starts: list[float],
+    budget_w: float,
+    rounds: int,
+    step_a: float,
+    budget_rise: float,
 ) -> None:
+    """Half way the budget rises (a site meter's reading), so every port is raised at once."""
+    first_budget_w = budget_w
     for pack, start in zip(fleet, starts, strict=False):
         pack.ocv = pack.v_max * start
     policy = SharingPolicy()
@@ -132,6 +142,7 @@ def test_measured_power_exceeds_the_budget_for_at_most_one_round(
     over_rounds = 0
     for k in range(rounds):
         now = k * ROUND_S
+        budget_w = first_budget_w * (budget_rise if k >= rounds // 2 else 1.0)
         demands = [
             Demand(
                 port_id=i,
