@@ -16,7 +16,8 @@ port's and its BMS's limit). The difference, integrated over time, is split into
 - while they could not: ``under_granted`` (a pack able to take more than its grant while
   budget is free: a cap still growing), ``stage_rounding`` and ``slew`` as above.
 
-It prints the figures in watt-hours beside the bound for bare packs behind stages (c').
+It prints the figures in watt-hours beside the bound for bare packs behind stages (c'), and how
+often a charging port's grant changed (each change is a PEV Link GRANT and a stage command).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class GapRun(FastScenarioRun):
         self.wh: dict[str, float] = {}
         self.short_s = 0.0
         self.over_s = 0.0
+        self.grant_changes = 0
+        self._grants: dict[int, float] = {}
         self._last: float | None = None
 
     def _add(self, name: str, watts: float, dt: float) -> None:
@@ -70,6 +73,9 @@ class GapRun(FastScenarioRun):
             everyone += could_w
             if not (port.state == PortState.CHARGING and port.relay_closed and port.battery):
                 continue
+            if self._grants.get(port_id, port.grant_a) != port.grant_a:
+                self.grant_changes += 1
+            self._grants[port_id] = port.grant_a
             charger = rig.chargers[port_id]
             volts, grant = vehicle.terminal_voltage_v, port.grant_a
             setpoint = charger.current_set_a if charger.output_enabled else 0.0
@@ -114,6 +120,7 @@ def run(scenario: Path = SCENARIO, budget_w: float | None = None) -> dict[str, A
     figures["short_s"] = round(gap.short_s, 1)
     figures["measured_above_budget_s"] = round(gap.over_s, 2)
     figures["max_measured_w"] = round(gap.result.max_measured_w, 1)
+    figures["grant_changes"] = gap.grant_changes
     figures["faults"] = len(gap.result.faults)
     return {"scenario": plan.name, "budget_w": plan.budget_w, **figures}
 

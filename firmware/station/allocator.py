@@ -4,10 +4,10 @@ Grants are currents, because PEV Link grants current; each is accounted at the v
 (constant-voltage) voltage, the most power that current can ever carry, so the sum of grants can
 never exceed the budget however the packs' voltages rise. Behind a station's CC/CV stage, which
 enforces the current in hardware, a grant is instead accounted at the measured voltage plus a
-margin (:func:`account_voltage`): a small one while the grant is no more than what flows, a larger
-one for a grant raised above it, vmax for a raise while the measured total is above the budget;
-and it is a whole number of the stage's current steps. docs/power-sharing.md gives the margins
-and proves the invariant.
+margin (:func:`account_voltage`): a small one on the current that flows, a larger one on what a
+raise adds to it, and no raise at all while the measured total is above the budget; such a grant
+is a whole number of the stage's current steps. docs/power-sharing.md gives the margins and
+proves the invariant.
 Policies are pure apart from the little memory they keep between rounds (effective caps, turns),
 and take the time as an argument.
 """
@@ -38,9 +38,9 @@ voltage's rise with charge within one round and the age of the reading (docs/pow
 RAISE_MARGIN_FRAC = 0.03
 """The margin of a grant raised above the current that flows: it also covers the IR rise of the
 larger current."""
-ACCOUNT_MARGIN_FRAC = RAISE_MARGIN_FRAC
 ACCOUNT_STEP_V = 0.1
-"""The accounted voltage is rounded up to this step."""
+"""The accounted voltage is rounded up to this step (grants then move in whole stage steps, and a
+step stays with the port that holds it, so sensor noise does not move grants every round)."""
 FLOW_TOLERANCE_A = 0.05
 """A grant at most this far above the measured current is not a raise (sensor and stage
 resolution); the voltage rise this much more current can make is within the hold margin."""
