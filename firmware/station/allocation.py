@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from firmware.pevlink.timers import T_SETTLE
 from firmware.pevlink.vocabulary import BmsFlag
-from firmware.station.allocator import Demand, Policy, account_voltage, plan_transition
+from firmware.station.allocator import Demand, Policy, plan_transition
 from firmware.station.port import PortController
 from firmware.station.safety import overcurrent_threshold
 from firmware.station.states import PortEvent, PortState
 from hal.clock import wait_for
+from hal.errors import HalError
 
 if TYPE_CHECKING:
     from firmware.station.station import Station
@@ -70,10 +71,14 @@ class Allocation:
             measured = port.reading.current_a if fresh and port.reading is not None else None
             if measured is not None and now < port.settled_at:
                 measured = max(measured, port.grant_a)  # still ramping: not spare headroom
-            account = None
-            if port.io.stage is not None and measured is not None and port.reading is not None:
+            measured_v = flowing = None
+            step = 0.0
+            stage = port.io.stage
+            if stage is not None and measured is not None and port.reading is not None:
                 # The stage holds the current to the grant: count it at the pack's voltage.
-                account = account_voltage(battery.v_max_v, port.reading.bus_voltage_v)
+                measured_v, flowing = port.reading.bus_voltage_v, port.reading.current_a
+                with contextlib.suppress(HalError):  # opened before power-on; 10 mA otherwise
+                    step = stage.limits.current_step_a
             departure = None
             if battery.departure_s is not None:
                 declared_at = (
@@ -94,7 +99,9 @@ class Allocation:
                     capacity_wh=battery.capacity_wh,
                     target_soc_pct=battery.target_soc_pct,
                     departure_at=departure,
-                    account_v=account,
+                    measured_v=measured_v,
+                    flowing_a=flowing,
+                    step_a=step,
                 )
             )
         return out
@@ -133,11 +140,9 @@ class Allocation:
         )
         budget = max(0.0, station.budget_w - reserved)
         grants = self.policy.allocate(budget, demands, now)
-        v_max = {d.port_id: d.volts for d in demands}
-        for d in demands:
-            station.ports[d.port_id].account_v = d.account_v
         current = {d.port_id: station.ports[d.port_id].grant_a for d in demands if d.charging}
         target: dict[int, float] = {}
+        volts: dict[int, float] = {}
         for d in demands:
             port = station.ports[d.port_id]
             grant = grants.get(d.port_id)
@@ -145,13 +150,17 @@ class Allocation:
             if port.busy:
                 new = current.get(d.port_id, 0.0)
             target[d.port_id] = new
+            # Counted at the voltage the policy used for this grant; a busy port's kept grant,
+            # and one rounded to zero, as the demand counts it (docs/power-sharing.md).
+            volts[d.port_id] = d.power_w(new) / new if new > 0 else d.volts
+            port.account_v = None if d.measured_v is None else volts[d.port_id]
             if grant is not None:
                 port.limit_detail = grant.detail
                 if port.state == PortState.WAITING and new <= 0 and not port.busy:
                     text = grant.detail or "Waiting for power"
                     if port.state_text != text:
                         port.move(PortEvent.WAIT, text)
-        reductions, increases = plan_transition(budget, v_max, current, target)
+        reductions, increases = plan_transition(budget, volts, current, target)
         await asyncio.gather(*(self._reduce(station.ports[pid], a) for pid, a in reductions))
         await self._await_settled([station.ports[pid] for pid, _ in reductions])
         await asyncio.gather(*(self._increase(station.ports[pid], a) for pid, a in increases))

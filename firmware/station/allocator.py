@@ -3,8 +3,11 @@
 Grants are currents, because PEV Link grants current; each is accounted at the vehicle's maximum
 (constant-voltage) voltage, the most power that current can ever carry, so the sum of grants can
 never exceed the budget however the packs' voltages rise. Behind a station's CC/CV stage, which
-enforces the current in hardware, a grant may instead be accounted at the measured voltage plus a
-margin (:func:`account_voltage`); docs/power-sharing.md gives the margin and the invariant.
+enforces the current in hardware, a grant is instead accounted at the measured voltage plus a
+margin (:func:`account_voltage`): a small one on the current that flows, a larger one on what a
+raise adds to it, and no raise at all while the measured total is above the budget; such a grant
+is a whole number of the stage's current steps. docs/power-sharing.md gives the margins and
+proves the invariant.
 Policies are pure apart from the little memory they keep between rounds (effective caps, turns),
 and take the time as an argument.
 """
@@ -28,17 +31,29 @@ HEADROOM_MARGIN = 1.15
 HEADROOM_MARGIN_A = 0.1
 INCREASE_FACTOR = 1.5
 """A saturated vehicle's cap grows by this factor a round until it reaches its maximum."""
-ACCOUNT_MARGIN_FRAC = 0.03
-"""Measured-voltage accounting: the margin above the measured pack voltage, as a fraction of the
-pack's vmax. It covers the voltage's rise within one round and the IR rise of a larger grant."""
-ACCOUNT_STEP_V = 0.5
-"""The accounted voltage is rounded up to this step, so sensor noise does not move grants."""
+HOLD_MARGIN_FRAC = 0.005
+"""Measured-voltage accounting of a grant no larger than the current that flows: the margin above
+the measured pack voltage, as a fraction of vmax. Its current cannot rise, so it covers only the
+voltage's rise with charge within one round and the age of the reading (docs/power-sharing.md)."""
+RAISE_MARGIN_FRAC = 0.03
+"""The margin of a grant raised above the current that flows: it also covers the IR rise of the
+larger current."""
+ACCOUNT_STEP_V = 0.1
+"""The accounted voltage is rounded up to this step (grants then move in whole stage steps, and a
+step stays with the port that holds it, so sensor noise does not move grants every round)."""
+FLOW_TOLERANCE_A = 0.05
+"""A grant at most this far above the measured current is not a raise (sensor and stage
+resolution); the voltage rise this much more current can make is within the hold margin."""
+GRANT_STEP_A = 0.01
+"""Grants are whole 10 mA, or whole steps of the port's stage where it has a coarser one."""
 
 
-def account_voltage(v_max_v: float, measured_v: float) -> float:
+def account_voltage(
+    v_max_v: float, measured_v: float, margin_frac: float = HOLD_MARGIN_FRAC
+) -> float:
     """The voltage a stage-enforced grant is counted at: measured plus margin, never above vmax."""
-    raw = measured_v + ACCOUNT_MARGIN_FRAC * v_max_v
-    stepped = math.ceil(raw / ACCOUNT_STEP_V - 1e-9) * ACCOUNT_STEP_V
+    raw = measured_v + margin_frac * v_max_v
+    stepped = round(math.ceil(raw / ACCOUNT_STEP_V - 1e-9) * ACCOUNT_STEP_V, 6)
     return min(v_max_v, max(stepped, ACCOUNT_STEP_V))
 
 
@@ -57,13 +72,54 @@ class Demand:
     target_soc_pct: float | None = None
     departure_at: float | None = None
     priority: int = 0
-    account_v: float | None = None
-    """The voltage to count this grant's power at: None for vmax (a vehicle-regulated port, or
-    no fresh measurement); set by the allocation loop for a port whose stage enforces current."""
+    measured_v: float | None = None
+    """The pack's measured voltage behind a stage that enforces the current; None (the grant is
+    counted at vmax) for a vehicle-regulated port or one without a fresh measurement."""
+    flowing_a: float | None = None
+    """The current measured now (``measured_a`` reads a ramping port as drawing its grant)."""
+    step_a: float = 0.0
+    """The stage's current resolution: grants are whole steps of it (0: 10 mA)."""
 
     @property
     def volts(self) -> float:
-        return self.v_max_v if self.account_v is None else min(self.account_v, self.v_max_v)
+        """The voltage a grant no larger than what flows is counted at."""
+        if self.measured_v is None:
+            return self.v_max_v
+        return account_voltage(self.v_max_v, self.measured_v)
+
+    @property
+    def raise_volts(self) -> float:
+        """The voltage the part of a grant above what flows is counted at."""
+        if self.measured_v is None:
+            return self.v_max_v
+        return account_voltage(self.v_max_v, self.measured_v, RAISE_MARGIN_FRAC)
+
+    @property
+    def held_a(self) -> float:
+        """Up to this current a grant is counted at :attr:`volts`: what flows, plus tolerance."""
+        if self.measured_v is None:
+            return math.inf
+        return max(0.0, self.flowing_a or 0.0) + FLOW_TOLERANCE_A
+
+    def power_w(self, amps: float) -> float:
+        """The power a grant of ``amps`` is counted at: the part up to what flows at the hold
+        voltage, the rest at the raise voltage (convex: its watts per amp never fall)."""
+        held = min(amps, self.held_a)
+        return held * self.volts + max(0.0, amps - held) * self.raise_volts
+
+    def amps_for(self, watts: float) -> float:
+        """The largest grant counted at no more than ``watts``."""
+        at_hold = self.held_a * self.volts
+        if watts <= at_hold:
+            return max(0.0, watts) / self.volts
+        return self.held_a + (watts - at_hold) / self.raise_volts
+
+    @property
+    def measured_w(self) -> float:
+        """What this demand draws now, as the budget counts it for the over-budget check."""
+        if self.measured_v is None:
+            return self.granted_a * self.v_max_v if self.charging else 0.0
+        return self.measured_v * max(0.0, self.flowing_a or 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +136,10 @@ class Policy(Protocol):
     ) -> dict[int, Grant]: ...
 
 
-def floor_a(amps: float) -> float:
-    """Round a current down to 10 mA: a grant never rounds up past its share."""
-    return math.floor(max(0.0, amps) * 100.0 + 1e-9) / 100.0
+def floor_a(amps: float, step_a: float = GRANT_STEP_A) -> float:
+    """Round a current down to whole steps (10 mA): a grant never rounds up past its share."""
+    per_amp = round(1.0 / max(step_a, GRANT_STEP_A), 6)
+    return math.floor(max(0.0, amps) * per_amp + 1e-9) / per_amp
 
 
 def water_fill(budget_w: float, floors_w: Sequence[float], caps_w: Sequence[float]) -> list[float]:
@@ -168,25 +225,33 @@ class SharingPolicy:
         charging = [d for d in demands if d.charging]
         all_stale = bool(charging) and all(d.measured_a is None for d in charging)
         caps: dict[int, tuple[float, str]] = {d.port_id: self._cap(d, all_stale) for d in demands}
-        everyone_min = sum(d.i_min_a * d.volts for d in demands)
+        # Drawing more than the budget now (a raise overshot): nothing is raised above what
+        # flows this round, so the next measurement is within the budget again.
+        strict = sum(d.measured_w for d in demands) > budget_w + 1e-9
+        ceiling_a = {
+            d.port_id: min(caps[d.port_id][0], d.held_a) if strict else caps[d.port_id][0]
+            for d in demands
+        }
+        everyone_min = sum(d.power_w(d.i_min_a) for d in demands)
         short = everyone_min > budget_w + 1e-9
         admitted: list[Demand] = []
         used = 0.0
         for d in self._order(demands, now) if short else demands:
-            need = d.i_min_a * d.volts
+            need = d.power_w(d.i_min_a)
             if used + need <= budget_w + 1e-9:
                 admitted.append(d)
                 used += need
-        floors = [d.i_min_a * d.volts for d in admitted]
-        ceilings = [caps[d.port_id][0] * d.volts for d in admitted]
+        floors = [d.power_w(d.i_min_a) for d in admitted]
+        ceilings = [d.power_w(max(d.i_min_a, ceiling_a[d.port_id])) for d in admitted]
         shares = water_fill(budget_w, floors, ceilings)
+        amps_by_port = _steps(budget_w, admitted, shares, ceiling_a)
         grants: dict[int, Grant] = {}
-        for d, share in zip(admitted, shares, strict=True):
+        for d in admitted:
             memory = self._memory[d.port_id]
             if memory.turn_started is None or not d.charging:
                 memory.turn_started = now
             memory.waiting_since = None
-            amps = floor_a(share / d.volts)
+            amps = amps_by_port[d.port_id]
             if amps < d.i_min_a - 1e-9:
                 amps = 0.0
             cap, cap_reason = caps[d.port_id]
@@ -222,6 +287,45 @@ class SharingPolicy:
                 d.port_id, 0.0, "rotated_out" if rotated else "waiting_for_power", detail
             )
         return grants
+
+
+def _steps(
+    budget_w: float,
+    admitted: Sequence[Demand],
+    shares_w: Sequence[float],
+    ceiling_a: Mapping[int, float],
+) -> dict[int, float]:
+    """Each share as a grant of whole steps, rounded down; then, on ports whose stage has a
+    coarse step, the budget the rounding left is handed out a step at a time (ports that hold
+    that step already first, so grants do not move between ports from round to round; then the
+    largest remainder), while it fits and no port passes its ceiling."""
+    amps: dict[int, float] = {}
+    remainder: dict[int, float] = {}
+    for d, share in zip(admitted, shares_w, strict=True):
+        exact = d.amps_for(share)
+        amps[d.port_id] = floor_a(exact, d.step_a)
+        if amps[d.port_id] < d.i_min_a <= exact + 1e-9:
+            amps[d.port_id] = floor_a(exact)  # its minimum, off the step: the stage rounds it
+        remainder[d.port_id] = exact - amps[d.port_id]
+    left = budget_w - sum(d.power_w(amps[d.port_id]) for d in admitted)
+    coarse = [d for d in admitted if d.step_a > GRANT_STEP_A and amps[d.port_id] > 0]
+    coarse.sort(
+        key=lambda d: (
+            d.granted_a < amps[d.port_id] + d.step_a - 1e-6,
+            -remainder[d.port_id],
+            d.port_id,
+        )
+    )
+    for d in coarse:
+        now = amps[d.port_id]
+        more = round(now + d.step_a, 6)
+        if more > min(ceiling_a[d.port_id], d.i_max_a) + 1e-9:
+            continue
+        extra = d.power_w(more) - d.power_w(now)
+        if extra <= left + 1e-9:
+            amps[d.port_id] = more
+            left -= extra
+    return amps
 
 
 @dataclass

@@ -76,7 +76,11 @@ def wire_adc(port: PortConfig, sim_port: SimPort) -> None:
 
 
 def sim_charger(
-    port: PortConfig, sim_port: SimPort, clock: Clock, closers: list[Callable[[], None]]
+    port: PortConfig,
+    sim_port: SimPort,
+    clock: Clock,
+    closers: list[Callable[[], None]],
+    physics_dt_s: float = 0.05,
 ) -> PowerStage:
     """A simulated TC/Elcon charger on its own virtual CAN bus, fed into the vehicle through the
     relay and stepped by the world, and the real CAN driver for it on a second bus object."""
@@ -93,6 +97,7 @@ def sim_charger(
         max_voltage_v=port.stage_max_voltage_v,
         max_current_a=port.stage_max_current_a,
         address=port.stage_can_address,
+        physics_dt_s=physics_dt_s,
     )
 
     return LazyStage("simulated TC/Elcon charger", elcon_opener(port, clock, "virtual", channel))
@@ -175,11 +180,12 @@ def build_memory(
     ports: dict[int, PortHardware] = {}
     sim_ports: dict[int, SimPort] = {}
     vehicle_ends: dict[int, MemoryLine] = {}
+    closers: list[Callable[[], None]] = []
     for port in config.ports:
-        if port.stage:
+        if port.stage and port.stage != "sim-elcon":
             raise ConfigError(
-                f"{config.source}: port {port.id}: a simulated stage needs a pty (the bench's "
-                "build), not the in-memory rig"
+                f"{config.source}: port {port.id}: a simulated Modbus stage needs a pty (the "
+                "bench's build), not the in-memory rig; a sim-elcon stage is on a virtual CAN bus"
             )
         bus = buses.setdefault(port.i2c_bus, SimI2C())
         monitor, sensor = sim_sensor(port, bus, clock, sensor_range_factor)
@@ -189,12 +195,16 @@ def build_memory(
         ports[port.id] = PortHardware(port.id, monitor, relay, station_end)
         sim_ports[port.id] = SimPort(port.id, relay, sensor, bus=bus, address=port.i2c_address)
         wire_adc(port, sim_ports[port.id])
+        if port.stage == "sim-elcon":
+            ports[port.id].stage = sim_charger(
+                port, sim_ports[port.id], clock, closers, physics_dt_s
+            )
     for port_hw in ports.values():
         port_hw.relay.open_now()
     world = BenchWorld(clock, sim_ports, physics_dt_s=physics_dt_s)
     for port_hw in ports.values():
         port_hw.monitor = CurrentMonitor(port_hw.monitor, world)
-    return Hardware(ports=ports, watchdog=watchdog, world=world), vehicle_ends
+    return Hardware(ports=ports, watchdog=watchdog, world=world, closers=closers), vehicle_ends
 
 
 class CurrentMonitor(PowerMonitor):

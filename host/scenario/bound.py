@@ -6,6 +6,11 @@ shared out every step by water-filling over what each vehicle could take at that
 charger's limit, its BMS, its constant-voltage taper), and a full vehicle frees its port at once.
 No allocation rule working through real messages, real sensors and real switches can deliver more
 power at any moment; the ratio of a policy's figures to these says how close it comes.
+
+With ``stage`` set (every port behind a CC/CV stage, as the runner's ``--stage elcon``) the packs
+are bare, as there: each is held by an ideal stage at its vmax (never above the port's limit) and
+the current its share allows, so near full it takes what brings its terminals, not its highest
+cell, to vmax, which is more than a vehicle's own controller takes. That is the bound for (a').
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ import math
 import time
 
 from firmware.station.allocator import water_fill
-from host.scenario.physics import acceptable_current_a, delivered_power_w, voltage_at_v
+from host.scenario.physics import (
+    acceptable_current_a,
+    current_for_power_a,
+    delivered_power_w,
+    stage_voltage_v,
+    voltage_at_v,
+)
 from host.scenario.result import Sample, ScenarioResult, VehicleRecord
 from host.scenario.rig import hal_layout
 from host.scenario.spec import Arrival, Scenario
@@ -24,6 +35,7 @@ from host.vehicle.model import SimVehicle, VehicleState
 
 def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
     started = time.perf_counter()
+    bare = bool(scenario.stage)
     catalog = {spec.id: spec for spec in load_catalog()}
     ports = {p.id: p for p in hal_layout(scenario.layout, scenario.ports).ports}
     records = [
@@ -38,7 +50,7 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
     ]
     result = ScenarioResult(
         scenario=scenario.name,
-        policy="bound",
+        policy="bound, stages" if bare else "bound",
         seed=scenario.seed,
         ports=scenario.ports,
         budget_w=scenario.budget_w,
@@ -96,11 +108,15 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
                 temperature_c=arrival.temperature_c,
                 ambient_c=arrival.temperature_c,
                 seed=arrival.seed,
+                on_board_controller=not bare,
             )
             on_port[port_id] = (record, arrival, vehicle)
         # Share the budget: water-fill over what each vehicle could take now.
         order = sorted(on_port)
-        amps = [acceptable_current_a(on_port[p][2], ports[p].max_current_a) for p in order]
+        amps = [
+            acceptable_current_a(on_port[p][2], ports[p].max_current_a, ports[p].max_voltage_v)
+            for p in order
+        ]
         watts = [
             a * voltage_at_v(on_port[p][2], a) if a > 0 else 0.0
             for p, a in zip(order, amps, strict=True)
@@ -108,14 +124,19 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
         shares = water_fill(scenario.budget_w, [0.0] * len(order), watts)
         for port_id, a, w, share in zip(order, amps, watts, shares, strict=True):
             record, _, vehicle = on_port[port_id]
+            port = ports[port_id]
             if w <= 0:
-                vehicle.set_grant(0.0)
+                amps_now = 0.0
             elif share >= w - 1e-6:
-                # All it can take: let its own charge controller hold it (and end the charge).
-                vehicle.set_grant(min(vehicle.spec.i_max, ports[port_id].max_current_a))
+                # All it can take: its own controller, or the stage's voltage limit, holds it
+                # (and ends the charge).
+                amps_now = min(vehicle.spec.i_max, port.max_current_a)
             else:
-                vehicle.set_grant(a * share / w)
-            if record.power_on_s is None and vehicle.grant_a > 0:
+                amps_now = current_for_power_a(vehicle, share, a)
+            if bare:
+                vehicle.set_supply_limits(stage_voltage_v(vehicle, port.max_voltage_v), amps_now)
+            vehicle.set_grant(amps_now)
+            if record.power_on_s is None and amps_now > 0:
                 record.power_on_s = t
         if t >= next_sample:
             next_sample += scenario.sample_period_s

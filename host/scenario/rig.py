@@ -22,12 +22,10 @@ from firmware.station.port import PortController
 from firmware.station.station import StationSettings
 from hal.clock import Clock
 from hal.config import HalConfig, PortConfig, bench_config
-from hal.interfaces import PowerStage
 from hal.sim.backend import build_memory
 from hal.sim.elcon import SimElconCharger
 from hal.sim.memory_cable import MemoryLine
-from hal.sim.world import BenchWorld, StageThroughRelay
-from hal.stages import Closer, LazyStage, Opener
+from hal.sim.world import BenchWorld
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.model import SimVehicle, VehicleSpec
@@ -35,7 +33,8 @@ from host.vehicle.model import SimVehicle, VehicleSpec
 LAYOUTS = ("bench", "ina228")
 STAGES = ("", "elcon")
 """``elcon``: every port behind a simulated TC/Elcon CAN charger (hal/sim/elcon.py) on python-can's
-virtual bus, driven by the real :class:`~hal.elcon.ElconStage`; vehicles are bare packs."""
+virtual bus, driven by the real :class:`~hal.elcon.ElconStage` through the HAL's opener; vehicles
+are bare packs."""
 STAGE_RATING_V, STAGE_RATING_A = 130.0, 10.0
 """The simulated chargers' rating; the station never sets them above the port's own limits."""
 
@@ -62,6 +61,23 @@ def hal_layout(layout: str, ports: int) -> HalConfig:
         for p in config.ports
     )
     return replace(config, ports=uniform)
+
+
+def with_chargers(config: HalConfig) -> HalConfig:
+    """Every port behind a simulated TC/Elcon charger on its own virtual CAN bus: built by
+    ``build_memory`` as the bench builds its high-voltage port, and driven through the HAL's own
+    opener (hal/stage_config.py ``elcon_opener``: the driver's lease, the port's voltage cap)."""
+    ports = tuple(
+        replace(
+            p,
+            stage="sim-elcon",
+            stage_can_channel=f"scenario-port{p.id}",
+            stage_max_voltage_v=STAGE_RATING_V,
+            stage_max_current_a=STAGE_RATING_A,
+        )
+        for p in config.ports
+    )
+    return replace(config, ports=ports)
 
 
 @dataclass
@@ -155,6 +171,8 @@ class Rig:
             raise ValueError(f"unknown stage {stage!r}: use one of {', '.join(map(repr, STAGES))}")
         self.clock = clock
         self.stage = stage
+        if stage:
+            config = with_chargers(config)
         self.config = config
         self.port_configs = {p.id: p for p in config.ports}
         self.hardware, self._vehicle_ends = build_memory(
@@ -169,9 +187,11 @@ class Rig:
             config.watchdog_hold_s, 2.0 * settings.poll_period_s
         )
         self.world: BenchWorld = self.hardware.world
-        self.chargers: dict[int, SimElconCharger] = {}
-        if stage:
-            self._attach_chargers(physics_dt_s)
+        self.chargers: dict[int, SimElconCharger] = {
+            port_id: port.charger
+            for port_id, port in self.world.ports.items()
+            if port.charger is not None
+        }
         self.adapt_hardware()
         self.recorder = MemoryRecorder()
         self.station = build_station(
@@ -198,34 +218,6 @@ class Rig:
         self, vehicle: SimVehicle, line: MemoryLine, serial: str, seed: int
     ) -> VehicleAgent:
         return VehicleAgent(vehicle, line, self.clock, serial=serial, seed=seed)
-
-    def _attach_chargers(self, physics_dt_s: float) -> None:
-        """A TC/Elcon charger behind every port, each on its own virtual CAN channel (in memory,
-        no thread): the charger model on one bus object, the station's driver on another."""
-        import can
-
-        from hal.elcon import ElconStage
-
-        for port_id, port_hw in self.hardware.ports.items():
-            sim_port = self.world.ports[port_id]
-            channel = f"scenario-{id(self):x}-port{port_id}"
-            charger_bus = can.Bus(interface="virtual", channel=channel)
-            station_bus = can.Bus(interface="virtual", channel=channel)
-            charger = SimElconCharger(
-                self.clock,
-                charger_bus,
-                load=StageThroughRelay(sim_port),
-                max_voltage_v=STAGE_RATING_V,
-                max_current_a=STAGE_RATING_A,
-                physics_dt_s=physics_dt_s,
-            )
-            sim_port.charger = charger
-            self.chargers[port_id] = charger
-            driver = ElconStage(
-                station_bus, self.clock, max_voltage_v=STAGE_RATING_V, max_current_a=STAGE_RATING_A
-            )
-            port_hw.stage = LazyStage("simulated TC/Elcon charger", _opener(driver))
-            self.hardware.closers += [station_bus.shutdown, charger_bus.shutdown]
 
     def port(self, port_id: int) -> PortController:
         return self.station.ports[port_id]
@@ -302,13 +294,6 @@ class Rig:
                 return False
             await self.clock.sleep(step_s)
         return True
-
-
-def _opener(driver: PowerStage) -> Opener:
-    async def opener() -> tuple[PowerStage, Closer | None]:
-        return driver, None
-
-    return opener
 
 
 def _sample(

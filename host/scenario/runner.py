@@ -21,10 +21,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from firmware.station.allocator import Policy, SeedPolicy, SharingPolicy, account_voltage
+from firmware.station.allocator import Policy, SeedPolicy, SharingPolicy
 from firmware.station.eta import straight_line_seconds
 from firmware.station.port import LiveSession, PortController, PortState
 from firmware.station.station import StationError, StationSettings
+from firmware.station.views import accounted_v as station_accounted_v
 from hal.sim.vtime import LoopClock, run_virtual
 from host.scenario.physics import acceptable_power_w, delivered_power_w
 from host.scenario.result import EtaSample, Sample, ScenarioResult, VehicleRecord
@@ -366,14 +367,9 @@ class ScenarioRun:
 
 
 def accounted_v(port: PortController) -> float:
-    """The voltage the station counts this port's grant at: the pack's vmax, or behind a stage
-    that enforces current, the measured voltage plus the allocator's margin."""
-    battery, reading = port.battery, port.reading
-    if battery is None:
-        return 0.0
-    if port.io.stage is not None and reading is not None and port.relay_closed:
-        return account_voltage(battery.v_max_v, reading.bus_voltage_v)
-    return battery.v_max_v
+    """The voltage the station counts this port's grant at (firmware/station/views.py): the pack's
+    vmax, or behind a stage that enforces current, the measured voltage plus its margin."""
+    return station_accounted_v(port)
 
 
 async def simulate(scenario: Scenario, policy: str | Policy = "sharing") -> ScenarioResult:
