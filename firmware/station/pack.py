@@ -38,6 +38,11 @@ R_GROUP_OHM_AH = 0.12
 SOC_STEP_PCT = 0.5
 CC_STEP_PCT = 5.0
 MAX_HORIZON_S = 48 * 3600.0
+MAX_STEPS = 20_000
+"""An estimate never takes more steps than this (a few thousand at most in practice): it runs on
+the station's event loop, so it must end whatever the offer and the model say."""
+FULL_EPSILON_PCT = 1e-6
+"""Closer to 100 % than this is full (steps this small no longer move a float near 100)."""
 
 
 def ocv(chemistry: str, soc_pct: float) -> float:
@@ -154,18 +159,23 @@ def time_to_full(
     soc, t = soc_pct, 0.0
     seconds_per_pct_a = 36.0 * pack.capacity_ah  # 1 % of charge at 1 A
     known: tuple[float, float, float] | None = None  # (soc, ceiling, current) from the last step
-    while t < MAX_HORIZON_S:
-        if soc >= target_soc_pct or soc >= 100.0:
+    for _ in range(MAX_STEPS):
+        if t >= MAX_HORIZON_S:
+            return None
+        if soc >= target_soc_pct or soc >= 100.0 - FULL_EPSILON_PCT:
             return t
         ceiling, hold = offer(t)
         if ceiling <= 0.01 and 0 < hold < math.inf:
             t += hold  # no current for a while (waiting for a turn): the clock runs on
             continue
+        # The charge ends once the current tapers to the cut-off; offered less than the
+        # cut-off, it ends as soon as the taper begins.
+        end_a = min(pack.cutoff_a, ceiling - 1e-3)
         if known is not None and known[0] == soc and known[1] == ceiling:
             amps = known[2]
         else:
             amps = pack.accepts_a(soc, ceiling)
-        if amps < ceiling - 1e-3 and amps <= pack.cutoff_a:
+        if amps <= end_a:
             return t  # in constant voltage at the cut-off: full
         if amps <= 0.01:
             return None
@@ -176,16 +186,16 @@ def time_to_full(
         if step > SOC_STEP_PCT and after < ceiling - 1e-3:
             step = min(SOC_STEP_PCT, step)  # the taper begins within: take it finely
             after = pack.accepts_a(soc + step, ceiling)
-        if after < ceiling - 1e-3 and after <= pack.cutoff_a:
-            # the cut-off falls within this step: find it by halving
+        if after <= end_a:
+            # the end falls within this step: find it by halving
             lo, hi = 0.0, step
             for _ in range(10):
                 mid = (lo + hi) / 2
-                if pack.accepts_a(soc + mid, ceiling) <= pack.cutoff_a:
+                if pack.accepts_a(soc + mid, ceiling) <= end_a:
                     hi = mid
                 else:
                     lo = mid
-            step, after = hi, pack.cutoff_a
+            step, after = hi, end_a
         mean_inv = 0.5 * (1.0 / amps + 1.0 / max(0.01, after))
         dt = step * seconds_per_pct_a * mean_inv
         if dt > hold > 0:
@@ -197,7 +207,7 @@ def time_to_full(
         soc += step
         t += dt
         known = (soc, ceiling, after)
-    return None
+    return None  # not converging within MAX_STEPS: no estimate rather than a stalled loop
 
 
 def constant(amps: float) -> Offer:
