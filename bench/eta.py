@@ -30,7 +30,8 @@ from host.scenario.physics import delivered_power_w
 from host.scenario.result import EtaSample, VehicleRecord
 from host.vehicle.agent import battery_message
 from host.vehicle.catalog import load_catalog
-from host.vehicle.model import SimVehicle, VehicleSpec, VehicleState
+from host.vehicle.model import SimVehicle
+from host.vehicle.spec import VehicleSpec, VehicleState
 
 FRACTIONS = (0.2, 0.5, 0.8)
 PORT_MAX_V = 84.0

@@ -35,7 +35,8 @@ from host.bench.rfid_api import add_simulated_readers
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
 from host.vehicle.faults import FaultKind
-from host.vehicle.model import SimVehicle, VehicleSpec
+from host.vehicle.model import SimVehicle
+from host.vehicle.spec import VehicleSpec
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ from host.scenario.result import Sample, ScenarioResult, VehicleRecord
 from host.scenario.rig import hal_layout
 from host.scenario.spec import Arrival, Scenario
 from host.vehicle.catalog import load_catalog
-from host.vehicle.model import SimVehicle, VehicleState
+from host.vehicle.model import SimVehicle
+from host.vehicle.spec import VehicleState
 
 
 def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:

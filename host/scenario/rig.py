@@ -28,7 +28,8 @@ from hal.sim.memory_cable import MemoryLine
 from hal.sim.world import BenchWorld
 from host.vehicle.agent import VehicleAgent
 from host.vehicle.catalog import load_catalog
-from host.vehicle.model import SimVehicle, VehicleSpec
+from host.vehicle.model import SimVehicle
+from host.vehicle.spec import VehicleSpec
 
 LAYOUTS = ("bench", "ina228")
 STAGES = ("", "elcon")

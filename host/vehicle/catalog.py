@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from host.vehicle.battery import CELL_LIMITS
-from host.vehicle.model import VehicleSpec
+from host.vehicle.spec import VehicleSpec
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from enum import Enum, IntFlag
+from enum import IntFlag
 from typing import Any
 
 from host.vehicle.battery import (
@@ -27,6 +27,7 @@ from host.vehicle.battery import (
     resistance_factor,
 )
 from host.vehicle.faults import FaultKind
+from host.vehicle.spec import DeclaredProfile, VehicleSpec, VehicleState
 
 GRANT_SETTLE_S = 0.5
 """PEV Link's T_SETTLE: a vehicle must settle at or under a lowered grant within this time."""
@@ -56,91 +57,6 @@ _IMBALANCE, _DERATED = int(BmsFlags.IMBALANCE), int(BmsFlags.DERATED)
 _FLAGS: dict[int, BmsFlags] = {}
 
 
-class VehicleState(Enum):
-    IDLE = "idle"
-    CHARGING_CC = "charging (constant current)"
-    CHARGING_CV = "charging (constant voltage)"
-    FULL = "full"
-    REFUSED_TEMP = "refusing: temperature outside the charging window"
-    STOPPED_BY_BMS = "stopped by the BMS"
-
-
-@dataclass(frozen=True, slots=True)
-class VehicleSpec:
-    id: str
-    name: str
-    maker: str
-    vehicle_type: str
-    chemistry: str
-    cells_series: int
-    cells_parallel: int
-    cell_capacity_ah: float
-    cell_resistance_ohm: float
-    i_max: float
-    i_min: float
-    cutoff_a: float
-    t_min_c: float
-    t_max_c: float
-    heat_capacity_j_per_k: float
-    conductance_w_per_k: float
-    imbalance_pct: float = 1.0
-    capacity_wh_rated: float | None = None
-    sources: tuple[str, ...] = ()
-    notes: str = ""
-
-    @property
-    def capacity_ah(self) -> float:
-        return self.cells_parallel * self.cell_capacity_ah
-
-    @property
-    def v_nom(self) -> float:
-        return self.cells_series * (3.2 if self.chemistry == "LFP" else 3.6)
-
-    @property
-    def v_max(self) -> float:
-        return self.cells_series * CELL_LIMITS[self.chemistry][0]
-
-    @property
-    def v_min(self) -> float:
-        return self.cells_series * CELL_LIMITS[self.chemistry][2]
-
-    @property
-    def capacity_wh(self) -> float:
-        return self.capacity_wh_rated or self.capacity_ah * self.v_nom
-
-    def public_view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "maker": self.maker,
-            "type": self.vehicle_type,
-            "chemistry": self.chemistry,
-            "cells": f"{self.cells_series}S{self.cells_parallel}P",
-            "v_nom": round(self.v_nom, 1),
-            "v_max": round(self.v_max, 1),
-            "capacity_wh": round(self.capacity_wh),
-            "i_max": self.i_max,
-            "temperature_window_c": [self.t_min_c, self.t_max_c],
-            "sources": list(self.sources),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DeclaredProfile:
-    """What the vehicle announces in its BATT message (true, unless it is made to lie)."""
-
-    chemistry: str
-    cells_series: int
-    v_nom: float
-    v_max: float
-    v_min: float
-    capacity_wh: float
-    i_max: float
-    i_min: float
-    t_min_c: float
-    t_max_c: float
-
-
 @dataclass
 class SimVehicle:
     spec: VehicleSpec
@@ -168,11 +84,11 @@ class SimVehicle:
     _r_memo: tuple[float, float] = field(default=(math.nan, 0.0), init=False, repr=False)
     """(temperature, one series group's resistance there): asked several times a step."""
     _ocv_memo: dict[float, float] = field(default_factory=dict, init=False, repr=False)
+    """Open-circuit voltage per cell by state of charge, for the few states asked about lately."""
     _over_memo: tuple[float, float, float] = field(
         default=(math.nan, math.nan, 0.0), init=False, repr=False
     )
     """(current, resistance, overpotential per cell): the last one asked, asked again soon."""
-    """Open-circuit voltage per cell by state of charge, for the few states asked about lately."""
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)

@@ -12,7 +12,8 @@ from hal.config import PortConfig, bench_config
 from host.vehicle.agent import battery_message
 from host.vehicle.battery import CELL_LIMITS
 from host.vehicle.catalog import CATALOG_PATH, find, load_catalog
-from host.vehicle.model import SimVehicle, VehicleSpec
+from host.vehicle.model import SimVehicle
+from host.vehicle.spec import VehicleSpec
 
 CATALOG = load_catalog()
 

@@ -17,7 +17,7 @@ from firmware.pevlink.timers import T_SETTLE, T_TEL, T_TEL_PERIOD, T_VERIFY
 from firmware.station.port import PortState
 from firmware.station.safety import overcurrent_threshold
 from host.vehicle.faults import FaultKind
-from host.vehicle.model import VehicleState
+from host.vehicle.spec import VehicleState
 from tests.support import Bench, make_bench
 
 BIKE = "ebike-36v-500wh"  # 36 V, draws its own 4 A limit on a 600 W bench

@@ -15,7 +15,8 @@ from firmware.pevlink.timers import I_BREAK_A, T_RAMP, T_SETTLE
 from host.vehicle.battery import CELL_LIMITS, ocv_per_cell, polarization_v
 from host.vehicle.catalog import find
 from host.vehicle.faults import FaultKind
-from host.vehicle.model import GRANT_SETTLE_S, BmsFlags, SimVehicle, VehicleSpec, VehicleState
+from host.vehicle.model import GRANT_SETTLE_S, BmsFlags, SimVehicle
+from host.vehicle.spec import VehicleSpec, VehicleState
 
 NMC_BIKE = "ebike-36v-500wh"  # 10S4P NMC, 13.4 Ah, 4 A (0.30C), cut-off 0.67 A (C/20)
 LFP_BIKE = "ebike-48v-lfp"  # 16S LFP, 15 Ah, 5 A (0.33C), cut-off 0.75 A (C/20)

@@ -22,7 +22,8 @@ from hal.sim.riden import SimRiden
 from hal.stages import apply_output, apply_setpoints
 from host.vehicle.battery import CELL_LIMITS
 from host.vehicle.catalog import find
-from host.vehicle.model import BmsFlags, SimVehicle, VehicleState
+from host.vehicle.model import BmsFlags, SimVehicle
+from host.vehicle.spec import VehicleState
 
 NMC_BIKE = "ebike-36v-500wh"  # 10S4P NMC, 42.0 V full, 4 A
 

@@ -31,7 +31,8 @@ from firmware.station.states import PortState
 from hal.interfaces import PowerReading
 from host.vehicle.agent import battery_message
 from host.vehicle.catalog import load_catalog
-from host.vehicle.model import SimVehicle, VehicleSpec, VehicleState
+from host.vehicle.model import SimVehicle
+from host.vehicle.spec import VehicleSpec, VehicleState
 
 FRACTIONS = (0.2, 0.5, 0.8)
 STEP_S = 4.0
