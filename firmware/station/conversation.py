@@ -213,5 +213,8 @@ class Conversation:
             if port.end_session(session, "vehicle", text):
                 port.spawn(port.announce_end(session))
         if port.state not in LIVE_STATES:
+            heard = port.link.last_rx
             port.forget_vehicle(keep_fault=True)
+            # The BOOT is what we last heard: T_LINK of silence from it still frees the port.
+            port.link.last_rx = heard
             port.move(PortEvent.RESTARTED)

@@ -18,7 +18,8 @@ import pytest
 
 from firmware.compose import build_station
 from firmware.config import StationConfig
-from firmware.pevlink.timers import T_TEL, T_TEL_PERIOD
+from firmware.pevlink import SUPPORTED_VERSIONS, Boot
+from firmware.pevlink.timers import T_LINK, T_TEL, T_TEL_PERIOD
 from firmware.pevlink.vocabulary import BmsFlag
 from firmware.station.port import PortState
 from firmware.station.station import StationError, StationSettings
@@ -317,6 +318,24 @@ async def test_current_vanishing_while_the_vehicle_reports_charging_trips(bench:
     assert port.last_session is not None and "unplugged" in (port.last_session.end_text or "")
     await bench.bay.detach(1)
     await bench.charging(1, BIKE, 60.0)
+
+
+async def test_a_vehicle_that_restarts_mid_charge_then_leaves_frees_the_port(bench: Bench) -> None:
+    await bench.charging(1, BIKE, 40.0)
+    port = bench.port(1)
+    agent = bench.bay.bays[1].agent
+    # Its controller restarts mid-charge (the BOOT trips the port) and the rider unplugs at once:
+    # nothing more is heard after the BOOT. That BOOT is still the last the station heard, so
+    # T_LINK of silence from it means the vehicle has gone and the port is free again.
+    await agent.link.notify(Boot("vehicle", SUPPORTED_VERSIONS))
+    agent.link.muted = True
+    booted_at = bench.clock.monotonic()
+    await bench.run_until(lambda: port.state == PortState.FAULT, timeout=1.0, step=FINE)
+    assert not relay(bench, 1).is_closed
+    assert port.fault is not None and "restarted" in port.fault.text
+    await bench.run_until(lambda: port.state == PortState.EMPTY, timeout=T_LINK + 1.0)
+    assert bench.clock.monotonic() - booted_at <= T_LINK + POLL + 0.5
+    assert port.fault is None
 
 
 async def test_telemetry_silent_past_its_timer_trips(bench: Bench) -> None:
