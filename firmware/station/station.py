@@ -47,6 +47,7 @@ from firmware.station.states import LIVE_STATES, PortState
 from firmware.station.supervisor import Supervisor
 from firmware.station.views import (
     find_session,
+    port_brief,
     port_view,
     session_view,
     station_summary,
@@ -381,7 +382,9 @@ class Station:
     def _port_changed(self, port: PortController) -> None:
         self.publish_permit(port)
         if self.events.subscribers:  # a port view is not free to build: only when someone looks
-            self.events.publish("port", port_view(port))
+            self.events.publish_port(
+                port.port_id, port.state.value, lambda: port_view(port), lambda: port_brief(port)
+            )
         if port.state in WAKE_STATES:
             self.wake_allocator()
         if (

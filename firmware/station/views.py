@@ -7,13 +7,65 @@ look negative or days long); the times shown to people are wall times.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from firmware.station.port import PortController
-from firmware.station.progress import eta_estimate, in_constant_voltage
+from firmware.station.progress import Estimate, eta_estimate, in_constant_voltage
 from firmware.station.session import Session
 from firmware.station.states import PortState
+
+ETA_REFRESH_S = 5.0
+"""A shown time to full is worked out again at most this often while nothing it shows moved: the
+page shows minutes, and the estimate takes milliseconds."""
+ETA_SOC_STEP_PCT = 1.0
+"""A charge this much further on is worked out again at once."""
+
+
+@dataclass(slots=True)
+class _Shown:
+    """The time to full last shown for a port, and what it rested on."""
+
+    key: tuple[object, ...]
+    soc_pct: float
+    at: float
+    estimate: Estimate | None
+
+
+_shown: weakref.WeakKeyDictionary[PortController, _Shown] = weakref.WeakKeyDictionary()
+
+
+def shown_eta(port: PortController) -> Estimate | None:
+    """The port's time to full as its views show it: the last one, less the time since, while its
+    session, state, grant and taper are those it was worked out for, it is under
+    ``ETA_REFRESH_S`` old and the charge has moved less than ``ETA_SOC_STEP_PCT``; otherwise a
+    new one (firmware/station/progress.py)."""
+    now = port.clock.monotonic()
+    tel = port.telemetry
+    soc = tel.soc_pct if tel is not None else -1.0
+    key = (port.session, port.state, round(port.grant_a, 2), in_constant_voltage(port))
+    last = _shown.get(port)
+    if (
+        last is not None
+        and last.key == key
+        and 0.0 <= now - last.at < ETA_REFRESH_S
+        and abs(soc - last.soc_pct) < ETA_SOC_STEP_PCT
+    ):
+        shown = last.estimate
+        if shown is None:
+            return None
+        gone = now - last.at
+        return Estimate(
+            max(0.0, shown.seconds - gone),
+            max(0.0, shown.low_s - gone),
+            max(0.0, shown.high_s - gone),
+            shown.reason,
+        )
+    estimate = eta_estimate(port)
+    _shown[port] = _Shown(key, soc, now, estimate)
+    return estimate
 
 
 def vehicle_info(port: PortController) -> dict[str, object]:
@@ -48,7 +100,7 @@ def vehicle_info(port: PortController) -> dict[str, object]:
 
 def session_view(session: Session, port: PortController, live: bool) -> dict[str, Any]:
     now = port.clock.monotonic()
-    eta = eta_estimate(port) if live else None
+    eta = shown_eta(port) if live else None
     return {
         "public_token": session.public_token,
         "session_id": session.session_id,
@@ -122,6 +174,22 @@ def port_view(port: PortController) -> dict[str, Any]:
     elif port.last_session is not None and port.state in (PortState.DONE, PortState.FAULT):
         view["session"] = session_view(port.last_session, port, live=False)
     return view
+
+
+def port_brief(port: PortController) -> dict[str, Any]:
+    """What a port's metrics follow (state, fault, the session's energy), without its view."""
+    session = port.session
+    if session is None and port.state in (PortState.DONE, PortState.FAULT):
+        session = port.last_session
+    fault = port.fault
+    return {
+        "id": port.port_id,
+        "state": port.state.value,
+        "fault": None if fault is None else {"code": fault.code, "text": fault.text},
+        "session": None
+        if session is None
+        else {"public_token": session.public_token, "energy_wh": round(session.energy_wh, 3)},
+    }
 
 
 def station_summary(
