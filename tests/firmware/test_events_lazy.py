@@ -108,7 +108,8 @@ async def test_metrics_and_mqtt_style_listeners_build_no_views(tmp_path: Path) -
             await bench.charging(1, "ebike-36v-500wh")
             await bench.run_for(10.0)
             assert sub.queue.qsize() > 0
-            facts = [sub.queue.get_nowait()["data"] for _ in range(sub.queue.qsize())]
+            got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+            facts = [event["data"] for event in got if event["type"] == "port"]
         assert built[0] == 0
         assert facts[-1]["state"] == "charging" and facts[-1]["session"]["energy_wh"] > 0
 
@@ -141,3 +142,19 @@ async def test_the_shown_time_to_full_is_worked_out_again_only_when_it_moved(
         port.grant_a = port.grant_a / 2  # what the page shows moved: at once
         views.shown_eta(port)
         assert calls[0] == 3
+
+
+async def test_a_port_event_carries_the_curve_only_when_it_gained_a_point(tmp_path: Path) -> None:
+    async with make_bench(tmp_path, ports=1) as bench:
+        await bench.charging(1, "ebike-36v-500wh")
+        port = bench.port(1)
+        events = views.EventViews()
+        first = events.view(port)
+        assert "curve" in first["session"]  # the first event of the session: the whole curve
+        again = events.view(port)
+        assert "curve" not in again["session"]  # nothing new: the reader keeps the one it has
+        assert again["session"]["energy_wh"] == first["session"]["energy_wh"]
+        await bench.run_for(bench.station.settings.sample_period_s + 0.1)
+        later = events.view(port)
+        assert later["session"]["curve"] == bench.station.port_view(port)["session"]["curve"]
+        assert len(later["session"]["curve"]) > len(first["session"]["curve"])
