@@ -16,7 +16,9 @@ process of its own speaks PEV Link on the port's pty, as an outside device would
 ``PEV_BENCH_VEHICLES=inline`` or ``separate`` measures only one. The daemon runs under
 bench/probe.py, which records the thread CPU time of each supervisor pass and each safety pass
 and names the daemon's threads, so each window also gives every thread's share (from
-/proc/PID/task); ``PEV_BENCH_PROFILE=DIR`` also writes a profile of every thread over each window
+/proc/PID/task), and what of it stands in for hardware (the bench world's physics steps and the
+pty cables' threads) apart from the station's own; ``PEV_BENCH_PROFILE=DIR`` also writes a
+profile of every thread over each window
 (``DIR/<mode>-<window>/<thread>.prof``, pstats files; yappi on CPU time).
 ``PEV_BENCH_DAEMON_ROOT`` runs the daemon from another checkout (to compare with an older one).
 """
