@@ -322,7 +322,8 @@ class EventHub:
             first = not self._latest
             if first:
                 self._pending_at = self.clock.monotonic()
-            self._latest[key] = ("port", built if built is not None else _Later(view))
+            # Compared with the last one sent when the batch goes out, as a view built then is.
+            self._latest[key] = ("port", _Later(view if built is None else lambda: built))
             self._urgent = self._urgent or urgent
         if urgent or first:
             self._wake()

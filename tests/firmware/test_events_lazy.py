@@ -158,3 +158,20 @@ async def test_a_port_event_carries_the_curve_only_when_it_gained_a_point(tmp_pa
         later = events.view(port)
         assert later["session"]["curve"] == bench.station.port_view(port)["session"]["curve"]
         assert len(later["session"]["curve"]) > len(first["session"]["curve"])
+
+
+async def test_a_view_built_for_a_listener_serves_the_web_clients_too() -> None:
+    hub = EventHub()
+    stream = hub.stream()
+    port = Counted(2)
+    with hub.subscribe():
+        port.publish(hub)
+        assert port.views == 1
+        assert hub.flush() and port.views == 1  # the same view, not built again
+        chunk = await stream.get()
+        assert chunk is not None and b'"n":1' in chunk
+        port.n -= 1  # the same view again: built for the listener, not sent to the clients
+        port.publish(hub)
+        assert not hub.flush()
+    stream.close()
+    await hub.aclose()
