@@ -15,6 +15,12 @@ connection aborted), never buffered, so a phone on a bad network costs nothing.
 A keep-alive comment goes to every client every ``keepalive_s``, so a dead peer is found by
 the write that fails. ``publish`` may be called from another thread; the batching runs on the
 loop where the first client subscribed. Durations run on the injected clock.
+
+A port's view is not free to build (its session's time to full, its curve), and a port changes
+with every line its vehicle sends: :meth:`EventHub.publish_port` takes builders instead of data.
+The web clients' view is built once per batch, when it goes out (so at most once a batch per port
+however often the port changed); an in-process listener gets the whole view only if it asked for
+it, and a ``brief`` one (the metrics, a trigger) gets the port's few facts instead.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 from hal.clock import Clock, RealClock, wait_for
 
 Event = dict[str, Any]
+Build = Callable[[], dict[str, Any]]
 log = logging.getLogger(__name__)
 KEEPALIVE = b": keep-alive\n\n"
 WAKE_SLICE = 64
@@ -52,10 +59,12 @@ def _report(task: asyncio.Task[None]) -> None:
 class Subscription:
     """An in-process listener: every event as a dict, the oldest dropped when it falls behind."""
 
-    def __init__(self, hub: EventHub, maxsize: int) -> None:
+    def __init__(self, hub: EventHub, maxsize: int, brief: bool = False) -> None:
         self._hub = hub
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.dropped = 0
+        self.brief = brief
+        """Port events carry the port's brief facts, not its whole view."""
 
     def offer(self, event: Event) -> None:
         if self.queue.full():
@@ -133,6 +142,7 @@ class Stream:
             self._hub._streams.discard(self)
             if not self._hub._streams:
                 self._hub._sent.clear()  # unwatched changes go unrecorded: compare with nothing
+                self._hub._states.clear()
                 self._hub._wake()  # the batching task ends with its last client
 
     def __enter__(self) -> Stream:
@@ -140,6 +150,15 @@ class Stream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Later:
+    """A port's view, built when its batch goes out (the latest state by then)."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Build) -> None:
+        self.build = build
 
 
 class EventHub:
@@ -167,6 +186,8 @@ class EventHub:
         self._latest: dict[Any, tuple[str, Any]] = {}
         self._sent: dict[Any, Any] = {}
         """The last event queued for the web clients, per key: an equal one carries nothing."""
+        self._states: dict[Any, Any] = {}
+        """The state of each port as last published to the web clients (a new one is urgent)."""
         self._urgent = False
         """A pending event that should not wait for the quiet interval (not only figures)."""
         self._pending_at = 0.0
@@ -186,8 +207,10 @@ class EventHub:
 
     # --- listeners --------------------------------------------------------------------------------
 
-    def subscribe(self, maxsize: int = 256) -> Subscription:
-        sub = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 256, *, brief: bool = False) -> Subscription:
+        """Every event as a dict; a ``brief`` subscription gets a port's facts, not its view
+        (see :meth:`publish_port`)."""
+        sub = Subscription(self, maxsize, brief)
         self._subs.add(sub)
         return sub
 
@@ -258,11 +281,49 @@ class EventHub:
             if before == data:
                 return
             self._sent[key] = data
-            urgent = not port or before is None or before.get("state") != data.get("state")
+            urgent = not port or self._states.get(key) != data.get("state")
+            if port:
+                self._states[key] = data.get("state")
             first = not self._latest
             if first:
                 self._pending_at = self.clock.monotonic()
             self._latest[key] = (kind, data)
+            self._urgent = self._urgent or urgent
+        if urgent or first:
+            self._wake()
+
+    def publish_port(self, port_id: int, state: str, view: Build, brief: Build) -> None:
+        """Port ``port_id`` changed: ``view()`` builds what it shows, ``brief()`` its few facts.
+
+        Each is built at most once here, and only if a listener takes it; the web clients' view
+        is built when their batch goes out. A new ``state`` goes out at once, as with
+        :meth:`publish`; a view equal to the one last sent is not sent again.
+        """
+        built: dict[str, Any] | None = None
+        if self._subs:
+            full: Event | None = None
+            facts: Event | None = None
+            for sub in list(self._subs):
+                if sub.brief:
+                    if facts is None:
+                        facts = {"id": next(self._ids), "type": "port", "data": brief()}
+                    sub.offer(facts)
+                else:
+                    if full is None:
+                        built = view()
+                        full = {"id": next(self._ids), "type": "port", "data": built}
+                    sub.offer(full)
+        if not self._streams:
+            return
+        key = ("port", port_id)
+        with self._lock:
+            urgent = self._states.get(key) != state
+            self._states[key] = state
+            first = not self._latest
+            if first:
+                self._pending_at = self.clock.monotonic()
+            # Compared with the last one sent when the batch goes out, as a view built then is.
+            self._latest[key] = ("port", _Later(view if built is None else lambda: built))
             self._urgent = self._urgent or urgent
         if urgent or first:
             self._wake()
@@ -325,11 +386,19 @@ class EventHub:
         when nothing changed)."""
         with self._lock:
             batch, self._latest, self._urgent = self._latest, {}, False
-        if not batch:
+        items = []
+        for key, (kind, data) in batch.items():
+            if isinstance(data, _Later):
+                data = data.build()
+                with self._lock:
+                    if self._sent.get(key) == data:
+                        continue  # it changed and changed back, or only in what it does not show
+                    self._sent[key] = data
+            items.append((kind, data, next(self._ids)))
+        if not items:
             return None
         self._cache.clear()
         self.batches += 1
-        items = [(kind, data, next(self._ids)) for kind, data in batch.values()]
         encoded: dict[bool, list[tuple[int | None, bytes]]] = {}
         slices: dict[tuple[bool, int | None], bytes] = {}
 

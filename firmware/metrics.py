@@ -3,8 +3,9 @@
 The station is watched only through its public surface: each supervisor pass is timed by wrapping
 ``Station.supervise_once`` (a pass that runs late is what a slow SD card or a busy CPU looks like
 on a Pi), the gap between watchdog kicks is measured at ``on_tick`` (the kick happens just before
-it), trips and energy come from the station's event stream, and every gauge is read from
-``Station.snapshot()`` when Prometheus scrapes, so nothing is built twenty times a second.
+it), trips and energy come from the station's event stream (each port's brief facts, not its
+view: a view is not free to build), and every gauge is read from ``Station.snapshot()`` when
+Prometheus scrapes, so nothing is built twenty times a second.
 
 Each :class:`StationMetrics` has its own registry (no process-global state), so tests and a
 station with two listeners never collide.
@@ -148,7 +149,7 @@ class StationMetrics:
 
     async def run(self) -> None:
         """Follow the station's events for trips and energy, until cancelled."""
-        with self.station.events.subscribe(maxsize=512) as sub:
+        with self.station.events.subscribe(maxsize=512, brief=True) as sub:
             self.own_subscriptions += 1
             try:
                 for port in self.station.snapshot()["ports"]:

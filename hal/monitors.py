@@ -8,6 +8,7 @@ On real hardware the blocking I2C transfers go to a worker thread; on the bench 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
 from typing import Any
 
@@ -17,6 +18,10 @@ from hal.errors import BackendUnavailable, ImplausibleReading, SensorError, Sens
 from hal.interfaces import PowerMonitor, PowerReading
 
 INA219_GAIN_RANGE_V = {1: 0.04, 2: 0.08, 4: 0.16, 8: 0.32}
+INA219_BUS_REGISTER = 0x02
+"""Bus voltage in bits 15-3 (4 mV), the conversion-ready flag in bit 1, overflow in bit 0."""
+INA228_MATHOF = 1 << 9
+"""DIAG_ALRT's math overflow flag (the current or power beyond the register's range)."""
 
 
 def ina219_calibration(shunt_ohms: float, max_current_a: float) -> tuple[int, float]:
@@ -32,7 +37,7 @@ def ina219_calibration(shunt_ohms: float, max_current_a: float) -> tuple[int, fl
 
 def _import_driver(module: str) -> Any:
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError as exc:
         raise BackendUnavailable(
             f"{module} is not installed: pip install 'pev-charger[pi]'"
@@ -101,8 +106,16 @@ class Ina219Monitor(_DriverMonitor):
         self.max_current_a = max_current_a
         self.bus_range_v = bus_range_v
         self.gain = gain
+        # The driver with one more accessor: its bus voltage register read whole, so the voltage
+        # and the overflow flag come from one read (the driver reads the register once for each).
+        struct = _import_driver("adafruit_register.i2c_struct")
+        ina219 = type(
+            "INA219",
+            (driver_module.INA219,),
+            {"bus_register": struct.ROUnaryStruct(INA219_BUS_REGISTER, ">H")},
+        )
         try:
-            driver = driver_module.INA219(i2c, address)
+            driver = ina219(i2c, address)
             driver.bus_voltage_range = 1 if bus_range_v == 32 else 0
             driver.gain = {1: 0, 2: 1, 4: 2, 8: 3}[gain]
             driver.bus_adc_resolution = driver_module.ADCResolution.ADCRES_12BIT_1S
@@ -117,12 +130,16 @@ class Ina219Monitor(_DriverMonitor):
         self.calibration = cal
 
     def _read_blocking(self) -> tuple[float, float, float, bool]:
+        """Two register reads and a write, five bus transfers (the driver's own properties for
+        voltage, overflow, current and power take ten): the bus register once, then the current,
+        which the driver reads after writing the calibration again (a part reset by a sharp load
+        forgets it and would read 0 A). The power is the product, as the part computes it (signed
+        like the current, where its register holds the magnitude); no rule reads it."""
         d = self._driver
-        volts = float(d.bus_voltage)
-        overflow = bool(d.overflow)
+        bus = int(d.bus_register)
+        volts = (bus >> 3) * 0.004
         amps = float(d.current) / 1000.0
-        watts = float(d.power)
-        return volts, amps, watts, overflow
+        return volts, amps, volts * amps, bool(bus & 1)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -166,12 +183,14 @@ class Ina228Monitor(_DriverMonitor):
         self._driver = driver
 
     def _read_blocking(self) -> tuple[float, float, float, bool]:
+        """Three register reads, six bus transfers (eight with the power register): the power is
+        the product of what was read, and the overflow is one bit of the flags register, read
+        through the driver's accessor rather than its dictionary of all eleven flags."""
         d = self._driver
         volts = float(d.bus_voltage)
         amps = float(d.current)
-        watts = float(d.power)
-        overflow = bool(d.alert_flags["MATHOF"])
-        return volts, amps, watts, overflow
+        overflow = bool(int(d._alert_flags) & INA228_MATHOF)
+        return volts, amps, volts * amps, overflow
 
     def describe(self) -> dict[str, object]:
         return {

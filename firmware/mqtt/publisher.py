@@ -166,7 +166,7 @@ class MqttPublisher:
             raise_if_cancelled()
 
     async def _follow_events(self, client: aiomqtt.Client) -> None:
-        with self.station.events.subscribe(maxsize=64) as sub:
+        with self.station.events.subscribe(maxsize=64, brief=True) as sub:
             self.subscribed = True
             try:
                 async for _event in sub:

@@ -61,6 +61,9 @@ READ_SLICE_S = 1.0
 """The longest a read of the vehicle's line waits before it looks again (bytes end it at once):
 a quiet line costs one wake-up a second, not twenty. Silence is the supervisor's to judge."""
 
+_CHARGING = int(BmsFlag.CHARGING)
+"""As a plain int: asked on every pass, where building the enum cost more than the test."""
+
 __all__ = [
     "LINK_ERRORS",
     "LIVE_STATES",
@@ -268,7 +271,7 @@ class PortController(PowerActions):
         tel = self.telemetry
         if tel is None:
             return False
-        return bool(BmsFlag(tel.flags) & BmsFlag.CHARGING) and tel.current_a > 0.3
+        return bool(tel.flags & _CHARGING) and tel.current_a > 0.3
 
     def forget_vehicle(self, keep_fault: bool = False) -> None:
         """Everything the vehicle told us goes; a fault stays on show when asked."""

@@ -123,10 +123,14 @@ def check_temperature(limits: Limits, temperature_c: float) -> Trip | None:
     return None
 
 
+_STOP_MASK = int(STOP_FLAGS)
+"""The stop flags as a plain int: the test on every pass is one ``&``, not an enum built twice."""
+
+
 def check_vehicle_flags(flags: int) -> Trip | None:
-    bad = BmsFlag(flags) & STOP_FLAGS
-    if not bad:
+    if not flags & _STOP_MASK:
         return None
+    bad = BmsFlag(flags) & STOP_FLAGS
     if bad & BmsFlag.OVER_TEMP:
         return Trip("overtemp", "The vehicle's battery reports it is too hot")
     if bad & BmsFlag.UNDER_TEMP:

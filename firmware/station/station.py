@@ -46,7 +46,9 @@ from firmware.station.spec import STATE_WORDS
 from firmware.station.states import LIVE_STATES, PortState
 from firmware.station.supervisor import Supervisor
 from firmware.station.views import (
+    EventViews,
     find_session,
+    port_brief,
     port_view,
     session_view,
     station_summary,
@@ -136,6 +138,7 @@ class Station:
         self.fleet = share_budget(self.ports.values(), lambda: self.budget_w)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = asyncio.Event()
+        self._event_views = EventViews()
 
     def _ports_for(self, v_min: float, v_max: float) -> list[int]:
         return [
@@ -381,7 +384,12 @@ class Station:
     def _port_changed(self, port: PortController) -> None:
         self.publish_permit(port)
         if self.events.subscribers:  # a port view is not free to build: only when someone looks
-            self.events.publish("port", port_view(port))
+            self.events.publish_port(
+                port.port_id,
+                port.state.value,
+                lambda: self._event_views.view(port),
+                lambda: port_brief(port),
+            )
         if port.state in WAKE_STATES:
             self.wake_allocator()
         if (

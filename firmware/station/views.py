@@ -7,13 +7,65 @@ look negative or days long); the times shown to people are wall times.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from firmware.station.port import PortController
-from firmware.station.progress import eta_estimate, in_constant_voltage
+from firmware.station.progress import Estimate, eta_estimate, in_constant_voltage
 from firmware.station.session import Session
 from firmware.station.states import PortState
+
+ETA_REFRESH_S = 5.0
+"""A shown time to full is worked out again at most this often while nothing it shows moved: the
+page shows minutes, and the estimate takes milliseconds."""
+ETA_SOC_STEP_PCT = 1.0
+"""A charge this much further on is worked out again at once."""
+
+
+@dataclass(slots=True)
+class _Shown:
+    """The time to full last shown for a port, and what it rested on."""
+
+    key: tuple[object, ...]
+    soc_pct: float
+    at: float
+    estimate: Estimate | None
+
+
+_shown: weakref.WeakKeyDictionary[PortController, _Shown] = weakref.WeakKeyDictionary()
+
+
+def shown_eta(port: PortController) -> Estimate | None:
+    """The port's time to full as its views show it: the last one, less the time since, while its
+    session, state, grant and taper are those it was worked out for, it is under
+    ``ETA_REFRESH_S`` old and the charge has moved less than ``ETA_SOC_STEP_PCT``; otherwise a
+    new one (firmware/station/progress.py)."""
+    now = port.clock.monotonic()
+    tel = port.telemetry
+    soc = tel.soc_pct if tel is not None else -1.0
+    key = (port.session, port.state, round(port.grant_a, 2), in_constant_voltage(port))
+    last = _shown.get(port)
+    if (
+        last is not None
+        and last.key == key
+        and 0.0 <= now - last.at < ETA_REFRESH_S
+        and abs(soc - last.soc_pct) < ETA_SOC_STEP_PCT
+    ):
+        shown = last.estimate
+        if shown is None:
+            return None
+        gone = now - last.at
+        return Estimate(
+            max(0.0, shown.seconds - gone),
+            max(0.0, shown.low_s - gone),
+            max(0.0, shown.high_s - gone),
+            shown.reason,
+        )
+    estimate = eta_estimate(port)
+    _shown[port] = _Shown(key, soc, now, estimate)
+    return estimate
 
 
 def vehicle_info(port: PortController) -> dict[str, object]:
@@ -46,10 +98,14 @@ def vehicle_info(port: PortController) -> dict[str, object]:
     return info
 
 
-def session_view(session: Session, port: PortController, live: bool) -> dict[str, Any]:
+def session_view(
+    session: Session, port: PortController, live: bool, *, curve: bool = True
+) -> dict[str, Any]:
+    """The session as shown; without its ``curve`` when ``curve`` is False (an event whose
+    reader keeps the curve it has)."""
     now = port.clock.monotonic()
-    eta = eta_estimate(port) if live else None
-    return {
+    eta = shown_eta(port) if live else None
+    view: dict[str, Any] = {
         "public_token": session.public_token,
         "session_id": session.session_id,
         "port": port.port_id,
@@ -66,8 +122,33 @@ def session_view(session: Session, port: PortController, live: bool) -> dict[str
         "eta_range_s": None if eta is None else [round(eta.low_s), round(eta.high_s)],
         "eta_reason": None if eta is None else eta.reason,
         "finishing": live and in_constant_voltage(port),
-        "curve": [[round(t, 1), round(w, 1), round(s, 1)] for t, w, s in session.samples],
     }
+    if curve:
+        view["curve"] = [[round(t, 1), round(w, 1), round(s, 1)] for t, w, s in session.samples]
+    return view
+
+
+def curve_mark(session: Session) -> tuple[str, int, float | None]:
+    """What tells one state of a session's curve from the next (it gains a point every few
+    seconds, and past its length drops the oldest)."""
+    samples = session.samples
+    return session.public_token, len(samples), samples[-1][0] if samples else None
+
+
+class EventViews:
+    """The port views the station's events carry: a session's curve (up to an hour of points)
+    only when it gained a point since the port's last event; a reader keeps the one it has."""
+
+    def __init__(self) -> None:
+        self._sent: dict[int, tuple[str, int, float | None]] = {}
+
+    def view(self, port: PortController) -> dict[str, Any]:
+        session = shown_session(port)
+        mark = curve_mark(session) if session is not None else None
+        fresh = mark is not None and self._sent.get(port.port_id) != mark
+        if mark is not None:
+            self._sent[port.port_id] = mark
+        return port_view(port, curve=fresh)
 
 
 def accounted_v(port: PortController) -> float:
@@ -80,7 +161,8 @@ def accounted_v(port: PortController) -> float:
     return min(port.account_v, port.battery.v_max_v)
 
 
-def port_view(port: PortController) -> dict[str, Any]:
+def port_view(port: PortController, *, curve: bool = True) -> dict[str, Any]:
+    """The port as shown; ``curve``: with its session's curve (see :func:`session_view`)."""
     reading = port.reading if port.relay_closed else None
     volts = reading.bus_voltage_v if reading else 0.0
     amps = reading.current_a if reading else 0.0
@@ -117,11 +199,33 @@ def port_view(port: PortController) -> dict[str, Any]:
             "max_power_w": port.spec.max_power_w,
         },
     }
-    if port.session is not None:
-        view["session"] = session_view(port.session, port, live=True)
-    elif port.last_session is not None and port.state in (PortState.DONE, PortState.FAULT):
-        view["session"] = session_view(port.last_session, port, live=False)
+    session = shown_session(port)
+    if session is not None:
+        view["session"] = session_view(session, port, live=session is port.session, curve=curve)
     return view
+
+
+def shown_session(port: PortController) -> Session | None:
+    """The session a port's view shows: its live one, or the one that just ended there."""
+    if port.session is not None:
+        return port.session
+    if port.last_session is not None and port.state in (PortState.DONE, PortState.FAULT):
+        return port.last_session
+    return None
+
+
+def port_brief(port: PortController) -> dict[str, Any]:
+    """What a port's metrics follow (state, fault, the session's energy), without its view."""
+    session = shown_session(port)
+    fault = port.fault
+    return {
+        "id": port.port_id,
+        "state": port.state.value,
+        "fault": None if fault is None else {"code": fault.code, "text": fault.text},
+        "session": None
+        if session is None
+        else {"public_token": session.public_token, "energy_wh": round(session.energy_wh, 3)},
+    }
 
 
 def station_summary(
