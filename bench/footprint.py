@@ -29,10 +29,8 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Any
 import aiohttp
 
 from bench.common import ROOT, percentile, python, table
+from bench.proc import free_port, per_thread, thread_cpu_seconds, window
 
 MODELS = {
     1: "ebike-36v-500wh",
@@ -61,61 +60,6 @@ app = web.Application()
 app.router.add_get("/", hello)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """Each thread's user + system seconds, by its kernel id."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            out[task.name] = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return out
-
-
-def per_thread(
-    before: dict[str, float], after: dict[str, float], names: dict[str, str], seconds: float
-) -> dict[str, float]:
-    """CPU % of a core per thread name (numbered threads of one kind summed: ``pty-port*``)."""
-    out: dict[str, float] = {}
-    for tid, cpu in after.items():
-        name = re.sub(r"\d+$", "*", names.get(tid, "unnamed"))
-        out[name] = out.get(name, 0.0) + (cpu - before.get(tid, 0.0)) / seconds * 100.0
-    return dict(sorted(out.items(), key=lambda item: -item[1]))
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-async def window(pid: int, seconds: float) -> dict[str, float]:
-    """CPU share of one core and memory of ``pid`` over ``seconds`` of real time."""
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-    await asyncio.sleep(seconds)
-    cpu1, t1 = cpu_seconds(pid), time.perf_counter()
-    memory = memory_kb(pid)
-    return {
-        "cpu_pct": (cpu1 - cpu0) / (t1 - t0) * 100.0,
-        "rss_mb": memory["VmRSS"] / 1024,
-        "peak_rss_mb": memory["VmHWM"] / 1024,
-    }
 
 
 async def wait_http(session: aiohttp.ClientSession, url: str, process: Any) -> None:
@@ -195,24 +139,22 @@ async def sse_client(
                     ready.set()
 
 
+def daemon_args(port: int, db: Path) -> list[str]:
+    """``pev-charger run --sim``'s arguments: one port per benchmark vehicle, a budget for all."""
+    ports, budget = str(len(MODELS)), str(420 * len(MODELS))
+    where = ["--port", str(port), "--db", str(db)]
+    return ["run", "--sim", "--ports", ports, "--budget", budget, *where]
+
+
 async def start_bench_daemon(
     port: int, db: Path, *extra: str, root: Path = ROOT
 ) -> asyncio.subprocess.Process:
-    """``pev-charger run --sim`` with one port per benchmark vehicle and a budget for all."""
+    """The bench daemon (``daemon_args``), from ``root``'s firmware."""
     return await asyncio.create_subprocess_exec(
         python(),
         "-m",
         "firmware.cli",
-        "run",
-        "--sim",
-        "--ports",
-        str(len(MODELS)),
-        "--budget",
-        str(420 * len(MODELS)),
-        "--port",
-        str(port),
-        "--db",
-        str(db),
+        *daemon_args(port, db),
         *extra,
         cwd=str(root),
         stdout=asyncio.subprocess.DEVNULL,
@@ -229,16 +171,7 @@ async def start_probed_daemon(
         python(),
         str(ROOT / "bench" / "probe.py"),
         *args,
-        "run",
-        "--sim",
-        "--ports",
-        str(len(MODELS)),
-        "--budget",
-        str(420 * len(MODELS)),
-        "--port",
-        str(port),
-        "--db",
-        str(workdir / "records.db"),
+        *daemon_args(port, workdir / "records.db"),
         cwd=str(root),
         env={**os.environ, "PYTHONPATH": str(root)},
         stdout=asyncio.subprocess.DEVNULL,

@@ -28,16 +28,8 @@ from typing import Any
 import aiohttp
 
 from bench.common import ROOT, percentile, python, rounded, table
-from bench.footprint import (
-    MODELS,
-    charge_all,
-    cpu_seconds,
-    free_port,
-    memory_kb,
-    start_bench_daemon,
-    stop,
-    wait_http,
-)
+from bench.footprint import MODELS, charge_all, start_bench_daemon, stop, wait_http
+from bench.proc import cpu_seconds, free_port, memory_kb
 
 REQUESTS_PER_S = 50.0
 
