@@ -28,16 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import threading
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
+from firmware.event_listeners import Event, Stream, Subscription, sse
 from hal.clock import Clock, RealClock, wait_for
 
-Event = dict[str, Any]
 Build = Callable[[], dict[str, Any]]
 log = logging.getLogger(__name__)
 KEEPALIVE = b": keep-alive\n\n"
@@ -46,110 +44,9 @@ WAKE_SLICE = 64
 request that arrives meanwhile wait for all of their writes; between slices it is served."""
 
 
-def sse(kind: str, data: Any, event_id: int | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
 def _report(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("event batches stopped", exc_info=task.exception())
-
-
-class Subscription:
-    """An in-process listener: every event as a dict, the oldest dropped when it falls behind."""
-
-    def __init__(self, hub: EventHub, maxsize: int, brief: bool = False) -> None:
-        self._hub = hub
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-        self.dropped = 0
-        self.brief = brief
-        """Port events carry the port's brief facts, not its whole view."""
-
-    def offer(self, event: Event) -> None:
-        if self.queue.full():
-            self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(event)
-
-    def close(self) -> None:
-        self._hub.unsubscribe(self)
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self.queue.get()
-
-
-class Stream:
-    """A web client's bounded queue of encoded batches; :meth:`get` returns None once dropped."""
-
-    def __init__(
-        self,
-        hub: EventHub,
-        port: int | None,
-        on_drop: Callable[[], None] | None,
-        public: bool = False,
-    ) -> None:
-        self._hub = hub
-        self.port = port
-        self.public = public
-        self._on_drop = on_drop
-        self._chunks: deque[bytes] = deque()
-        self._ready = asyncio.Event()
-        self.closed = False
-        self.dropped = False
-
-    def offer(self, chunk: bytes) -> None:
-        if self.closed:
-            return
-        if len(self._chunks) >= self._hub.client_queue:
-            self.dropped = True
-            self._hub.dropped += 1
-            self._chunks.clear()
-            self.close()
-            if self._on_drop is not None:
-                self._on_drop()
-            return
-        self._chunks.append(chunk)
-        self._ready.set()
-
-    async def get(self) -> bytes | None:
-        """Everything waiting, as one write; None when the stream is closed."""
-        while not self._chunks:
-            if self.closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        if len(self._chunks) == 1:
-            return self._chunks.popleft()
-        joined = b"".join(self._chunks)
-        self._chunks.clear()
-        return joined
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._ready.set()
-            self._hub._streams.discard(self)
-            if not self._hub._streams:
-                self._hub._sent.clear()  # unwatched changes go unrecorded: compare with nothing
-                self._hub._states.clear()
-                self._hub._wake()  # the batching task ends with its last client
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class _Later:
@@ -247,6 +144,13 @@ class EventHub:
             self._task = self._loop.create_task(self._run(), name="event-batches")
             self._task.add_done_callback(_report)
         return stream
+
+    def stream_closed(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+        if not self._streams:
+            self._sent.clear()  # unwatched changes go unrecorded: compare with nothing
+            self._states.clear()
+            self._wake()  # the batching task ends with its last client
 
     def cached(self, key: Any, build: Callable[[], bytes]) -> bytes:
         """Bytes built once per batch interval at most, and never kept past the next batch (the

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from firmware.events import sse
+from firmware.event_listeners import sse
 from firmware.station.port import PortController
 from firmware.web.access import is_operator, is_privileged, is_touchscreen
 from firmware.web.context import BOOT_KEY, STATION_KEY, station_snapshot

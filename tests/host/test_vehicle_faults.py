@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.events import Event, Subscription
+from firmware.event_listeners import Event, Subscription
 from firmware.pevlink import Telemetry
 from firmware.pevlink.timers import T_SETTLE, T_TEL, T_TEL_PERIOD, T_VERIFY
 from firmware.station.port import PortState

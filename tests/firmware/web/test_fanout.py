@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 
 import firmware.web.qr as qr_module
 from firmware.daemon import StoreHistory
-from firmware.events import WAKE_SLICE, EventHub, Stream
+from firmware.event_listeners import Stream
+from firmware.events import WAKE_SLICE, EventHub
 from firmware.web.app import create_app
 from firmware.web.context import ApiSettings
 from hal.clock import SimClock
