@@ -24,6 +24,7 @@ from firmware.station.allocation import Allocation
 from firmware.station.allocator import Demand, Policy, SharingPolicy
 from firmware.station.errors import StationError
 from firmware.station.line import run_line
+from firmware.station.permits import renewed_permit
 from firmware.station.port import LINK_ERRORS, PortController, PortIO, PortSpec
 from firmware.station.progress import (
     eta_seconds,
@@ -33,10 +34,8 @@ from firmware.station.progress import (
 )
 from firmware.station.safety import SafetyConfig, Trip
 from firmware.station.safety_core import (
-    PERMIT_TTL_S,
     READ_DEADLINE_FRACTION,
     CorePort,
-    Permit,
     SafetyCore,
     SafetyThread,
 )
@@ -265,40 +264,11 @@ class Station:
     # --- the safety core ---------------------------------------------------------------------
 
     def publish_permit(self, port: PortController) -> None:
-        """What the safety core may allow on this port now (replaced whole: thread-safe).
-
-        An unchanged permit is renewed once half its life has passed, not on every pass: a
-        control plane that stops still loses it within its lifetime (sooner, if anything).
-        """
-        live = port.state in LIVE_STATES and port.session is not None
-        limits = port.limits() if live else None
-        verified, grant_a, busy = port.verified, port.grant_a, port.busy
-        charging = port.vehicle_reports_charging()
-        now = self.clock.monotonic()
-        life = max(PERMIT_TTL_S, 5.0 * self._hold_s())
+        """What the safety core may allow on this port now (replaced whole: thread-safe)."""
         held = self.safety.permits.get(port.port_id)
-        if (
-            held is not None
-            and held.expires_at - now > life / 2
-            and held.live == live
-            and held.limits is limits
-            and held.verified == verified
-            and held.grant_a == grant_a
-            and held.busy == busy
-            and held.vehicle_charging == charging
-            and held.guard is port.guard
-        ):
-            return
-        self.safety.permits[port.port_id] = Permit(
-            live=live,
-            limits=limits,
-            verified=verified,
-            grant_a=grant_a,
-            busy=busy,
-            vehicle_charging=charging,
-            guard=port.guard,
-            expires_at=now + life,
-        )
+        permit = renewed_permit(port, held, self.clock.monotonic(), self._hold_s())
+        if permit is not None:
+            self.safety.permits[port.port_id] = permit
 
     def _hold_s(self) -> float:
         """The board's watchdog hold (the bench scales it with its speed)."""
