@@ -45,6 +45,8 @@ MAX_GAP_S = 30.0
 """A longer gap between passes is not counted (a paused loop, not a charge)."""
 MAX_CUTOFF_C = 0.1
 """No charger ends above C/10: a higher last current was not the cut-off."""
+MIN_CUTOFF_A = 0.005
+"""No end is looked for below this current (the sensor's resolution, well below any charger's)."""
 REASON_HOLD_S = 300.0
 """A change of grant is given as the reason for this long after it."""
 NEW_SESSION_HISTORY = EtaHistory()
@@ -247,9 +249,15 @@ def session_pack(port: PortController) -> Pack | None:
         amps = port.telemetry.current_a
         pack = pack.with_lead_from(port.telemetry.soc_pct, amps)
         if 0 < amps <= pack.cutoff_a * 1.05:
-            # Still charging below the cut-off it was thought to have: it ends lower than that,
-            # most often at C/40 where C/20 was assumed.
-            pack = replace(pack, cutoff_a=amps * 0.5)
+            # Still charging at or below the cut-off it was thought to have: it ends lower, at
+            # the next of the usual ends, each half the one before (C/20, then C/40, most often,
+            # then C/80). A fixed end, not one below the present current: halving what flows at
+            # every look kept the end ahead of the taper, and the estimate stood still (twice
+            # to many times the time left) while the time ran out.
+            cutoff = pack.cutoff_a / 2
+            while amps < cutoff * 0.95 and cutoff > MIN_CUTOFF_A:
+                cutoff /= 2
+            pack = replace(pack, cutoff_a=cutoff)
     elif tracker is not None and tracker.lead_pct is not None:
         pack = replace(pack, lead_pct=tracker.lead_pct)
     return pack

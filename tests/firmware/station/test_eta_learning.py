@@ -277,3 +277,21 @@ async def test_a_history_that_cannot_be_written_is_kept_in_memory(tmp_path: Path
     history.learn("LFP/12S/99Wh/2.00A", Learned(1.0, 0.05, 0.008, 0.9))
     await history.aclose()  # logged, not raised: the ETA must never stop a charge
     assert history.get("LFP/12S/99Wh/2.00A") is not None
+
+
+def test_a_first_session_that_tapers_past_c20_while_sharing_is_told_when_it_ends() -> None:
+    """A scooter whose charger ends at C/40, first of its model, shares 150 W with an e-bike.
+
+    Nothing says where it ends until its current passes C/20; from there the end is expected at
+    C/40. Halving the present current at every look kept the end ahead of the taper: the estimate
+    stood still at about 35 minutes while the time left ran out (2 to 7 times the time left).
+    """
+    plugs = [(0.0, "scooter-xiaomi-m365", 80.0), (0.0, "ebike-36v-500wh", 60.0)]
+    end, samples = run_shared(150.0, plugs, watch=0)
+    late = [(at, e) for at, e in samples if at >= 0.8 * end and e is not None]
+    assert len(late) >= 10
+    # the last few minutes are a few samples of the wire's 10 mA and 0.1 % steps
+    errors = [abs(e.seconds - (end - at)) / (end - at) for at, e in late[: -len(late) // 5]]
+    assert sum(errors) / len(errors) <= 0.25, errors
+    assert max(errors) <= 0.5, errors
+    assert late[-1][1].seconds < late[0][1].seconds / 4
