@@ -246,7 +246,9 @@ def session_pack(port: PortController) -> Pack | None:
     if pack is None:
         return None
     if in_constant_voltage(port) and port.telemetry is not None:
-        amps = port.telemetry.current_a
+        # the station's own sensor: the wire's 10 mA steps last minutes late in a taper, and
+        # the estimate stood still between them
+        amps = port.reading.current_a if port.reading is not None else port.telemetry.current_a
         pack = pack.with_lead_from(port.telemetry.soc_pct, amps)
         if 0 < amps <= pack.cutoff_a * 1.05:
             # Still charging at or below the cut-off it was thought to have: it ends lower, at
