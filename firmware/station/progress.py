@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from firmware.pevlink import Battery
 from firmware.station.eta_history import EtaHistory, Learned, model_key
 from firmware.station.outlook import Fleet, Plan, fleet_of
 from firmware.station.outlook import share_budget as _share_budget
@@ -359,7 +360,21 @@ def _estimate(
         reason = f"Learned from {learned.sessions} earlier charge(s) of this model"
     else:
         reason = "From the battery's declared profile and its measured charge"
-    return Estimate(seconds, seconds * (1 - u), seconds * (1 + u), reason)
+    high = seconds * (1 + u)
+    if learned is None and pack.cutoff_a >= declared_cutoff_a(b) - 1e-9:
+        # Never seen full: where it ends is a guess (C/20, the usual end). The other usual end,
+        # C/40, takes far longer in the taper; the range reaches that far.
+        later = time_to_full(
+            replace(pack, cutoff_a=pack.cutoff_a / 2), tel.soc_pct, offer, b.target_soc_pct or 100.0
+        )
+        if later is not None:
+            high = max(high, later)
+    return Estimate(seconds, seconds * (1 - u), high, reason)
+
+
+def declared_cutoff_a(b: Battery) -> float:
+    """The cut-off a model with no history is given (firmware/station/pack.py declared_pack)."""
+    return max(0.02, CUTOFF_C * b.capacity_wh / b.v_nom_v) if b.v_nom_v > 0 else 0.02
 
 
 def eta_seconds(port: PortController) -> float | None:
