@@ -295,7 +295,7 @@ def test_a_first_session_that_tapers_past_c20_while_sharing_is_told_when_it_ends
         assert estimate.low_s <= estimate.seconds < end - at <= estimate.high_s, (at, estimate)
     late = [(at, e) for at, e in samples if at >= 0.8 * end and e is not None]
     assert len(late) >= 10
-    # not the last few minutes: C/40 (0.195 A) against its charger's 0.2 A is a minute of little
+    # not the last minutes, where C/40 (0.195 A) against its charger's 0.2 A is a large share
     errors = [abs(e.seconds - (end - at)) / (end - at) for at, e in late[: -len(late) // 5]]
     assert sum(errors) / len(errors) <= 0.25, errors
     assert max(errors) <= 0.5, errors
