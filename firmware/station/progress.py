@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from firmware.pevlink import Battery
 from firmware.station.eta_history import EtaHistory, Learned, model_key
 from firmware.station.outlook import Fleet, Plan, fleet_of
 from firmware.station.outlook import share_budget as _share_budget
@@ -45,6 +46,8 @@ MAX_GAP_S = 30.0
 """A longer gap between passes is not counted (a paused loop, not a charge)."""
 MAX_CUTOFF_C = 0.1
 """No charger ends above C/10: a higher last current was not the cut-off."""
+MIN_CUTOFF_A = 0.005
+"""No end is looked for below this current (the sensor's resolution, well below any charger's)."""
 REASON_HOLD_S = 300.0
 """A change of grant is given as the reason for this long after it."""
 NEW_SESSION_HISTORY = EtaHistory()
@@ -244,12 +247,20 @@ def session_pack(port: PortController) -> Pack | None:
     if pack is None:
         return None
     if in_constant_voltage(port) and port.telemetry is not None:
-        amps = port.telemetry.current_a
+        # the station's own sensor: the wire's 10 mA steps last minutes late in a taper, and
+        # the estimate stood still between them
+        amps = port.reading.current_a if port.reading is not None else port.telemetry.current_a
         pack = pack.with_lead_from(port.telemetry.soc_pct, amps)
         if 0 < amps <= pack.cutoff_a * 1.05:
-            # Still charging below the cut-off it was thought to have: it ends lower than that,
-            # most often at C/40 where C/20 was assumed.
-            pack = replace(pack, cutoff_a=amps * 0.5)
+            # Still charging at or below the cut-off it was thought to have: it ends lower, at
+            # the next of the usual ends, each half the one before (C/20, then C/40, most often,
+            # then C/80). A fixed end, not one below the present current: halving what flows at
+            # every look kept the end ahead of the taper, and the estimate stood still (twice
+            # to many times the time left) while the time ran out.
+            cutoff = pack.cutoff_a / 2
+            while amps < cutoff * 0.95 and cutoff > MIN_CUTOFF_A:
+                cutoff /= 2
+            pack = replace(pack, cutoff_a=cutoff)
     elif tracker is not None and tracker.lead_pct is not None:
         pack = replace(pack, lead_pct=tracker.lead_pct)
     return pack
@@ -349,7 +360,21 @@ def _estimate(
         reason = f"Learned from {learned.sessions} earlier charge(s) of this model"
     else:
         reason = "From the battery's declared profile and its measured charge"
-    return Estimate(seconds, seconds * (1 - u), seconds * (1 + u), reason)
+    high = seconds * (1 + u)
+    if learned is None and pack.cutoff_a >= declared_cutoff_a(b) - 1e-9:
+        # Never seen full: where it ends is a guess (C/20, the usual end). The other usual end,
+        # C/40, takes far longer in the taper; the range reaches that far.
+        later = time_to_full(
+            replace(pack, cutoff_a=pack.cutoff_a / 2), tel.soc_pct, offer, b.target_soc_pct or 100.0
+        )
+        if later is not None:
+            high = max(high, later)
+    return Estimate(seconds, seconds * (1 - u), high, reason)
+
+
+def declared_cutoff_a(b: Battery) -> float:
+    """The cut-off a model with no history is given (firmware/station/pack.py declared_pack)."""
+    return max(0.02, CUTOFF_C * b.capacity_wh / b.v_nom_v) if b.v_nom_v > 0 else 0.02
 
 
 def eta_seconds(port: PortController) -> float | None:

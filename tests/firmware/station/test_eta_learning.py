@@ -277,3 +277,26 @@ async def test_a_history_that_cannot_be_written_is_kept_in_memory(tmp_path: Path
     history.learn("LFP/12S/99Wh/2.00A", Learned(1.0, 0.05, 0.008, 0.9))
     await history.aclose()  # logged, not raised: the ETA must never stop a charge
     assert history.get("LFP/12S/99Wh/2.00A") is not None
+
+
+def test_a_first_session_that_tapers_past_c20_while_sharing_is_told_when_it_ends() -> None:
+    """A scooter whose charger ends at C/40, first of its model, shares 150 W with an e-bike.
+
+    Nothing says where it ends until its current passes C/20: the estimate expects the usual C/20,
+    and its range reaches C/40. From there the end is expected at C/40. Halving the present
+    current at every look kept the end ahead of the taper: the estimate stood still at about 35
+    minutes while the time left ran out (2 to 7 times the time left).
+    """
+    plugs = [(0.0, "scooter-xiaomi-m365", 80.0), (0.0, "ebike-36v-500wh", 60.0)]
+    end, samples = run_shared(150.0, plugs, watch=0)
+    for f in (0.2, 0.5):
+        # before then, C/20 is the estimate, and C/40 within its range
+        at, estimate = min(samples, key=lambda s: abs(s[0] - f * end))
+        assert estimate.low_s <= estimate.seconds < end - at <= estimate.high_s, (at, estimate)
+    late = [(at, e) for at, e in samples if at >= 0.8 * end and e is not None]
+    assert len(late) >= 10
+    # not the last minutes, where C/40 (0.195 A) against its charger's 0.2 A is a large share
+    errors = [abs(e.seconds - (end - at)) / (end - at) for at, e in late[: -len(late) // 5]]
+    assert sum(errors) / len(errors) <= 0.25, errors
+    assert max(errors) <= 0.5, errors
+    assert late[-1][1].seconds < late[0][1].seconds / 4
