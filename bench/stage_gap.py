@@ -19,7 +19,7 @@ port's and its BMS's limit). The difference, integrated over time, is split into
 It prints the figures in watt-hours beside the bound for bare packs behind stages (c', with the
 scenario's riders: host/scenario/bound.py), and how often a charging port's grant changed (each
 change is a PEV Link GRANT and a stage command). ``--scenario bench/scenario-allocation.toml``
-runs the whole day (about 10 minutes of CPU).
+runs the whole day (5 to 8 minutes of CPU).
 """
 
 from __future__ import annotations
