@@ -124,10 +124,14 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0, riders: bool = True)
             queue.append(pending.pop(0))
         for item in list(queue):
             record, arrival = item
-            if arrival.stay_s is not None and t >= arrival.at_s + arrival.stay_s:
-                queue.remove(item)
-                record.outcome = "left"
-                record.left_s = t
+            if arrival.stay_s is None or t < arrival.at_s + arrival.stay_s:
+                continue
+            came_free = [p for p in free if fits(p, arrival.model)]
+            if riders and any(free_since[p] <= arrival.at_s + arrival.stay_s for p in came_free):
+                continue  # a port came free before the stay ended, between two steps: take it
+            queue.remove(item)
+            record.outcome = "left"
+            record.left_s = t
         for item in list(queue):
             record, arrival = item
             usable = [p for p in sorted(free) if fits(p, arrival.model)]
