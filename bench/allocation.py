@@ -7,8 +7,10 @@ allocator, sessions, PEV Link over in-memory cables, simulated sensors and relay
 time, under (a) the station's SharingPolicy and (b) the seed rule SeedPolicy (a vehicle starts only
 if its full maximum power fits, and keeps that reservation until it ends), and against (c) the
 physical bound (host/scenario/bound.py: every watt of the budget to some vehicle able to take it,
-no protocol, a port freed the moment its vehicle is full). It runs at the scenario's 1500 W and
-again at 1000 W, where the budget binds most of the time.
+no protocol, the same riders taking and freeing the ports when the scenario's riders do). The
+earlier bound, which frees a port the moment its vehicle is full and draws at plug-in, is kept
+beside it as (c0). It runs at the scenario's 1500 W and again at 1000 W, where the budget binds
+most of the time.
 
 Beside (a) as the station shares today (every grant counted at the pack's vmax), (a') runs the same
 arrivals with every port behind a CC/CV stage that enforces the grant (a TC/Elcon CAN charger model,
@@ -52,7 +54,7 @@ VARIANTS = ("sharing", "seed", "stage", "seed_stage")
 """Each row that runs the station: (policy, stage behind every port)."""
 POLICY_OF = {"sharing": "sharing", "stage": "sharing", "seed": "seed", "seed_stage": "seed"}
 STAGE_OF = {"sharing": "", "stage": "elcon", "seed": "", "seed_stage": "elcon"}
-BOUNDS = ("bound", "bound_stage")
+BOUNDS = ("bound", "bound_stage", "bound_instant", "bound_stage_instant")
 BOUND_OF = {v: "bound_stage" if STAGE_OF[v] else "bound" for v in VARIANTS}
 """Each row is compared with the bound for its own packs."""
 LABELS = {
@@ -62,7 +64,19 @@ LABELS = {
     "stage": "(a') SharingPolicy, stages, measured V + margin",
     "seed_stage": "(b') SeedPolicy, stages",
     "bound_stage": "(c') bound, bare packs behind stages",
+    "bound_instant": "(c0) earlier bound, ports freed at once",
+    "bound_stage_instant": "(c0') earlier bound, bare packs, ports freed at once",
 }
+ROWS = (
+    "sharing",
+    "seed",
+    "bound",
+    "bound_instant",
+    "stage",
+    "seed_stage",
+    "bound_stage",
+    "bound_stage_instant",
+)
 
 
 def _run(job: tuple[Scenario, str]) -> ScenarioResult:
@@ -123,12 +137,15 @@ def run(
     }
     for budget in budgets:
         bounds = {
-            "bound": physical_bound(replace(base, budget_w=budget, stage="")),
-            "bound_stage": physical_bound(replace(base, budget_w=budget, stage="elcon")),
+            f"bound{stage and '_stage'}{'' if riders else '_instant'}": physical_bound(
+                replace(base, budget_w=budget, stage=stage), riders=riders
+            )
+            for stage in ("", "elcon")
+            for riders in (True, False)
         }
         rows = []
         per_budget: dict[str, Any] = {}
-        for policy in ("sharing", "seed", "bound", "stage", "seed_stage", "bound_stage"):
+        for policy in ROWS:
             if policy in BOUNDS:
                 result, bound = bounds[policy], bounds[policy]
             else:
@@ -177,11 +194,18 @@ def run(
         per_budget["sharing_vs_seed"] = (
             per_budget["sharing"]["energy_wh"] / seed_wh if seed_wh else None
         )
+        for variant in VARIANTS:
+            earlier = bounds[BOUND_OF[variant] + "_instant"].summary()["energy_wh"]
+            per_budget[variant]["ratio_to_earlier_bound"] = (
+                per_budget[variant]["energy_wh"] / earlier if earlier else None
+            )
         print(
             f"(a')/(c') {_ratio(per_budget['stage']['ratio_to_bound'])}, "
             f"(a')/(b') {_ratio(per_budget['stage_vs_seed'])}; "
             f"(a)/(c) {_ratio(per_budget['sharing']['ratio_to_bound'])}, "
-            f"(a)/(b) {_ratio(per_budget['sharing_vs_seed'])}"
+            f"(a)/(b) {_ratio(per_budget['sharing_vs_seed'])}; against the earlier bound "
+            f"(a')/(c0') {_ratio(per_budget['stage']['ratio_to_earlier_bound'])}, "
+            f"(a)/(c0) {_ratio(per_budget['sharing']['ratio_to_earlier_bound'])}"
         )
         for variant in ("sharing", "stage"):
             eta = eta_errors(by_key[(budget, variant)].vehicles)

@@ -31,6 +31,14 @@ HEADROOM_MARGIN = 1.15
 HEADROOM_MARGIN_A = 0.1
 INCREASE_FACTOR = 1.5
 """A saturated vehicle's cap grows by this factor a round until it reaches its maximum."""
+STAGE_TAPER_FRAC = 0.02
+"""Behind a stage that enforces current, the current is the set point unless the pack's own
+voltage limit holds it lower (constant voltage), where it only falls as the pack fills. A pack
+measured below its grant by more than a stage step, the flow tolerance and this fraction of the
+grant is in that taper: its cap is what it draws, times :data:`STAGE_HEADROOM_FRAC` more, plus a
+stage step and the flow tolerance, instead of the 15 % and 0.1 A a vehicle's own controller
+needs (whose current the station does not hold)."""
+STAGE_HEADROOM_FRAC = 0.03
 HOLD_MARGIN_FRAC = 0.005
 """Measured-voltage accounting of a grant no larger than the current that flows: the margin above
 the measured pack voltage, as a fraction of vmax. Its current cannot rise, so it covers only the
@@ -178,10 +186,25 @@ class SharingPolicy:
         if all_stale and d.charging:
             memory.cap_a = d.i_min_a
             return d.i_min_a, "stale_measurements"
+        stage = d.measured_v is not None
+        step = max(d.step_a, GRANT_STEP_A)
         if d.charging and d.granted_a > ZERO_A:
             if d.measured_a is None:
                 # No trustworthy measurement: assume it draws its whole grant; no reuse, no growth.
                 memory.cap_a = max(d.i_min_a, min(d.i_max_a, max(memory.cap_a, d.granted_a)))
+            elif stage and d.measured_a < d.granted_a * (1 - STAGE_TAPER_FRAC) - step - (
+                FLOW_TOLERANCE_A
+            ):
+                # Rounded down to a step, the new grant stays above what flows by more than the
+                # flow tolerance, so the next round does not read it as saturated.
+                memory.cap_a = max(
+                    d.i_min_a, d.measured_a * (1 + STAGE_HEADROOM_FRAC) + step + FLOW_TOLERANCE_A
+                )
+            elif stage:
+                if d.measured_a >= d.granted_a - FLOW_TOLERANCE_A:  # held at its set point
+                    memory.cap_a = (
+                        max(memory.cap_a, d.granted_a) * INCREASE_FACTOR + HEADROOM_MARGIN_A
+                    )
             elif d.measured_a < TAPER_RATIO * d.granted_a:
                 memory.cap_a = max(d.i_min_a, d.measured_a * HEADROOM_MARGIN + HEADROOM_MARGIN_A)
             elif d.measured_a >= SATURATION_RATIO * d.granted_a:

@@ -1,11 +1,23 @@
 """The physical upper bound of a scenario: every watt of the budget to some vehicle able to take it.
 
-The same arrivals, ports and port queue as :mod:`host.scenario.runner`, the same vehicle physics,
-but no protocol and no station: a vehicle draws from the moment it is plugged in, the budget is
-shared out every step by water-filling over what each vehicle could take at that instant (its
-charger's limit, its BMS, its constant-voltage taper), and a full vehicle frees its port at once.
-No allocation rule working through real messages, real sensors and real switches can deliver more
-power at any moment; the ratio of a policy's figures to these says how close it comes.
+The same arrivals, ports, port queue and riders as :mod:`host.scenario.runner`, the same vehicle
+physics, but no protocol and no station: the budget is shared out every step by water-filling over
+what each vehicle could take at that instant (its charger's limit, its BMS, its constant-voltage
+taper). The riders do what the runner's do, and nothing sooner: a rider takes the lowest free port
+that fits, first come first served, or leaves the line at the end of the stay; presses start
+``start_delay_s`` after plugging in (the runner's rider waits that long after the port says ready,
+which is later still); whose vehicle is full stays away until the end of the stay (without one,
+comes ``pickup_delay_s`` after the charge ends); whose stay ends first stops the charge and
+unplugs ``pickup_delay_s`` later (the charge flows at full power :data:`STOP_ALLOWANCE_S` past the
+end of the stay). The handshake takes no time, and a port is free the instant its rider unplugs.
+With stays, when each port is taken and freed is thus the riders' doing, the same under every
+policy; what a policy decides is only who gets the power, and no rule working through real
+messages, sensors and switches delivers more at any moment. The ratio of a policy's figures to
+these says how close it comes.
+
+``riders=False`` gives the earlier bound (before 2026-12-02), kept for comparison: a vehicle draws
+from the moment it is plugged in and a full vehicle frees its port at once, as the scenario's
+riders do not; it also serves the line sooner than they can.
 
 With ``stage`` set (every port behind a CC/CV stage, as the runner's ``--stage elcon``) the packs
 are bare, as there: each is held by an ideal stage at its vmax (never above the port's limit) and
@@ -18,6 +30,7 @@ from __future__ import annotations
 import math
 import time
 
+from firmware.pevlink.timers import T_RAMP_MAX
 from firmware.station.allocator import water_fill
 from host.scenario.physics import (
     acceptable_current_a,
@@ -33,8 +46,16 @@ from host.vehicle.catalog import load_catalog
 from host.vehicle.model import SimVehicle
 from host.vehicle.spec import VehicleState
 
+STOP_ALLOWANCE_S = 1.0 + T_RAMP_MAX
+"""Full power this long past the end of a stay: the runner's rider looks once a second, and the
+station's stop ramps for at most ``T_RAMP_MAX``. The port is free then (plus the pickup delay),
+never later than under the station, which shows it free PEV Link's ``T_LINK`` (3 s) after the
+unplug (tests/host/test_scenario.py holds the two together)."""
 
-def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
+
+def physical_bound(scenario: Scenario, step_s: float = 2.0, riders: bool = True) -> ScenarioResult:
+    """The bound with the scenario's riders (``riders``, the default) or, with ``riders=False``,
+    the earlier bound that frees a port the moment its vehicle is full and draws at plug-in."""
     started = time.perf_counter()
     bare = bool(scenario.stage)
     catalog = {spec.id: spec for spec in load_catalog()}
@@ -51,7 +72,7 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
     ]
     result = ScenarioResult(
         scenario=scenario.name,
-        policy="bound, stages" if bare else "bound",
+        policy=("bound, stages" if bare else "bound") + ("" if riders else ", ports freed at once"),
         seed=scenario.seed,
         ports=scenario.ports,
         budget_w=scenario.budget_w,
@@ -67,29 +88,50 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
     queue: list[tuple[VehicleRecord, Arrival]] = []
     free = set(ports)
     on_port: dict[int, tuple[VehicleRecord, Arrival, SimVehicle]] = {}
+    power_from: dict[int, float] = {}
+    """When each port's vehicle may first draw: its rider presses start after plugging in."""
+    release_at: dict[int, float] = {}
+    """Ports whose charge has ended, and when their rider unplugs (the port is then free)."""
+    free_since = dict.fromkeys(ports, 0.0)
+    """The exact moment each free port came free (the loop's steps only round it up)."""
     done_wh = 0.0
     next_sample = 0.0
     t = 0.0
 
-    def leave(port_id: int, outcome: str) -> None:
-        nonlocal done_wh
-        record, _, vehicle = on_port.pop(port_id)
+    def end(port_id: int, outcome: str, unplug_at: float) -> None:
+        """The charge on ``port_id`` ends now; its rider unplugs at ``unplug_at``."""
+        record, _, vehicle = on_port[port_id]
         record.outcome = outcome
-        record.ended_s = record.left_s = t
+        record.ended_s = t
         record.energy_in_wh = record.energy_wh = vehicle.energy_in_wh
         record.soc_end_pct = round(vehicle.soc_pct, 2)
+        release_at[port_id] = unplug_at
+
+    def unplug(port_id: int) -> None:
+        nonlocal done_wh
+        record, _, vehicle = on_port.pop(port_id)
+        free_since[port_id] = release_at.pop(port_id, t)
+        power_from.pop(port_id, None)
+        record.left_s = t
         done_wh += vehicle.energy_in_wh
         free.add(port_id)
 
     while t < scenario.end_s and (pending or queue or on_port):
+        for port_id, at in list(release_at.items()):
+            if t >= at:
+                unplug(port_id)
         while pending and pending[0][1].at_s <= t:
             queue.append(pending.pop(0))
         for item in list(queue):
             record, arrival = item
-            if arrival.stay_s is not None and t >= arrival.at_s + arrival.stay_s:
-                queue.remove(item)
-                record.outcome = "left"
-                record.left_s = t
+            if arrival.stay_s is None or t < arrival.at_s + arrival.stay_s:
+                continue
+            came_free = [p for p in free if fits(p, arrival.model)]
+            if riders and any(free_since[p] <= arrival.at_s + arrival.stay_s for p in came_free):
+                continue  # a port came free before the stay ended, between two steps: take it
+            queue.remove(item)
+            record.outcome = "left"
+            record.left_s = t
         for item in list(queue):
             record, arrival = item
             usable = [p for p in sorted(free) if fits(p, arrival.model)]
@@ -112,8 +154,11 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
                 on_board_controller=not bare,
             )
             on_port[port_id] = (record, arrival, vehicle)
+            plugged_at = max(arrival.at_s, free_since[port_id])
+            power_from[port_id] = plugged_at + scenario.start_delay_s if riders else t
         # Share the budget: water-fill over what each vehicle could take now.
-        order = sorted(on_port)
+        # A whole step of power to a vehicle whose start falls in it: the bound errs upwards.
+        order = sorted(p for p in on_port if p not in release_at and t + step_s > power_from[p])
         amps = [
             acceptable_current_a(on_port[p][2], ports[p].max_current_a, ports[p].max_voltage_v)
             for p in order
@@ -154,20 +199,37 @@ def physical_bound(scenario: Scenario, step_s: float = 2.0) -> ScenarioResult:
                     queued=len(queue),
                 )
             )
-        for port_id in order:
-            on_port[port_id][2].advance(step_s, True)
+        for port_id, (_, _, vehicle) in on_port.items():
+            vehicle.advance(step_s, port_id in order)
         t += step_s
-        for port_id in order:
+        for port_id in list(on_port):
+            if port_id in release_at:
+                continue
             record, arrival, vehicle = on_port[port_id]
             leave_at = math.inf if arrival.stay_s is None else arrival.at_s + arrival.stay_s
-            if vehicle.state is VehicleState.FULL:
-                leave(port_id, "full")
-            elif vehicle.state is VehicleState.STOPPED_BY_BMS:
-                leave(port_id, "stopped")
-            elif t >= leave_at:
-                leave(port_id, "left")
+            # The scenario's riders: one whose charge ends comes back at the end of the stay (or
+            # after the pickup delay if it has none); one whose stay ends first stops the charge
+            # and unplugs after the pickup delay.
+            done = {VehicleState.FULL: "full", VehicleState.STOPPED_BY_BMS: "stopped"}
+            if vehicle.state in done:
+                if not riders:
+                    unplug_at = t
+                elif math.isfinite(leave_at):
+                    unplug_at = max(t, leave_at)
+                else:
+                    unplug_at = t + scenario.pickup_delay_s
+                end(port_id, done[vehicle.state], unplug_at)
+            elif not riders and t >= leave_at:
+                end(port_id, "left", t)
+            elif t >= leave_at + STOP_ALLOWANCE_S:
+                end(port_id, "left", leave_at + STOP_ALLOWANCE_S + scenario.pickup_delay_s)
+        for port_id, at in list(release_at.items()):
+            if t >= at:
+                unplug(port_id)
     for port_id in list(on_port):
-        leave(port_id, "unfinished")
+        if port_id not in release_at:
+            end(port_id, "unfinished", t)
+        unplug(port_id)
     for record, _ in queue:
         record.outcome = "unfinished"
     for record, _ in pending:

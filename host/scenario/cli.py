@@ -2,7 +2,8 @@
 
     pev-scenario bench/scenario-allocation.toml                 # the station's sharing policy
     pev-scenario bench/scenario-allocation.toml --policy seed   # the seed rule, for comparison
-    pev-scenario bench/scenario-allocation.toml --policy bound  # the physical upper bound
+    pev-scenario bench/scenario-allocation.toml --policy bound  # the upper bound, same riders
+    pev-scenario FILE --policy bound-instant    # the earlier bound: ports freed at once
     pev-scenario FILE --seed 3 --vehicles --json out.json
     pev-scenario FILE --fast --stage elcon                      # fast runner, a stage on every port
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("scenario", help="scenario file (TOML)")
     parser.add_argument(
         "--policy",
-        choices=[*POLICIES, "bound"],
+        choices=[*POLICIES, "bound", "bound-instant"],
         default="sharing",
         help="allocation policy (default: sharing, the station's own)",
     )
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         scenario = scenario.with_arrivals(args.arrivals)
     if args.stage:
         scenario = replace(scenario, stage=args.stage)
-    if args.policy == "bound":
-        result = physical_bound(scenario)
+    if args.policy in ("bound", "bound-instant"):
+        result = physical_bound(scenario, riders=args.policy == "bound")
     elif args.fast:
         result = run_fast_scenario(scenario, args.policy)
     else:

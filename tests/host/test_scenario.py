@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from firmware.pevlink.timers import T_LINK
 from hal.sim.memory_cable import memory_cable
 from hal.sim.vtime import LoopClock, run_virtual
 from host.scenario import OUTCOMES, ScenarioResult, parse_scenario, physical_bound, run_scenario
+from host.scenario.bound import STOP_ALLOWANCE_S
 from host.scenario.cli import main as scenario_main
 from host.scenario.spec import Scenario, ScenarioError
 
@@ -191,3 +193,39 @@ def test_a_bad_scenario_file_is_one_clear_line(
     assert "hoverboard" in err and "not in the catalog" in err and "\n" not in err
     with pytest.raises(ScenarioError, match="budget_w"):
         parse_scenario({"scenario": {"name": "x", "budget_w": -5}})
+
+
+def test_the_bound_frees_a_port_only_when_its_rider_unplugs() -> None:
+    """A full vehicle's rider comes back at the end of the stay: the next in line waits for that
+    under the bound as under the station; the earlier bound gave the port away at once."""
+    plan = parse_scenario(
+        {
+            "scenario": {
+                "name": "one-port",
+                "seed": 5,
+                "ports": 1,
+                "layout": "ina228",
+                "budget_w": 300,
+                "end_s": 1500,
+                "sensor_range_factor": 1.25,
+            },
+            "vehicle": [
+                {"at_s": 0, "model": "eskate-lfp-99wh", "soc_pct": 97, "stay_s": 600},
+                {"at_s": 10, "model": "ebike-36v-500wh", "soc_pct": 50, "stay_s": 1200},
+            ],
+        }
+    )
+    riders = physical_bound(plan)
+    earlier = physical_bound(plan, riders=False)
+    station = run_scenario(plan, "sharing")
+    first, second = riders.vehicles
+    assert first.outcome == "full" and first.ended_s is not None and first.ended_s < 600
+    assert first.left_s == pytest.approx(600, abs=2)
+    assert second.plugged_s == pytest.approx(600, abs=2)
+    assert second.power_on_s == pytest.approx(600 + plan.start_delay_s, abs=2)
+    assert earlier.vehicles[1].plugged_s is not None and earlier.vehicles[1].plugged_s < 600
+    assert station.vehicles[1].plugged_s is not None and station.vehicles[1].plugged_s >= 600
+    assert STOP_ALLOWANCE_S <= T_LINK  # the bound's port is never free later than the station's
+    station_wh = sum(v.energy_in_wh for v in station.vehicles)
+    riders_wh = sum(v.energy_in_wh for v in riders.vehicles)
+    assert station_wh <= riders_wh < sum(v.energy_in_wh for v in earlier.vehicles)

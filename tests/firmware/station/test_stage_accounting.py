@@ -5,6 +5,7 @@ rise (docs/power-sharing.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -180,3 +181,29 @@ def test_measured_power_exceeds_the_budget_for_at_most_one_round(
             over = over or measured > budget_w + 1e-6
         over_rounds = over_rounds + 1 if over else 0
         assert over_rounds <= 1, "measured power above the budget for more than one round"
+
+
+def test_a_tapering_pack_behind_a_stage_keeps_little_more_than_it_draws() -> None:
+    """A bare pack in constant voltage draws less than its grant, and less each round: its cap
+    follows it down a stage step or two above what flows (not 15 % + 0.1 A), the rest goes to the
+    other port, and the grant does not swing back up while the pack keeps tapering."""
+    policy = SharingPolicy()
+    budget = 200.0
+    taper, other = 2.0, 4.0
+    grants = {1: 4.0, 2: 4.0}
+    seen: list[float] = []
+    for round_ in range(40):
+        flow = {1: min(grants[1], taper), 2: min(grants[2], other)}
+        demands = [
+            Demand(1, 42.0, 0.5, 4.0, 0.0, True, grants[1], flow[1], measured_v=40.0,
+                   flowing_a=flow[1], step_a=0.1),
+            Demand(2, 42.0, 0.5, 4.0, 0.0, True, grants[2], flow[2], measured_v=38.0,
+                   flowing_a=flow[2], step_a=0.1),
+        ]  # fmt: skip
+        out = policy.allocate(budget, demands, float(round_))
+        grants = {p: g.current_a for p, g in out.items()}
+        seen.append(grants[1])
+        taper -= 0.01
+    assert all(later <= earlier + 1e-9 for earlier, later in pairwise(seen[5:]))
+    assert 0.05 < seen[-1] - taper <= 0.1 + 0.05 + 0.03 * taper + 0.02 * seen[-1] + 0.1
+    assert grants[2] > 2.5  # what the taper leaves goes to the other port
