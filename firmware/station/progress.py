@@ -231,7 +231,7 @@ def base_pack(port: PortController, model: str | None, tracker: Tracker | None) 
         pack = replace(
             pack,
             capacity_ah=pack.capacity_ah * learned.capacity_ratio,
-            cutoff_a=pack.cutoff_a if b.i_end_a else learned.cutoff_c * pack.capacity_ah,
+            cutoff_a=learned.cutoff_c * pack.capacity_ah if b.i_end_a is None else pack.cutoff_a,
             r_group_ohm=learned.r_group_ohm,
             lead_pct=learned.lead_pct,
         )
