@@ -8,13 +8,14 @@ Sharing is the station's own SharingPolicy deciding every grant, every few simul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+import bench.eta
 from bench.eta import bench_port, phone_eta
 from firmware.pevlink import Battery, Telemetry
 from firmware.station.allocator import Demand, SharingPolicy
@@ -344,3 +345,30 @@ def test_a_declared_end_wins_over_the_end_learnt_from_the_model() -> None:
     key = model_key(spec.chemistry, spec.cells_series, round(spec.capacity_wh, 1), spec.i_max)
     NEW_SESSION_HISTORY.learn(key, Learned(1.0, 0.05, R_GROUP_OHM_AH / spec.capacity_ah, 0.7))
     assert max(errors_at_fractions(charge(spec, 20.0))) <= 0.08
+
+
+def test_a_declared_end_that_is_wrong_is_given_up_once_the_current_is_clearly_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A BATT that says the charge ends at twice where it does: once the current is 10 % below
+    the declared end and still flowing, the estimate looks for the end further down, as for a
+    model that declared nothing (it does not stand at zero while the charge goes on)."""
+    spec = CATALOG["scooter-xiaomi-m365"]
+    wrong = spec.cutoff_a * 2
+    vehicle = SimVehicle(spec, soc_pct=80.0, seed=5)
+    vehicle.set_grant(spec.i_max)
+    vehicle.advance(0.5, True)
+    port = bench_port(spec.i_max)
+    told = replace(battery_message(vehicle), i_end_a=wrong)
+    monkeypatch.setattr(bench.eta, "battery_message", lambda _vehicle: told)
+    past: list[tuple[float, float]] = []
+    t = 0.0
+    while vehicle.state is not VehicleState.FULL:
+        estimate = phone_eta(vehicle, port, t)
+        if vehicle.current_a < 0.9 * wrong and estimate is not None:
+            past.append((t, estimate))
+        vehicle.advance(20.0, True)
+        t += 20.0
+    assert len(past) >= 10
+    errors = [abs(e - (t - at)) / (t - at) for at, e in past[: -len(past) // 5]]
+    assert sum(errors) / len(errors) <= 0.25, errors
