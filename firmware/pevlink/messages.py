@@ -123,12 +123,29 @@ class Battery(Message):
     departure_s: int | None = wire_field(
         "depart", FieldType.INT, "Seconds until departure", unit="s", lo=0, hi=604800, optional=True
     )
+    i_end_a: float | None = wire_field(
+        "iend",
+        FieldType.DEC,
+        "Current at which the BMS ends a constant-voltage charge (1.2)",
+        unit="A",
+        lo=0.01,
+        hi=50,
+        optional=True,
+    )
 
     def check(self) -> None:
         if not self.v_min_v < self.v_nom_v <= self.v_max_v:
             raise ProtocolError(ErrorCode.INCONSISTENT, "need vmin < vnom <= vmax", field="vnom")
         if self.i_min_a > self.i_max_a:
             raise ProtocolError(ErrorCode.INCONSISTENT, "imin above imax", field="imin")
+        if self.i_end_a is not None and self.i_end_a > self.i_max_a:
+            # a charge that ends above the most it may take ends before it begins
+            raise ProtocolError(
+                ErrorCode.INCONSISTENT,
+                "iend above imax",
+                field="iend",
+                accept=f"{self.i_max_a:g}",
+            )
         if self.t_min_c >= self.t_max_c:
             raise ProtocolError(ErrorCode.INCONSISTENT, "tmin not below tmax", field="tmin")
 

@@ -120,8 +120,14 @@ class Pack:
 
 
 def declared_pack(
-    chemistry: str, cells: int, capacity_wh: float, v_nom_v: float, v_max_v: float
+    chemistry: str,
+    cells: int,
+    capacity_wh: float,
+    v_nom_v: float,
+    v_max_v: float,
+    end_a: float | None = None,
 ) -> Pack:
+    """The pack as its BATT declares it; it ends at ``end_a`` (BATT iend) if declared, else C/20."""
     capacity_ah = capacity_wh / v_nom_v if v_nom_v > 0 else 0.0
     return Pack(
         chemistry=chemistry,
@@ -129,7 +135,7 @@ def declared_pack(
         capacity_ah=capacity_ah,
         v_cv_cell=v_max_v / max(1, cells),
         r_group_ohm=R_GROUP_OHM_AH / max(1e-6, capacity_ah),
-        cutoff_a=max(0.02, CUTOFF_C * capacity_ah),
+        cutoff_a=end_a if end_a is not None else max(0.02, CUTOFF_C * capacity_ah),
     )
 
 

@@ -215,17 +215,23 @@ def observe_taper(port: PortController, now: float) -> None:
 
 
 def base_pack(port: PortController, model: str | None, tracker: Tracker | None) -> Pack | None:
-    """The pack as declared, corrected by the model's history, then by this session's figures."""
+    """The pack as declared, corrected by the model's history, then by this session's figures.
+
+    A declared end (BATT iend) wins over the end learnt: it is the BMS's own setting, where the
+    end learnt is the last current seen before FULL, late by up to a look, and shared by every
+    vehicle of the same chemistry, cells, capacity and imax, whatever their chargers do."""
     b = port.battery
     if b is None or b.capacity_wh <= 0 or b.v_nom_v <= 0:
         return None
-    pack = declared_pack(b.chemistry, b.cells_series, b.capacity_wh, b.v_nom_v, b.v_max_v)
+    pack = declared_pack(
+        b.chemistry, b.cells_series, b.capacity_wh, b.v_nom_v, b.v_max_v, b.i_end_a
+    )
     learned = _history(port).get(model) if model else None
     if learned is not None:
         pack = replace(
             pack,
             capacity_ah=pack.capacity_ah * learned.capacity_ratio,
-            cutoff_a=learned.cutoff_c * pack.capacity_ah,
+            cutoff_a=learned.cutoff_c * pack.capacity_ah if b.i_end_a is None else pack.cutoff_a,
             r_group_ohm=learned.r_group_ohm,
             lead_pct=learned.lead_pct,
         )
@@ -251,7 +257,9 @@ def session_pack(port: PortController) -> Pack | None:
         # the estimate stood still between them
         amps = port.reading.current_a if port.reading is not None else port.telemetry.current_a
         pack = pack.with_lead_from(port.telemetry.soc_pct, amps)
-        if 0 < amps <= pack.cutoff_a * 1.05:
+        # a declared end (BATT iend) is believed until the current is clearly below it
+        declared = port.battery is not None and port.battery.i_end_a is not None
+        if 0 < amps <= pack.cutoff_a * (0.9 if declared else 1.05):
             # Still charging at or below the cut-off it was thought to have: it ends lower, at
             # the next of the usual ends, each half the one before (C/20, then C/40, most often,
             # then C/80). A fixed end, not one below the present current: halving what flows at
@@ -361,9 +369,9 @@ def _estimate(
     else:
         reason = "From the battery's declared profile and its measured charge"
     high = seconds * (1 + u)
-    if learned is None and pack.cutoff_a >= declared_cutoff_a(b) - 1e-9:
-        # Never seen full: where it ends is a guess (C/20, the usual end). The other usual end,
-        # C/40, takes far longer in the taper; the range reaches that far.
+    if learned is None and b.i_end_a is None and pack.cutoff_a >= declared_cutoff_a(b) - 1e-9:
+        # Never seen full, its end not declared: where it ends is a guess (C/20, the usual end).
+        # The other usual end, C/40, takes far longer in the taper; the range reaches that far.
         later = time_to_full(
             replace(pack, cutoff_a=pack.cutoff_a / 2), tel.soc_pct, offer, b.target_soc_pct or 100.0
         )
@@ -374,6 +382,8 @@ def _estimate(
 
 def declared_cutoff_a(b: Battery) -> float:
     """The cut-off a model with no history is given (firmware/station/pack.py declared_pack)."""
+    if b.i_end_a is not None:
+        return b.i_end_a
     return max(0.02, CUTOFF_C * b.capacity_wh / b.v_nom_v) if b.v_nom_v > 0 else 0.02
 
 

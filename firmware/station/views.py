@@ -91,6 +91,8 @@ def vehicle_info(port: PortController) -> dict[str, object]:
             t_min_c=b.t_min_c,
             t_max_c=b.t_max_c,
         )
+        if b.i_end_a is not None:  # PEV Link 1.2: where its BMS ends the charge
+            info.update(i_end_a=b.i_end_a)
     if port.telemetry is not None:
         info.update(soc_pct=port.telemetry.soc_pct, temperature_c=port.telemetry.temperature_c)
     elif port.battery is not None:

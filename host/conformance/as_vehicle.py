@@ -36,6 +36,8 @@ class VehicleProfile:
     cells: int = 10
     cap_wh: float = 500.0
     imax: float = 4.0
+    iend: float | None = None
+    """Where its BMS ends the charge (BATT iend, PEV Link 1.2); None: not sent, as in 1.1."""
     soc: float = 40.0
     temp: float = 25.0
     pack_v: float | None = None
@@ -56,6 +58,7 @@ class VehicleProfile:
             45.0,
             self.soc,
             self.temp,
+            i_end_a=self.iend,
         )
 
     @property

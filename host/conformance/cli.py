@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--imax", type=float, default=4.0, help="declared maximum current (default 4)"
     )
     station.add_argument(
+        "--iend",
+        type=float,
+        help="declared end-of-charge current (BATT iend, PEV Link 1.2; default: not sent)",
+    )
+    station.add_argument(
         "--start-command",
         help="shell command that starts a charge on the port (else you are asked)",
     )
@@ -120,6 +125,7 @@ async def run(args: argparse.Namespace) -> Results:
                     vmax=args.vmax,
                     vmin=args.vmin,
                     imax=args.imax,
+                    iend=args.iend,
                     pack_v=args.pack_v,
                 )
                 kit = StationKit(

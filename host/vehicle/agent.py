@@ -363,4 +363,5 @@ def battery_message(vehicle: SimVehicle) -> Battery:
         t_max_c=profile.t_max_c,
         soc_pct=round(min(100.0, vehicle.soc_pct), 1),
         temperature_c=round(vehicle.temperature_c, 1),
+        i_end_a=None if profile.i_end is None else round(profile.i_end, 2),
     )

@@ -80,6 +80,8 @@ class SimVehicle:
     """False: a bare pack behind its BMS, charged by the station's CC/CV stage."""
     supply_voltage_limit_v: float = 0.0
     supply_current_limit_a: float = 0.0
+    declares_end: bool = True
+    """False: firmware of PEV Link 1.1, whose BATT does not say where the charge ends (iend)."""
     _capacity_ah: float = field(default=0.0, init=False, repr=False, compare=False)
     _r_memo: tuple[float, float] = field(default=(math.nan, 0.0), init=False, repr=False)
     """(temperature, one series group's resistance there): asked several times a step."""
@@ -225,6 +227,7 @@ class SimVehicle:
             i_min=s.i_min,
             t_min_c=s.t_min_c,
             t_max_c=s.t_max_c,
+            i_end=min(s.cutoff_a, s.i_max) if self.declares_end else None,
         )
 
     # --- commands ---------------------------------------------------------------------------------

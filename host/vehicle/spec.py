@@ -96,3 +96,5 @@ class DeclaredProfile:
     i_min: float
     t_min_c: float
     t_max_c: float
+    i_end: float | None = None
+    """Where its BMS ends the charge (BATT iend, PEV Link 1.2); None: not declared (1.1)."""

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from firmware.pevlink import Battery, decode, encode
 from firmware.pevlink.timers import I_BREAK_A, T_RAMP, T_SETTLE
+from host.vehicle.agent import battery_message
 from host.vehicle.battery import CELL_LIMITS, ocv_per_cell, polarization_v
 from host.vehicle.catalog import find
 from host.vehicle.faults import FaultKind
@@ -440,3 +442,14 @@ def test_a_lying_vehicle_declares_a_smaller_pack_than_it_has() -> None:
     lie = vehicle.declared_profile()
     assert lie.v_max == pytest.approx(31.5)
     assert lie.v_max < vehicle.terminal_voltage_v  # its real pack is above what it declares
+
+
+@pytest.mark.parametrize("vehicle_id", ["scooter-xiaomi-m365", "ebike-48v-lfp"])
+def test_the_vehicle_declares_where_its_bms_ends_the_charge_unless_it_speaks_1_1(
+    vehicle_id: str,
+) -> None:
+    spec = find(vehicle_id)
+    declared = decode(encode(battery_message(SimVehicle(spec, soc_pct=40.0)), 4)).message
+    assert isinstance(declared, Battery) and declared.i_end_a == pytest.approx(spec.cutoff_a)
+    old = encode(battery_message(SimVehicle(spec, soc_pct=40.0, declares_end=False)), 4)
+    assert b"iend" not in old

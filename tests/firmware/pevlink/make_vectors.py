@@ -163,6 +163,25 @@ VALID: list[Valid] = [
         "Q04 BATT chem=LMO cells=13 vnom=48.1 vmax=54.6 vmin=39 cap=720 imax=5 imin=0.25 "
         "tmin=-20 tmax=45 soc=63.7 temp=-5.5",
     ),
+    # 1.2: where the vehicle's BMS ends the charge (optional)
+    Valid(
+        "batt-iend",
+        "Q04 BATT chem=NMC cells=10 vnom=36 vmax=42 vmin=30 cap=280 imax=1.7 imin=0.3 tmin=0 "
+        "tmax=45 soc=40 temp=25 iend=0.2",
+    ),
+    Valid("batt-iend-lower-bound", BATT + " iend=0.01"),
+    Valid("batt-iend-equals-imax", BATT + " iend=4"),
+    Valid(
+        "batt-iend-upper-bound",
+        "Q04 BATT chem=NCA cells=60 vnom=200 vmax=200 vmin=199.999 cap=20000 imax=50 imin=50 "
+        "tmin=79.999 tmax=80 soc=100 temp=120 target=100 depart=604800 iend=50",
+    ),
+    Valid(
+        "batt-iend-first",
+        "Q04 BATT iend=0.25 chem=NMC cells=10 vnom=36 vmax=42 vmin=30 cap=500 imax=4 imin=0.5 "
+        "tmin=0 tmax=40 soc=40 temp=25",
+        reencode=False,
+    ),
     Valid("batt-reply", "R04 BATT vmin=12 vmax=84 imax=5 pmax=420"),
     Valid("batt-reply-bounds", "R04 BATT vmin=0 vmax=250 imax=100 pmax=20000"),
     # REQ request and reply
@@ -522,6 +541,19 @@ INVALID: list[Invalid] = [
         "E202",
         "depart is 0..604800 s",
     ),
+    Invalid(
+        "batt-iend-below-min",
+        frame(BATT + " iend=0.009"),
+        "E202",
+        "iend is 0.01..50 A (1.2)",
+    ),
+    Invalid("batt-iend-zero", frame(BATT + " iend=0"), "E202", "iend is 0.01..50 A (1.2)"),
+    Invalid(
+        "batt-iend-over-50",
+        frame(BATT.replace("imax=4", "imax=50") + " iend=50.001"),
+        "E202",
+        "iend is 0.01..50 A (1.2)",
+    ),
     Invalid("power-on-2", frame("Q05 POWER on=2"), "E202", "on is 0 or 1"),
     Invalid("power-on-negative", frame("Q05 POWER on=-1"), "E202", "on is 0 or 1"),
     Invalid("grant-over-50", frame("Q03 GRANT i=50.001 v=42"), "E202", "i is 0..50 A"),
@@ -746,6 +778,12 @@ INVALID: list[Invalid] = [
         frame(BATT.replace("imin=0.5", "imin=4.5")),
         "E206",
         "imin must not exceed imax",
+    ),
+    Invalid(
+        "batt-iend-above-imax",
+        frame(BATT + " iend=4.001"),
+        "E206",
+        "iend must not exceed imax (1.2; NAK accept=4)",
     ),
     Invalid(
         "batt-tmin-equals-tmax",

@@ -100,6 +100,7 @@ def messages(draw: st.DrawFn, cls: type[Message]) -> Message:
         tmin = draw(st.integers(-40_000, 79_999))
         drawn["t_min_c"] = tmin / 1000
         drawn["t_max_c"] = draw(decimals(tmin + 1, 80_000))
+        drawn["i_end_a"] = draw(st.none() | decimals(10, imax))  # 1.2: iend <= imax
     return cls(**drawn)
 
 

@@ -8,17 +8,19 @@ Sharing is the station's own SharingPolicy deciding every grant, every few simul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+import bench.eta
 from bench.eta import bench_port, phone_eta
 from firmware.pevlink import Battery, Telemetry
 from firmware.station.allocator import Demand, SharingPolicy
 from firmware.station.eta_history import EtaHistory, Learned, model_key
+from firmware.station.pack import R_GROUP_OHM_AH
 from firmware.station.progress import (
     NEW_SESSION_HISTORY,
     end_session,
@@ -191,17 +193,26 @@ def share(ports: list[SharedPort], policy: SharingPolicy, budget_w: float, now: 
 
 
 def run_shared(
-    budget_w: float, plugs: list[tuple[float, str, float]], watch: int
+    budget_w: float,
+    plugs: list[tuple[float, str, float]],
+    watch: int,
+    declares_end: bool = True,
 ) -> tuple[float, list[tuple[float, Any]]]:
     """Vehicles plugged at given times share ``budget_w``; the ETA of port ``watch`` every minute.
 
     The allocator decides every STEP_S (the station's every second: the same shares, sooner).
+    With ``declares_end`` False the vehicles speak PEV Link 1.1: their BATT has no iend.
 
     Returns when that port's vehicle is full, with (time, estimate) samples.
     """
     clock = Clock()
     ports = [
-        SharedPort(i, clock, SimVehicle(CATALOG[model], soc_pct=soc, seed=i), session=None)
+        SharedPort(
+            i,
+            clock,
+            SimVehicle(CATALOG[model], soc_pct=soc, seed=i, declares_end=declares_end),
+            session=None,
+        )
         for i, (_at, model, soc) in enumerate(plugs)
     ]
     arrivals = {i: at for i, (at, _m, _s) in enumerate(plugs)}
@@ -282,13 +293,14 @@ async def test_a_history_that_cannot_be_written_is_kept_in_memory(tmp_path: Path
 def test_a_first_session_that_tapers_past_c20_while_sharing_is_told_when_it_ends() -> None:
     """A scooter whose charger ends at C/40, first of its model, shares 150 W with an e-bike.
 
-    Nothing says where it ends until its current passes C/20: the estimate expects the usual C/20,
-    and its range reaches C/40. From there the end is expected at C/40. Halving the present
-    current at every look kept the end ahead of the taper: the estimate stood still at about 35
-    minutes while the time left ran out (2 to 7 times the time left).
+    On PEV Link 1.1 (no BATT iend) nothing says where it ends until its current passes C/20: the
+    estimate expects the usual C/20, and its range reaches C/40. From there the end is expected
+    at C/40. Halving the present current at every look kept the end ahead of the taper: the
+    estimate stood still at about 35 minutes while the time left ran out (2 to 7 times the time
+    left).
     """
     plugs = [(0.0, "scooter-xiaomi-m365", 80.0), (0.0, "ebike-36v-500wh", 60.0)]
-    end, samples = run_shared(150.0, plugs, watch=0)
+    end, samples = run_shared(150.0, plugs, watch=0, declares_end=False)
     for f in (0.2, 0.5):
         # before then, C/20 is the estimate, and C/40 within its range
         at, estimate = min(samples, key=lambda s: abs(s[0] - f * end))
@@ -300,3 +312,63 @@ def test_a_first_session_that_tapers_past_c20_while_sharing_is_told_when_it_ends
     assert sum(errors) / len(errors) <= 0.25, errors
     assert max(errors) <= 0.5, errors
     assert late[-1][1].seconds < late[0][1].seconds / 4
+
+
+@pytest.mark.parametrize("vehicle", ["scooter-xiaomi-m365", "scooter-ninebot-max"])
+def test_a_first_session_that_declares_where_it_ends_is_told_right_while_sharing(
+    vehicle: str,
+) -> None:
+    """The same first session of a C/40 scooter, sharing 150 W, on PEV Link 1.2: its BATT says
+    where its BMS ends the charge (iend), and the estimate ends there from the start."""
+    plugs = [(0.0, vehicle, 30.0), (0.0, "ebike-36v-500wh", 60.0)]
+    end, samples = run_shared(150.0, plugs, watch=0)
+    spec = CATALOG[vehicle]
+    assert spec.cutoff_a < 0.03 * spec.capacity_ah  # it does end below C/20 (about C/40)
+    for f in FRACTIONS:
+        at, estimate = min(samples, key=lambda s: abs(s[0] - f * end))
+        assert abs(estimate.seconds - (end - at)) / (end - at) <= 0.08, (f, at, estimate)
+        assert estimate.low_s <= estimate.seconds <= estimate.high_s
+
+
+def test_a_first_session_of_a_c40_scooter_alone_is_within_8_percent_when_it_declares_its_end() -> (
+    None
+):
+    spec = CATALOG["scooter-xiaomi-m365"]
+    declared = charge(spec, 20.0)
+    assert max(errors_at_fractions(declared)) <= 0.08
+
+
+def test_a_declared_end_wins_over_the_end_learnt_from_the_model() -> None:
+    """A history that says C/20 (another charger of the same pack, or a late look at its end)
+    does not override where the vehicle's BMS says it ends; the rest of what was learnt stays."""
+    spec = CATALOG["scooter-xiaomi-m365"]
+    key = model_key(spec.chemistry, spec.cells_series, round(spec.capacity_wh, 1), spec.i_max)
+    NEW_SESSION_HISTORY.learn(key, Learned(1.0, 0.05, R_GROUP_OHM_AH / spec.capacity_ah, 0.7))
+    assert max(errors_at_fractions(charge(spec, 20.0))) <= 0.08
+
+
+def test_a_declared_end_that_is_wrong_is_given_up_once_the_current_is_clearly_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A BATT that says the charge ends at twice where it does: once the current is 10 % below
+    the declared end and still flowing, the estimate looks for the end further down, as for a
+    model that declared nothing (it does not stand at zero while the charge goes on)."""
+    spec = CATALOG["scooter-xiaomi-m365"]
+    wrong = spec.cutoff_a * 2
+    vehicle = SimVehicle(spec, soc_pct=80.0, seed=5)
+    vehicle.set_grant(spec.i_max)
+    vehicle.advance(0.5, True)
+    port = bench_port(spec.i_max)
+    told = replace(battery_message(vehicle), i_end_a=wrong)
+    monkeypatch.setattr(bench.eta, "battery_message", lambda _vehicle: told)
+    past: list[tuple[float, float]] = []
+    t = 0.0
+    while vehicle.state is not VehicleState.FULL:
+        estimate = phone_eta(vehicle, port, t)
+        if vehicle.current_a < 0.9 * wrong and estimate is not None:
+            past.append((t, estimate))
+        vehicle.advance(20.0, True)
+        t += 20.0
+    assert len(past) >= 10
+    errors = [abs(e - (t - at)) / (t - at) for at, e in past[: -len(past) // 5]]
+    assert sum(errors) / len(errors) <= 0.25, errors
