@@ -7,17 +7,14 @@ refuses a profile whose iend is above imax with NAK E206 (the limit in accept), 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 
 from firmware.pevlink import Battery, Hello, Nak, ProtocolError, crc16, decode, encode
 from firmware.pevlink.errors import ErrorCode
-from firmware.station.port import PortController, PortSpec
-from firmware.station.safety import SafetyConfig
-from hal.clock import SimClock
+from firmware.station.port import PortController
+from tests.firmware.pevlink.memory_port import MemoryTransport, bench_port, settle
 
 OLD = Battery("NMC", 10, 36.0, 42.0, 30.0, 280.0, 1.7, 0.3, 0.0, 45.0, 40.0, 25.0)
 """A 1.1 vehicle's profile: no iend."""
@@ -66,35 +63,14 @@ def _frame(body: str) -> bytes:
     return b"$" + body.encode() + f"*{crc16(body.encode()):04X}\r\n".encode()
 
 
-class MemoryTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    async def read(self, timeout: float) -> bytes:
-        await asyncio.sleep(timeout)
-        return b""
-
-    async def write(self, data: bytes) -> None:
-        self.written.append(bytes(data))
-
-
 async def _station_answers(line: bytes) -> tuple[PortController, object]:
     """A bench port (12-84 V, 5 A) is told HELLO, then ``line``: what it answers to the BATT."""
     transport = MemoryTransport()
-    io = SimpleNamespace(link=transport, monitor=None, relay=None)
-    port = PortController(
-        PortSpec(port_id=1, max_current_a=5.0, v_min_v=12.0, v_max_v=84.0, max_power_w=420.0),
-        io,  # type: ignore[arg-type]
-        SimClock(),
-        SafetyConfig(),
-        station_name="pev-charger",
-        on_change=lambda port: None,
-    )
+    port = bench_port(transport)
     try:
         for request in (encode(Hello((1,), "scooter", "Xiaomi", "M365"), 1), line):
             await port.link.feed(request)
-            for _ in range(20):
-                await asyncio.sleep(0)
+            await settle()
     finally:
         await port.aclose()
     replies = [decode(w) for w in transport.written if w.startswith(b"$R04")]

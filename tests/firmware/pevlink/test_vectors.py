@@ -7,10 +7,8 @@ handshake is one consistent session from plug-in to the summary.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -37,9 +35,7 @@ from firmware.pevlink.codec import message_from_dict, message_to_dict, specs
 from firmware.pevlink.errors import ErrorCode
 from firmware.pevlink.messages import REGISTRY, Message
 from firmware.pevlink.vocabulary import BmsFlag, FieldType
-from firmware.station.port import PortController, PortSpec
-from firmware.station.safety import SafetyConfig
-from hal.clock import SimClock
+from tests.firmware.pevlink.memory_port import MemoryTransport, bench_port, settle
 
 VECTORS_PATH = Path(__file__).resolve().parents[3] / "docs" / "pev-link-vectors.json"
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -209,36 +205,6 @@ def test_an_invalid_line_in_a_byte_stream_is_dropped_and_the_next_line_is_read(
         assert verdicts, "a line that began with '$' must be reported"
     if verdicts:
         assert verdicts[0] == entry["error"]
-
-
-class MemoryTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    async def read(self, timeout: float) -> bytes:
-        await asyncio.sleep(timeout)
-        return b""
-
-    async def write(self, data: bytes) -> None:
-        self.written.append(bytes(data))
-
-
-def bench_port(transport: MemoryTransport) -> PortController:
-    """A station port as on the bench (12-84 V, 5 A, 420 W), its hardware never touched here."""
-    io = SimpleNamespace(link=transport, monitor=None, relay=None)
-    return PortController(
-        PortSpec(port_id=1, max_current_a=5.0, v_min_v=12.0, v_max_v=84.0, max_power_w=420.0),
-        io,  # type: ignore[arg-type]
-        SimClock(),
-        SafetyConfig(),
-        station_name="pev-charger",
-        on_change=lambda port: None,
-    )
-
-
-async def settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
 
 
 @pytest.mark.parametrize("entry", line_params(STATION_INVALID))
