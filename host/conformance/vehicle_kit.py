@@ -182,8 +182,10 @@ class VehicleKit(LinkChecks):
         await wire.send(Boot("station", SUPPORTED_VERSIONS))
         at = wire.now()
         hello = await wire.expect(is_msg("HELLO", "Q"), 2.0 + self.slack, since)
-        await wire.pause(T_TEL_PERIOD + 0.5)
-        after = self.tels(at + T_SETTLE + self.slack)
+        # Once settled, a whole TEL period (and the slack) is watched, whatever the TELs' phase.
+        settled = at + T_SETTLE + self.slack
+        await wire.pause(max(0.0, settled + T_TEL_PERIOD + self.slack - wire.now()))
+        after = self.tels(settled)
         high = max((t.current_a for t in after), default=0.0)
         r.check(
             "VH-BOOT-02",
