@@ -127,8 +127,10 @@ def one_outstanding(wire: Wire, results: Results, rid: str, slack: float) -> Non
         if entry.direction == "tx" and decoded.kind == "R":
             answered.add(decoded.seq)
             continue
-        if entry.direction == "tx" and decoded.message.NAME == "BOOT":
-            open_request = None  # the peer forgets its outstanding requests on our BOOT
+        if decoded.message.NAME == "BOOT":
+            # Either side's BOOT ends every outstanding request (§2.10): the peer forgets its own
+            # on our BOOT, and its own BOOT starts it over (a retry may cross our BOOT on the line).
+            open_request = None
             continue
         if entry.direction != "rx" or decoded.kind != "Q":
             continue
