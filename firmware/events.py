@@ -181,19 +181,14 @@ class EventHub:
         port = kind == "port" and isinstance(data, dict)
         key = (kind, data.get("id")) if port else kind
         with self._lock:
-            before = self._sent.get(key)
-            if before == data:
+            if self._sent.get(key) == data:
                 return
             self._sent[key] = data
             urgent = not port or self._states.get(key) != data.get("state")
             if port:
                 self._states[key] = data.get("state")
-            first = not self._latest
-            if first:
-                self._pending_at = self.clock.monotonic()
-            self._latest[key] = (kind, data)
-            self._urgent = self._urgent or urgent
-        if urgent or first:
+            wake = self._pend(key, (kind, data), urgent)
+        if wake:
             self._wake()
 
     def publish_port(self, port_id: int, state: str, view: Build, brief: Build) -> None:
@@ -223,14 +218,21 @@ class EventHub:
         with self._lock:
             urgent = self._states.get(key) != state
             self._states[key] = state
-            first = not self._latest
-            if first:
-                self._pending_at = self.clock.monotonic()
             # Compared with the last one sent when the batch goes out, as a view built then is.
-            self._latest[key] = ("port", _Later(view if built is None else lambda: built))
-            self._urgent = self._urgent or urgent
-        if urgent or first:
+            later = _Later(view if built is None else lambda: built)
+            wake = self._pend(key, ("port", later), urgent)
+        if wake:
             self._wake()
+
+    def _pend(self, key: Any, item: tuple[str, Any], urgent: bool) -> bool:
+        """``item`` waits for the next batch (called under the lock); True when the batching
+        task must wake: the event is urgent, or the first of a quiet interval."""
+        first = not self._latest
+        if first:
+            self._pending_at = self.clock.monotonic()
+        self._latest[key] = item
+        self._urgent = self._urgent or urgent
+        return urgent or first
 
     def _wake(self) -> None:
         dirty, loop = self._dirty, self._loop
