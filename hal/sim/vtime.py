@@ -28,13 +28,25 @@ WALL_ORIGIN = 1_767_225_600.0
 
 
 class _JumpingSelector(selectors.DefaultSelector):
-    """Polls without blocking and tells the loop how far to move its clock instead."""
+    """Polls without blocking and tells the loop how far to move its clock instead.
+
+    With nothing registered but the loop's own wake-up pipe (a scenario has no file or socket),
+    a poll that may not wait could only drain that pipe, so it is not made: a callback another
+    thread hands over is already in the loop's ready queue, and the pipe is drained by the next
+    poll that may wait. That saves a system call on every turn of the loop, a few percent of a
+    day's simulation.
+    """
 
     loop: VirtualTimeLoop | None = None
+    own_fds = 0
+    """How many file descriptors the loop registered for itself (its wake-up pipe)."""
 
     def select(self, timeout: float | None = None) -> list[Any]:
-        if timeout is not None and timeout > 0 and self.loop is not None:
-            self.loop.jump(timeout)
+        if timeout is not None and self.loop is not None:
+            if timeout > 0:
+                self.loop.jump(timeout)
+            if len(self.get_map()) <= self.own_fds:
+                return []
             timeout = 0
         return super().select(timeout)
 
@@ -46,6 +58,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         selector = _JumpingSelector()
         super().__init__(selector)
         selector.loop = self
+        selector.own_fds = len(selector.get_map())
         self._virtual_now = 0.0
         self.jumps = 0
 
