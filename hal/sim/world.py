@@ -135,8 +135,14 @@ class BenchWorld:
         self.ports = ports
         self.physics_dt_s = physics_dt_s
         self._last = clock.monotonic()
-        self.on_stepped: Callable[[], None] | None = None
-        """Called after :meth:`sync` has moved the physics on (the fast runner's vehicles wake)."""
+        self._port_last = dict.fromkeys(ports, self._last)
+        """Each port's physics is at this time (ahead of ``_last`` only through sync_port)."""
+        self._port_conducting: dict[int, bool] = {}
+        """Whether each port's relay conducted at its last step."""
+        self.steady_step_s = 0.0
+        """How long a steady port's physics may lag behind a read (:meth:`sync_port`); 0: not."""
+        self.on_stepped: Callable[[int], None] | None = None
+        """Called with a port's id after its physics moved on (the fast runner's vehicles wake)."""
 
     def attach(self, port_id: int, load: SimLoad) -> None:
         self.ports[port_id].load = load
@@ -157,14 +163,18 @@ class BenchWorld:
 
     def step(self, dt_s: float) -> None:
         for port in self.ports.values():
-            if port.stage is not None:
-                port.stage.sync()  # the limits the pack draws within, as of now
-            if port.charger is not None:
-                port.charger.sync()
-            conducting = port.relay.conducting
-            if port.load is not None:
-                port.load.advance(dt_s, conducting)
-            self._update_sensor(port, conducting)
+            self._step_port(port, dt_s)
+
+    def _step_port(self, port: SimPort, dt_s: float) -> None:
+        if port.stage is not None:
+            port.stage.sync()  # the limits the pack draws within, as of now
+        if port.charger is not None:
+            port.charger.sync()
+        conducting = port.relay.conducting
+        self._port_conducting[port.port_id] = conducting
+        if port.load is not None:
+            port.load.advance(dt_s, conducting)
+        self._update_sensor(port, conducting)
 
     def _update_sensor(self, port: SimPort, conducting: bool | None = None) -> None:
         if conducting is None:
@@ -182,17 +192,54 @@ class BenchWorld:
         port.sensor.current_a = amps
 
     def sync(self) -> None:
-        """Advance physics to the clock's present, in steps of at most ``physics_dt_s``."""
+        """Advance every port's physics to the clock's present, in steps of at most
+        ``physics_dt_s``."""
         now = self.clock.monotonic()
-        remaining = now - self._last
-        stepped = remaining > 1e-9
-        while remaining > 1e-9:
-            dt = min(self.physics_dt_s, remaining)
-            self.step(dt)
-            remaining -= dt
+        for port in self.ports.values():
+            self._catch_up(port, now)
         self._last = now
-        if stepped and self.on_stepped is not None:
-            self.on_stepped()
+
+    def sync_port(self, port_id: int, *, force: bool = False) -> None:
+        """Advance one port's physics to the present, unless it is steady and lags by less than
+        ``steady_step_s`` (the fast runner; ``force`` overrides: something is about to change).
+
+        A port is steady when its load says so (a vehicle's current settled on its target, or
+        off) and its relay conducts as it did at the last step: until then, the sensor and the
+        vehicle's telemetry move by less than they resolve, and one longer step later gives the
+        same charge (the current's response is exact over any step; the energy and the heat
+        integrate a current that does not change)."""
+        port = self.ports[port_id]
+        now = self.clock.monotonic()
+        if (
+            not force
+            and now - self._port_last.get(port_id, self._last) < self.steady_step_s
+            and self._steady(port)
+        ):
+            return
+        self._catch_up(port, now)
+
+    def _steady(self, port: SimPort) -> bool:
+        if port.stage is not None or port.charger is not None or port.stuck_reading is not None:
+            return False
+        load = port.load
+        if load is None or not getattr(load, "steady", False):
+            return False
+        return self._port_conducting.get(port.port_id) == port.relay.conducting
+
+    def _catch_up(self, port: SimPort, now: float) -> None:
+        remaining = now - self._port_last.get(port.port_id, self._last)
+        if remaining <= 1e-9:
+            return
+        longest = self.physics_dt_s
+        if self.steady_step_s > longest and self._steady(port):
+            longest = self.steady_step_s  # nothing moves fast: one step where several were
+        while remaining > 1e-9:
+            dt = min(longest, remaining)
+            self._step_port(port, dt)
+            remaining -= dt
+        self._port_last[port.port_id] = now
+        if self.on_stepped is not None:
+            self.on_stepped(port.port_id)
 
     def _whole_steps(self) -> None:
         """Advance physics by as many whole steps as have passed (the rest waits for the next)."""
@@ -201,8 +248,11 @@ class BenchWorld:
         for _ in range(steps):
             self.step(dt)
         self._last += steps * dt
-        if steps and self.on_stepped is not None:
-            self.on_stepped()
+        if steps:
+            for port_id in self.ports:
+                self._port_last[port_id] = self._last
+                if self.on_stepped is not None:
+                    self.on_stepped(port_id)
 
     async def run(self) -> None:
         """Step the physics every ``physics_dt_s`` of the clock, each step a whole one: a tick

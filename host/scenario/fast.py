@@ -7,9 +7,14 @@ cables, at the same poll period. What it changes is only on the simulated side, 
 reference runner spends most of its time on wake-ups and reads that carry no news (measured with
 cProfile, see docs/benchmarks.md):
 
-- **The physics steps only when something looks at it.** The world has no timer of its own: a
-  sensor read brings it to the present (as the reference runner's reads already do), and the
-  vehicle model's first-order response is exact over any step, so nothing is lost between reads.
+- **The physics steps only when something looks at it, and a steady port less often.** The world
+  has no timer of its own: a sensor read brings the port's physics to the present (as the
+  reference runner's reads already do), and the vehicle model's first-order response is exact
+  over any step, so nothing is lost between reads. A port whose vehicle is steady (its current
+  settled on its target, or off, and its relay as it was) is stepped at most every
+  :data:`STEADY_STEP_S`, its telemetry and its sensor moving by less than they resolve meanwhile;
+  a grant, a notice, a fault, a relay that switches or an unplug first bring it to the present,
+  so each change takes effect when it happens.
 - **A sensor read that would show nothing new is not taken through the driver again.** What the
   port's INA228/INA219 model sees is compared with what it saw at the last driver read; within
   :data:`VOLTS_TOLERANCE_V` and :data:`AMPS_TOLERANCE_A` the station gets that reading again, with
@@ -30,10 +35,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from firmware.pevlink import Message
+from firmware.pevlink import Heartbeat, Message
 from firmware.station.allocator import Policy
 from firmware.station.port import LiveSession
-from hal.interfaces import PowerMonitor, PowerReading
+from hal.interfaces import PowerMonitor, PowerReading, Relay
+from hal.sim.backend import CurrentMonitor
 from hal.sim.memory_cable import MemoryLine
 from hal.sim.vtime import run_virtual
 from hal.sim.world import BenchWorld, SimPort
@@ -42,6 +48,7 @@ from host.scenario.rig import Rig
 from host.scenario.runner import ScenarioRun
 from host.scenario.spec import Scenario
 from host.vehicle.agent import VehicleAgent
+from host.vehicle.faults import FaultKind
 from host.vehicle.model import SimVehicle
 
 VOLTS_TOLERANCE_V = 0.01
@@ -50,6 +57,8 @@ INA228's bus LSB is 0.2 mV; a pack in constant current rises by about 2 mV a sec
 AMPS_TOLERANCE_A = 0.002
 """Likewise for the current (the INA228 here resolves about 0.2 mA)."""
 LINK_CHECK_S = 1.0
+STEADY_STEP_S = 1.0
+"""The longest a steady port's physics waits for its next step (one telemetry period)."""
 """How often a powered vehicle checks that the station still speaks (it must act within T_LINK)."""
 
 
@@ -57,7 +66,8 @@ class CoalescedMonitor(PowerMonitor):
     """A port's sensor read through its driver only when what the sensor sees has changed."""
 
     def __init__(self, inner: PowerMonitor, world: BenchWorld, port: SimPort) -> None:
-        self.inner = inner
+        # The driver's read, not the backend's wrapper that would bring every port to the present.
+        self.inner = inner.inner if isinstance(inner, CurrentMonitor) else inner
         self.world = world
         self.port = port
         self.part = inner.part
@@ -68,7 +78,7 @@ class CoalescedMonitor(PowerMonitor):
         self.reads = 0
 
     async def read(self) -> PowerReading:
-        self.world.sync()
+        self.world.sync_port(self.port.port_id)
         self.reads += 1
         sensor, port = self.port.sensor, self.port
         volts, amps = sensor.bus_voltage_v, sensor.current_a
@@ -98,11 +108,40 @@ class CoalescedMonitor(PowerMonitor):
         return self.inner.describe()
 
 
+class SyncingRelay(Relay):
+    """A port's relay that brings the port's physics to the present before it switches."""
+
+    def __init__(self, inner: Relay, world: BenchWorld, port_id: int) -> None:
+        self.inner = inner
+        self.world = world
+        self.port_id = port_id
+
+    async def close(self) -> None:
+        self.world.sync_port(self.port_id, force=True)
+        await self.inner.close()
+
+    async def open(self) -> None:
+        self.world.sync_port(self.port_id, force=True)
+        await self.inner.open()
+
+    def open_now(self) -> None:
+        try:
+            self.world.sync_port(self.port_id, force=True)
+        finally:
+            self.inner.open_now()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.inner.is_closed
+
+
 class QuietVehicleAgent(VehicleAgent):
     """The vehicle agent, woken by its battery's physics instead of ten times a second."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sync: Callable[[bool], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._sync = sync
+        """Bring this vehicle's physics to the present (True: even when it is steady)."""
         self._wake = asyncio.Event()
         self._seen: tuple[object, int] | None = None
 
@@ -114,11 +153,22 @@ class QuietVehicleAgent(VehicleAgent):
             self._seen = now
             self._wake.set()
 
+    def inject(self, kind: FaultKind) -> None:
+        self._sync(True)
+        super().inject(kind)
+
+    async def _send_telemetry(self) -> None:
+        self._sync(True)  # the vehicle reports itself as it is now
+        await super()._send_telemetry()
+
     async def _on_notice(self, message: Message) -> None:
+        if not isinstance(message, Heartbeat):  # a SUM, FAULT or BOOT may turn power off
+            self._sync(True)
         await super()._on_notice(message)
         self._wake.set()  # a BOOT restarts the conversation; a SUM or FAULT turns power off
 
     async def _on_request(self, message: Message) -> Message:
+        self._sync(True)  # a grant changes what flows from now on, not since the last step
         reply = await super()._on_request(message)
         self._wake.set()
         return reply
@@ -146,22 +196,30 @@ class FastRig(Rig):
             monitor = CoalescedMonitor(port_hw.monitor, self.world, self.world.ports[port_id])
             port_hw.monitor = monitor
             self.monitors[port_id] = monitor
+            port_hw.relay = SyncingRelay(port_hw.relay, self.world, port_id)
         self._agents: dict[int, QuietVehicleAgent] = {}
+        self.world.steady_step_s = STEADY_STEP_S
         self.world.on_stepped = self._physics_moved
 
-    def _physics_moved(self) -> None:
-        for agent in self._agents.values():
+    def _physics_moved(self, port_id: int) -> None:
+        agent = self._agents.get(port_id)
+        if agent is not None:
             agent.physics_moved()
 
     def make_agent(
         self, vehicle: SimVehicle, line: MemoryLine, serial: str, seed: int
     ) -> VehicleAgent:
-        agent = QuietVehicleAgent(vehicle, line, self.clock, serial=serial, seed=seed)
         port_id = next(p for p, end in self._vehicle_ends.items() if end is line)
+
+        def sync(force: bool) -> None:
+            self.world.sync_port(port_id, force=force)
+
+        agent = QuietVehicleAgent(vehicle, line, self.clock, serial=serial, seed=seed, sync=sync)
         self._agents[port_id] = agent
         return agent
 
     async def unplug(self, port_id: int) -> SimVehicle:
+        self.world.sync_port(port_id, force=True)  # the charge up to the moment it leaves
         self._agents.pop(port_id, None)
         return await super().unplug(port_id)
 

@@ -32,6 +32,8 @@ from host.vehicle.spec import DeclaredProfile, VehicleSpec, VehicleState
 GRANT_SETTLE_S = 0.5
 """PEV Link's T_SETTLE: a vehicle must settle at or under a lowered grant within this time."""
 _RESPONSE_TAU_S = 0.08
+_STEADY_A = 0.001
+"""A current this close to its target has settled (the sensors here resolve about 0.2 mA)."""
 _CELL_OV_DEBOUNCE_S = 2.0
 _FULL_CELL_MARGIN_V = 0.03  # how far below its charge voltage a cell still counts as there
 
@@ -75,6 +77,10 @@ class SimVehicle:
     _full: bool = False
     _cv: bool = False
     _ramping: bool = False
+    _target_a: float = 0.0
+    """The current the controller aimed at in the last step (what ``steady`` compares with)."""
+    _grant_seen: float = 0.0
+    """The grant as of the last step."""
     _thermal: ThermalModel | None = None
     on_board_controller: bool = True
     """False: a bare pack behind its BMS, charged by the station's CC/CV stage."""
@@ -167,6 +173,16 @@ class SimVehicle:
         if self.faults and FaultKind.CELL_OVER_VOLTAGE in self.faults:
             high = max(high, CELL_LIMITS[self.spec.chemistry][1] + 0.05)
         return high
+
+    @property
+    def steady(self) -> bool:
+        """Only slow drift until something outside changes (its grant, its supply, a fault): the
+        current settled on its target (or off), not held back by the cells, no fault, no stop.
+        A world may then step it less often (hal/sim/world.py ``sync_port``)."""
+        if self.faults or self._bms_stopped or self._cv or not self.on_board_controller:
+            return False
+        settled = abs(self.current_a - self._target_a) <= _STEADY_A
+        return settled and self.grant_a == self._grant_seen
 
     @property
     def in_window(self) -> bool:
@@ -273,8 +289,9 @@ class SimVehicle:
         if dt_s <= 0:
             return
         self._ramping = False
+        self._grant_seen = self.grant_a
         if not supply_closed:
-            self.current_a = 0.0
+            self.current_a = self._target_a = 0.0
             self._cv = False
         elif not self.on_board_controller:
             # A bare pack follows the supply at once: the stage's own slew shapes the steps.
@@ -285,6 +302,7 @@ class SimVehicle:
                 limit = self._cv_limit(target)
                 self._cv = limit < target - 1e-3
                 target = min(target, limit)
+            self._target_a = target
             alpha = 1.0 - math.exp(-dt_s / _RESPONSE_TAU_S)
             self.current_a += (target - self.current_a) * alpha
             if self.current_a < 0.005:
