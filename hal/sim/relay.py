@@ -9,6 +9,7 @@ another process can see what happened even after this one died.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from hal.clock import Clock
@@ -54,6 +55,8 @@ class SimRelay(Relay):
         self._coil_changed_at = clock.monotonic()
         self.history: list[tuple[float, bool]] = [(clock.monotonic(), False)]
         self._state_file = Path(state_file) if state_file else None
+        self.before_switch: Callable[[], None] | None = None
+        """Called just before the coil changes (a simulation brings its physics up to then)."""
         self._record(False)
 
     def _record(self, closed: bool) -> None:
@@ -64,6 +67,8 @@ class SimRelay(Relay):
 
     def _set(self, energised: bool) -> None:
         if energised != self._coil:
+            if self.before_switch is not None:
+                self.before_switch()
             self._coil = energised
             self._coil_changed_at = self._clock.monotonic()
             self.history.append((self._coil_changed_at, energised))

@@ -13,8 +13,8 @@ cProfile, see docs/benchmarks.md):
   over any step, so nothing is lost between reads. A port whose vehicle is steady (its current
   settled on its target, or off, and its relay as it was) is stepped at most every
   :data:`STEADY_STEP_S`, its telemetry and its sensor moving by less than they resolve meanwhile;
-  a grant, a notice, a fault, a relay that switches or an unplug first bring it to the present,
-  so each change takes effect when it happens.
+  a grant, a notice, a fault, a switch (the relay's ``before_switch``) or an unplug first bring it
+  to the present, so each change takes effect when it happens.
 - **A sensor read that would show nothing new is not taken through the driver again.** What the
   port's INA228/INA219 model sees is compared with what it saw at the last driver read; within
   :data:`VOLTS_TOLERANCE_V` and :data:`AMPS_TOLERANCE_A` the station gets that reading again, with
@@ -31,6 +31,7 @@ cProfile, see docs/benchmarks.md):
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,7 @@ from typing import Any
 from firmware.pevlink import Heartbeat, Message
 from firmware.station.allocator import Policy
 from firmware.station.port import LiveSession
-from hal.interfaces import PowerMonitor, PowerReading, Relay
+from hal.interfaces import PowerMonitor, PowerReading
 from hal.sim.backend import CurrentMonitor
 from hal.sim.memory_cable import MemoryLine
 from hal.sim.vtime import run_virtual
@@ -108,33 +109,6 @@ class CoalescedMonitor(PowerMonitor):
         return self.inner.describe()
 
 
-class SyncingRelay(Relay):
-    """A port's relay that brings the port's physics to the present before it switches."""
-
-    def __init__(self, inner: Relay, world: BenchWorld, port_id: int) -> None:
-        self.inner = inner
-        self.world = world
-        self.port_id = port_id
-
-    async def close(self) -> None:
-        self.world.sync_port(self.port_id, force=True)
-        await self.inner.close()
-
-    async def open(self) -> None:
-        self.world.sync_port(self.port_id, force=True)
-        await self.inner.open()
-
-    def open_now(self) -> None:
-        try:
-            self.world.sync_port(self.port_id, force=True)
-        finally:
-            self.inner.open_now()
-
-    @property
-    def is_closed(self) -> bool:
-        return self.inner.is_closed
-
-
 class QuietVehicleAgent(VehicleAgent):
     """The vehicle agent, woken by its battery's physics instead of ten times a second."""
 
@@ -193,10 +167,14 @@ class FastRig(Rig):
     def adapt_hardware(self) -> None:
         self.monitors: dict[int, CoalescedMonitor] = {}
         for port_id, port_hw in self.hardware.ports.items():
-            monitor = CoalescedMonitor(port_hw.monitor, self.world, self.world.ports[port_id])
+            sim_port = self.world.ports[port_id]
+            monitor = CoalescedMonitor(port_hw.monitor, self.world, sim_port)
             port_hw.monitor = monitor
             self.monitors[port_id] = monitor
-            port_hw.relay = SyncingRelay(port_hw.relay, self.world, port_id)
+            # A switch changes what flows from its moment on, not since the port's last step.
+            sim_port.relay.before_switch = functools.partial(
+                self.world.sync_port, port_id, force=True
+            )
         self._agents: dict[int, QuietVehicleAgent] = {}
         self.world.steady_step_s = STEADY_STEP_S
         self.world.on_stepped = self._physics_moved

@@ -105,3 +105,18 @@ def test_a_switch_that_opened_is_seen_at_the_next_read() -> None:
     world.sync_port(1)  # its relay no longer conducts as it did: stepped now, not a second later
     assert vehicle.current_a == 0.0
     assert world.ports[1].sensor.current_a == 0.0
+
+
+def test_a_switch_hooked_to_the_world_counts_the_charge_up_to_its_moment() -> None:
+    clock, world, vehicle, relay = charging_world(steady_step_s=1.0)
+    relay.before_switch = lambda: world.sync_port(1, force=True)
+    ref_clock, ref_world, reference, ref_relay = charging_world(steady_step_s=0.0)
+    for c, w in ((clock, world), (ref_clock, ref_world)):
+        read_every_quarter_second(c, w, 2.0)
+        c.advance(0.75)  # a steady port lags up to a second: the switch comes before its step
+    relay.open_now()
+    ref_world.sync_port(1)
+    ref_relay.open_now()
+    for c, w in ((clock, world), (ref_clock, ref_world)):
+        read_every_quarter_second(c, w, 2.0)
+    assert vehicle.energy_in_wh == pytest.approx(reference.energy_in_wh, rel=1e-3)
