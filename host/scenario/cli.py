@@ -6,6 +6,7 @@
     pev-scenario FILE --policy bound-instant    # the earlier bound: ports freed at once
     pev-scenario FILE --seed 3 --vehicles --json out.json
     pev-scenario FILE --fast --stage elcon                      # fast runner, a stage on every port
+    pev-scenario FILE --fast --no-eta                           # without sampling the time to full
 
 It prints one line per vehicle (with ``--vehicles``) and the run's figures; ``--json`` also writes
 the whole result (every vehicle, every sample) to a file. A bad scenario file is one line on stderr
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage",
         choices=[s for s in STAGES if s],
         help="put a simulated CAN charger behind every port (bare packs)",
+    )
+    parser.add_argument(
+        "--no-eta",
+        action="store_true",
+        help="do not sample the ports' time to full (a run that only needs energy and outcomes)",
     )
     parser.add_argument("--vehicles", action="store_true", help="print one line per vehicle")
     parser.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
@@ -116,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.policy in ("bound", "bound-instant"):
         result = physical_bound(scenario, riders=args.policy == "bound")
     elif args.fast:
-        result = run_fast_scenario(scenario, args.policy)
+        result = run_fast_scenario(scenario, args.policy, eta=not args.no_eta)
     else:
-        result = run_scenario(scenario, args.policy)
+        result = run_scenario(scenario, args.policy, eta=not args.no_eta)
     if args.vehicles:
         print("\n".join(vehicle_lines(result)))
     print("\n".join(summary_lines(result)))

@@ -214,8 +214,10 @@ class FastScenarioRun(ScenarioRun):
 
     rig_class = FastRig
 
-    def __init__(self, scenario: Scenario, policy: str | Policy = "sharing") -> None:
-        super().__init__(scenario, policy)
+    def __init__(
+        self, scenario: Scenario, policy: str | Policy = "sharing", *, eta: bool = True
+    ) -> None:
+        super().__init__(scenario, policy, eta=eta)
         self._watching: dict[int, tuple[LiveSession, asyncio.Event, bool]] = {}
 
     def _on_tick(self) -> None:
@@ -244,11 +246,15 @@ class FastScenarioRun(ScenarioRun):
                 handle.cancel()
 
 
-async def simulate_fast(scenario: Scenario, policy: str | Policy = "sharing") -> ScenarioResult:
+async def simulate_fast(
+    scenario: Scenario, policy: str | Policy = "sharing", *, eta: bool = True
+) -> ScenarioResult:
     """Run a scenario with the fast runner on the running :class:`VirtualTimeLoop`."""
-    return await FastScenarioRun(scenario, policy).run()
+    return await FastScenarioRun(scenario, policy, eta=eta).run()
 
 
-def run_fast_scenario(scenario: Scenario, policy: str | Policy = "sharing") -> ScenarioResult:
+def run_fast_scenario(
+    scenario: Scenario, policy: str | Policy = "sharing", *, eta: bool = True
+) -> ScenarioResult:
     """The fast runner on a fresh virtual-time loop; the same outcomes as ``run_scenario``."""
-    return run_virtual(simulate_fast(scenario, policy))
+    return run_virtual(simulate_fast(scenario, policy, eta=eta))

@@ -101,3 +101,15 @@ def test_behind_a_stage_on_every_port_the_packs_share_the_budget_at_measured_vol
     assert sum(1 for v in result.vehicles if v.power_on_s is not None) >= 2
     assert _energy(result) > 1.0
     assert result.max_measured_w <= plan.budget_w
+
+
+def test_without_time_to_full_samples_the_run_is_the_same(
+    both: tuple[ScenarioResult, ScenarioResult],
+) -> None:
+    """The estimates are the runner's instrument, read-only: skipping them changes no outcome."""
+    _, fast = both
+    quiet = run_fast_scenario(short_scenario(), "sharing", eta=False)
+    assert any(v.eta for v in fast.vehicles)
+    assert not any(v.eta for v in quiet.vehicles)
+    assert [v.outcome for v in quiet.vehicles] == [v.outcome for v in fast.vehicles]
+    assert _energy(quiet) == pytest.approx(_energy(fast), rel=1e-3)
