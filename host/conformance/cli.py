@@ -1,4 +1,4 @@
-"""``pev-conformance``: runs every testable MUST of PEV Link 1.1 against a device on a serial port.
+"""``pev-conformance``: runs every testable MUST of PEV Link 1.2 against a device on a serial port.
 
     pev-conformance --role vehicle /dev/ttyUSB0 --junit report.xml
     pev-conformance --role station /dev/ttyUSB0 --pack-v 37.2 \\

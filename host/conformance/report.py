@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from host.conformance.requirements import Requirement, for_role
+from host.conformance.requirements import DOCUMENT, Requirement, for_role
 
 
 class Verdict(StrEnum):
@@ -106,7 +106,7 @@ class Results:
 
 
 def text_report(results: Results) -> str:
-    lines = [f"PEV Link 1.1 conformance: {results.role} {results.device}".rstrip(), ""]
+    lines = [f"{DOCUMENT} conformance: {results.role} {results.device}".rstrip(), ""]
     for o in results.outcomes():
         lines.append(f"{o.requirement.id:<11} {o.verdict.value:<18} {o.requirement.text}")
         if o.verdict is not Verdict.PASS and o.detail:
@@ -124,7 +124,7 @@ def text_report(results: Results) -> str:
 
 def to_json(results: Results) -> dict[str, Any]:
     return {
-        "protocol": "PEV Link 1.1",
+        "protocol": DOCUMENT,
         "role": results.role,
         "device": results.device,
         "seconds": round(results.seconds, 3),

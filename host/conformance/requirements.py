@@ -1,4 +1,4 @@
-"""Every MUST of PEV Link 1.1, per role, with its stable id (docs/pev-link.md, section 10).
+"""Every MUST of PEV Link 1.2, per role, with its stable id (docs/pev-link.md, section 10).
 
 The list in the specification is generated from this table (``python -m
 host.conformance.requirements``) and a test keeps the two equal, so a requirement id in a
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+
+DOCUMENT = "PEV Link 1.2"
+"""The specification the requirements are taken from (docs/pev-link.md, document version)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from firmware.pevlink.codec import encode
 from firmware.pevlink.framing import crc16
 from firmware.pevlink.messages import Boot, ChargeRequest
@@ -23,6 +25,26 @@ from host.conformance.wire import is_msg
 
 class LinkChecks(KitVehicle):
     """The link layer and identification, checked on a station before any session."""
+
+    async def check_end_above_imax(self) -> None:
+        """ST-APP-05 for the cross-field rule of 1.2, ``iend <= imax`` (§3.4): a station that reads
+        ``iend`` refuses with ``NAK E206 field=iend accept=<imax>``; one of 1.1 ignores the field
+        (§6.2) and takes the BATT, which is not a failure."""
+        imax = self.profile.imax
+        above = min(50.0, imax + 1.0)  # within iend's range, so only the cross-field rule applies
+        if above <= imax:
+            return
+        declared = replace(self.profile.battery(), i_end_a=imax)
+        reply = await self.ask(body_of(declared, iend=f"{above:g}"))
+        if is_reply(reply, "BATT"):
+            return
+        self.results.check(
+            "ST-APP-05",
+            is_nak(reply, "E206", field="iend") and value(reply, "accept") == f"{imax:g}",
+            f"BATT iend={above:g} above imax={imax:g}: {short(reply)}, "
+            f"not NAK E206 field=iend accept={imax:g}",
+            self.last(reply),
+        )
 
     async def check_identification(self) -> None:
         r, wire = self.results, self.wire
@@ -190,6 +212,7 @@ class LinkChecks(KitVehicle):
             f"BATT vnom below vmin: {short(reply)}, not NAK E206",
             self.last(reply),
         )
+        await self.check_end_above_imax()
         reply = await self.ask(self.profile.battery(v_max_v=200.0))
         if is_reply(reply, "BATT"):
             r.untestable("ST-APP-04", "the station accepts a 200 V pack")

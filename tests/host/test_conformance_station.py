@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from firmware.pevlink.errors import ErrorCode, ProtocolError
+from firmware.pevlink.messages import Battery
 from firmware.station.port import PortController
 from hal.serial_link import open_serial
 from host.conformance.as_vehicle import VehicleProfile
@@ -89,3 +91,23 @@ async def test_a_station_that_powers_before_the_grant_is_accepted_fails_exactly_
     failure = next(o for o in results.outcomes() if o.requirement.id == "ST-APP-08")
     assert "POWER on=1 came before the vehicle confirmed the GRANT" in failure.detail
     assert any("POWER on=1" in line for line in failure.lines), report
+
+
+@pytest.mark.slow
+async def test_a_station_that_refuses_iend_above_imax_with_the_wrong_error_fails_app_05(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PEV Link 1.2: `iend` above `imax` is NAK E206 field=iend accept=<imax>, not a range error."""
+    checked = Battery.check
+
+    def wrong_code(self: Battery) -> None:
+        if self.i_end_a is not None and self.i_end_a > self.i_max_a:
+            raise ProtocolError(ErrorCode.OUT_OF_RANGE, "iend too high", field="iend")
+        checked(self)
+
+    monkeypatch.setattr(Battery, "check", wrong_code)
+    results = await kit_against_station(tmp_path)
+    report = text_report(results)
+    assert set(results.failed_ids()) - KNOWN_STATION_GAPS == {"ST-APP-05"}, report
+    failure = next(o for o in results.outcomes() if o.requirement.id == "ST-APP-05")
+    assert "not NAK E206 field=iend accept=" in failure.detail
