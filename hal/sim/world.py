@@ -204,8 +204,8 @@ class BenchWorld:
         ``steady_step_s`` (the fast runner; ``force`` overrides: something is about to change).
 
         A port is steady when its load says so (a vehicle's current settled on its target, or
-        off) and its relay conducts as it did at the last step: until then, the sensor and the
-        vehicle's telemetry move by less than they resolve, and one longer step later gives the
+        off) and its relay conducts as it did at the last step: meanwhile the sensor and the
+        vehicle's telemetry move by about what they resolve, and one longer step later gives the
         same charge (the current's response is exact over any step; the energy and the heat
         integrate a current that does not change)."""
         port = self.ports[port_id]
