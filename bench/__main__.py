@@ -1,7 +1,8 @@
 """``python -m bench all [--smoke]`` · ``python -m bench NAME [--smoke]``.
 
-Benchmarks: allocation, fault, stall, footprint, handshake, eta, protocol, viewers. ``--smoke``
-runs each at a tiny size, in seconds, to check that it still works; the figures then mean little.
+Benchmarks: allocation, fault, stall, footprint, handshake, eta, protocol, viewers, runner.
+``--smoke`` runs each at a tiny size, in seconds, to check that it still works; the figures then
+mean little.
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from typing import Any
 
 from bench.common import machine, rounded, summary_line
 
-NAMES = ("allocation", "fault", "stall", "footprint", "handshake", "eta", "protocol", "viewers")
+NAMES = (
+    "allocation",
+    "fault",
+    "stall",
+    "footprint",
+    "handshake",
+    "eta",
+    "protocol",
+    "viewers",
+    "runner",
+)
 TIME_LIMIT_S = {False: 900.0, True: 180.0}
 """A benchmark still running after this long is stuck: its stacks are printed and the run ends."""
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from bench import eta, fault, protocol
+from bench import eta, fault, protocol, runner
 from bench.__main__ import main as bench_main
+from bench.common import ROOT
 
 
 def test_a_fault_opens_the_relay_within_the_poll_period_and_the_debounce() -> None:
@@ -38,3 +39,14 @@ def test_a_benchmark_prints_its_figures_then_one_json_line(
     assert summary["decode_lines_per_s"] > 1000
     assert any("decode + validate" in line for line in lines[:-1])
     assert protocol.corpus(10) == protocol.corpus(10)  # the corpus is seeded
+
+
+def test_the_runner_benchmark_times_two_checkouts_on_the_same_scenarios(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PEV_BENCH_RUNNER_BEFORE", str(ROOT))  # this checkout against itself
+    figures = runner.run(smoke=True)
+    for case in figures["cases"].values():
+        before, after = case["before"], case["after"]
+        assert before["cpu_s"] > 0 and after["x_real_time"] > 1
+        assert before["energy_wh"] == pytest.approx(after["energy_wh"], rel=1e-9)

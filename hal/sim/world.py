@@ -155,6 +155,8 @@ class BenchWorld:
             port.bus.fail_next[port.address] = transfers
 
     def detach(self, port_id: int) -> None:
+        if self.steady_step_s > 0:
+            self.sync_port(port_id, force=True)  # a port left to lag keeps its charge so far
         port = self.ports[port_id]
         port.load = None
         port.plugged = False

@@ -198,7 +198,6 @@ class FastRig(Rig):
         return agent
 
     async def unplug(self, port_id: int) -> SimVehicle:
-        self.world.sync_port(port_id, force=True)  # the charge up to the moment it leaves
         self._agents.pop(port_id, None)
         return await super().unplug(port_id)
 
@@ -220,6 +219,13 @@ class FastScenarioRun(ScenarioRun):
     ) -> None:
         super().__init__(scenario, policy, eta=eta)
         self._watching: dict[int, tuple[LiveSession, asyncio.Event, bool]] = {}
+
+    def _close_out(self) -> None:
+        self.rig.world.sync()  # the steady ports' last seconds, before their charge is counted
+        super()._close_out()
+
+    def _ride_ends(self, port_id: int) -> None:
+        self.rig.world.sync_port(port_id, force=True)
 
     def _on_tick(self) -> None:
         super()._on_tick()

@@ -212,6 +212,7 @@ class ScenarioRun:
             else:
                 await clock.sleep(self.scenario.pickup_delay_s)
         finally:
+            self._ride_ends(port_id)
             record.energy_in_wh = plugged.vehicle.energy_in_wh
             record.soc_end_pct = round(plugged.vehicle.soc_pct, 2)
             self._active.pop(port_id, None)
@@ -272,6 +273,9 @@ class ScenarioRun:
     async def _pause(self, port_id: int, session: LiveSession, due_s: float) -> None:
         """Between two looks at a charging rider: the next is due at ``due_s`` at the latest."""
         await self.clock.sleep(WATCH_STEP_S)
+
+    def _ride_ends(self, port_id: int) -> None:
+        """The rider is about to take the vehicle: what it holds now is what it got."""
 
     def _close_out(self) -> None:
         """At the end of the scenario's time: whoever is still here is unfinished."""
