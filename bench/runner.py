@@ -9,8 +9,8 @@ with the time-to-full samples the allocation benchmark scores and without them
 (``pev-scenario --no-eta``). Each also gives the energy delivered, which must not move.
 
 ``PEV_BENCH_RUNNER_BEFORE=/path/to/an/older/checkout`` measures that checkout's code too, each
-figure before and after in turn, in the same run (with this bench's scenarios and code to time
-it: only ``host`` and ``firmware`` come from the checkout).
+figure before and after in turn, in the same run (this bench's scenario files and timing code;
+``firmware``, ``hal`` and ``host`` come from the checkout).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from bench.common import ROOT, python, table
 
 TIME_LIMIT_S = {False: 2400.0, True: 180.0}
 """A whole day takes minutes of CPU, and twice as many runs with a checkout to compare."""
+CASE_TIMEOUT_S = 900.0
+"""One run that takes longer is stuck: it is stopped rather than left holding a core."""
 
 RUN = """
 import json, sys, time
@@ -69,15 +71,17 @@ def cases(smoke: bool) -> list[tuple[str, str, str, float, float, bool]]:
     ]
 
 
-def supports_no_eta(root: Path) -> bool:
-    """Whether that checkout's runners take ``eta`` (older ones always sample)."""
-    text = (root / "host" / "scenario" / "fast.py").read_text()
-    return "eta: bool" in text
+def runs(root: Path, kind: str, eta: bool) -> bool:
+    """Whether that checkout has this runner, and takes ``eta`` when asked not to sample."""
+    fast = root / "host" / "scenario" / "fast.py"
+    if kind == "fast" and not fast.exists():
+        return False
+    return eta or (fast.exists() and "eta: bool" in fast.read_text())
 
 
 def measure(root: Path, case: tuple[str, str, str, float, float, bool]) -> dict[str, Any] | None:
     _, kind, path, end_s, budget, eta = case
-    if not eta and not supports_no_eta(root):
+    if not runs(root, kind, eta):
         return None
     args = [kind, path, str(end_s), str(budget), "1" if eta else "0"]
     done = subprocess.run(
@@ -87,6 +91,7 @@ def measure(root: Path, case: tuple[str, str, str, float, float, bool]) -> dict[
         capture_output=True,
         text=True,
         check=False,
+        timeout=CASE_TIMEOUT_S,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{case[0]} ({root}) failed: {done.stderr.strip()[-400:]}")

@@ -103,6 +103,15 @@ class SimRelay(Relay):
                 return False  # not holding
         return now - self._coil_changed_at >= 0.0
 
+    def lapsed_at(self) -> float | None:
+        """When the contacts opened with the coil still on (the watchdog's hold ran out), if
+        they have; None when they conduct, the coil is off, or the watchdog was stopped."""
+        watchdog = self._watchdog
+        if not self._coil or watchdog is None or watchdog._last_kick is None:
+            return None
+        end = watchdog._last_kick + watchdog.hold_time_s
+        return end if end < self._clock.monotonic() else None
+
     @property
     def conducting(self) -> bool:
         """Whether current can flow now (after the operate time)."""

@@ -167,12 +167,13 @@ class BenchWorld:
         for port in self.ports.values():
             self._step_port(port, dt_s)
 
-    def _step_port(self, port: SimPort, dt_s: float) -> None:
+    def _step_port(self, port: SimPort, dt_s: float, conducting: bool | None = None) -> None:
         if port.stage is not None:
             port.stage.sync()  # the limits the pack draws within, as of now
         if port.charger is not None:
             port.charger.sync()
-        conducting = port.relay.conducting
+        if conducting is None:
+            conducting = port.relay.conducting
         self._port_conducting[port.port_id] = conducting
         if port.load is not None:
             port.load.advance(dt_s, conducting)
@@ -235,6 +236,13 @@ class BenchWorld:
         longest = self.physics_dt_s
         if self.steady_step_s > longest and self._steady(port):
             longest = self.steady_step_s  # nothing moves fast: one step where several were
+        if self.steady_step_s > 0 and self._port_conducting.get(port.port_id):
+            # A lagging port whose watchdog's hold ran out meanwhile (no switch was made, so
+            # nothing brought it to the present): it conducted until then.
+            lapsed = port.relay.lapsed_at()
+            if lapsed is not None and now - remaining < lapsed < now:
+                self._step_port(port, lapsed - (now - remaining), conducting=True)
+                remaining = now - lapsed
         while remaining > 1e-9:
             dt = min(longest, remaining)
             self._step_port(port, dt)

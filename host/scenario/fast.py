@@ -58,10 +58,10 @@ INA228's bus LSB is 0.2 mV; a pack in constant current rises by about 2 mV a sec
 AMPS_TOLERANCE_A = 0.002
 """Likewise for the current (the INA228 here resolves about 0.2 mA)."""
 LINK_CHECK_S = 1.0
+"""How often a powered vehicle checks that the station still speaks (it must act within T_LINK)."""
 STEADY_STEP_S = 5.0
 """The longest a steady port's physics waits for its next step. A pack charging at 1 C gains
 about 2 mV a second (10 mV, one step of its telemetry's voltage, in 5 s) and 0.14 % of charge."""
-"""How often a powered vehicle checks that the station still speaks (it must act within T_LINK)."""
 
 
 class CoalescedMonitor(PowerMonitor):
@@ -131,6 +131,10 @@ class QuietVehicleAgent(VehicleAgent):
     def inject(self, kind: FaultKind) -> None:
         self._sync(True)
         super().inject(kind)
+
+    def _power_off(self, why: str) -> None:
+        self._sync(True)  # a lost link or a station fault cuts the draw from now on
+        super()._power_off(why)
 
     async def _send_telemetry(self) -> None:
         self._sync(False)  # a steady vehicle reports itself as of up to STEADY_STEP_S ago

@@ -34,6 +34,12 @@ GRANT_SETTLE_S = 0.5
 _RESPONSE_TAU_S = 0.08
 _STEADY_A = 0.001
 """A current this close to its target has settled (the sensors here resolve about 0.2 mA)."""
+_STEADY_MARGIN_V = 0.01
+"""Headroom per cell below the constant-voltage setpoint that a steady pack keeps: near the top
+of its curve a cell at 1 C rises about 1.5 mV a second, so a long step does not cross into the
+taper unseen."""
+_STEADY_NEAR_C = 1.0
+"""A pack this close to a temperature where its BMS changes what it takes is not steady."""
 _CELL_OV_DEBOUNCE_S = 2.0
 _FULL_CELL_MARGIN_V = 0.03  # how far below its charge voltage a cell still counts as there
 
@@ -81,6 +87,8 @@ class SimVehicle:
     """The current the controller aimed at in the last step (what ``steady`` compares with)."""
     _grant_seen: float = 0.0
     """The grant as of the last step."""
+    _cv_margin_v: float = math.inf
+    """How far the highest cell stood below its setpoint at the last step, at its target."""
     _thermal: ThermalModel | None = None
     on_board_controller: bool = True
     """False: a bare pack behind its BMS, charged by the station's CC/CV stage."""
@@ -181,6 +189,12 @@ class SimVehicle:
         A world may then step it less often (hal/sim/world.py ``sync_port``)."""
         if self.faults or self._bms_stopped or self._cv or not self.on_board_controller:
             return False
+        if self._cv_margin_v <= _STEADY_MARGIN_V:
+            return False  # the taper is near: it must start when it starts
+        t, s = self.temperature_c, self.spec
+        for edge in (5.0, 15.0, s.t_min_c, s.t_max_c, s.t_max_c + 5.0):
+            if abs(t - edge) < _STEADY_NEAR_C:
+                return False  # the BMS's limit changes at these
         settled = abs(self.current_a - self._target_a) <= _STEADY_A
         return settled and self.grant_a == self._grant_seen
 
@@ -293,15 +307,20 @@ class SimVehicle:
         if not supply_closed:
             self.current_a = self._target_a = 0.0
             self._cv = False
+            self._cv_margin_v = math.inf
         elif not self.on_board_controller:
             # A bare pack follows the supply at once: the stage's own slew shapes the steps.
             self.current_a = self._supply_allows()
         else:
             target = self._target_current()
+            self._cv_margin_v = math.inf
             if target > 0 and not (self.faults and FaultKind.OVERDRAW in self.faults):
                 limit = self._cv_limit(target)
                 self._cv = limit < target - 1e-3
                 target = min(target, limit)
+                self._cv_margin_v = (
+                    self._cv_cell - self._ocv(self._max_offset) - self._overpotential(target)
+                )
             self._target_a = target
             alpha = 1.0 - math.exp(-dt_s / _RESPONSE_TAU_S)
             self.current_a += (target - self.current_a) * alpha

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import threading
 
@@ -30,10 +32,19 @@ def test_a_callback_handed_over_by_a_thread_runs() -> None:
     async def main() -> str:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[str] = loop.create_future()
+        clock = LoopClock()
+
+        async def tick() -> None:  # timers keep the loop's polls non-blocking, so skipped
+            while not done.done():
+                await clock.sleep(1.0)
+
+        ticking = asyncio.ensure_future(tick())
         threading.Thread(
             target=lambda: loop.call_soon_threadsafe(done.set_result, "from a thread")
         ).start()
-        return await asyncio.wait_for(done, timeout=None)
+        result = await done
+        await ticking
+        return result
 
     assert run_virtual(main()) == "from a thread"
 
@@ -71,3 +82,24 @@ def test_a_registered_socket_is_still_polled() -> None:
             b.close()
 
     assert run_virtual(main()) == b"hello"
+
+
+def test_a_signal_handler_added_on_the_loop_runs() -> None:
+    """Signals arrive through the loop's own wake-up pipe: with a handler, its polls are made."""
+
+    async def main() -> float | None:
+        loop = asyncio.get_running_loop()
+        got = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, got.set)
+        try:
+            clock = LoopClock()
+            os.kill(os.getpid(), signal.SIGUSR1)
+            for _ in range(1000):  # timers keep the loop's polls non-blocking
+                await clock.sleep(1.0)
+                if got.is_set():
+                    return clock.monotonic()
+            return None
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
+
+    assert run_virtual(main()) is not None
