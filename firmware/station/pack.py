@@ -162,28 +162,37 @@ class Pack:
         taking = self._taking.get(ceiling_a)
         if taking is not None and soc_pct < taking - CC_MARGIN_PCT:
             return ceiling_a  # constant current: exactly what the lines below would give
-        headroom = self.v_cv_cell - ocv(self.chemistry, soc_pct + self.lead_pct)
+        # ocv(), overpotential_v() and the Newton below written out: the time to full asks this
+        # dozens of times per estimate. The same operations in the same order; a capacity is
+        # positive, so amps / c is too wherever amps is, and the max() the general formulas take
+        # is left out.
+        socs, pieces = _SEGMENTS.get(self.chemistry) or _curve_segments(self.chemistry)
+        soc = soc_pct + self.lead_pct
+        soc = soc if soc > 0.0 else 0.0
+        soc = soc if soc < 100.0 else 100.0
+        i = bisect.bisect_left(socs, soc)
+        i = 1 if i < 1 else (len(socs) - 1 if i > len(socs) - 1 else i)
+        s0, v0, dv, ds = pieces[i - 1]
+        headroom = self.v_cv_cell - (v0 + dv * (soc - s0) / ds)
         if headroom <= 0 or ceiling_a <= 0:
             return 0.0
-        if self.overpotential_v(ceiling_a) <= headroom:
+        c, r, asinh, sqrt = self.capacity_ah, self.r_group_ohm, math.asinh, math.sqrt
+        over = ceiling_a * r + 0.1 * asinh(ceiling_a / c / 0.1)  # overpotential_v(ceiling_a)
+        if over <= headroom:
             return ceiling_a
         # Newton on the overpotential (increasing, concave): from the ceiling it lands just
-        # under the root, then climbs to it from below, never past it. The time to full asks
-        # this hundreds of times per estimate: overpotential_v is written out here, unchanged.
-        # The same operations in the same order; a capacity is positive, so amps / c is too
-        # wherever amps is, and the max() the general formula takes is left out.
-        c, r, asinh, sqrt = self.capacity_ah, self.r_group_ohm, math.asinh, math.sqrt
+        # under the root, then climbs to it from below, never past it.
         tenth_c, inv_c = 0.1 * c, 1.0 / c
         amps = ceiling_a
         for _ in range(8):
             x = amps / tenth_c
-            over = amps * r + 0.1 * asinh(amps / c / 0.1) if amps > 0 else 0.0
             step = (over - headroom) / (r + inv_c / sqrt(1.0 + x * x))
             amps -= step
             if not amps > 0.0:
                 amps = 0.0
             if -1e-5 < step < 1e-5:
                 break
+            over = amps * r + 0.1 * asinh(amps / c / 0.1) if amps > 0 else 0.0
         return ceiling_a if amps > ceiling_a else amps
 
     def with_lead_from(self, soc_pct: float, amps: float) -> Pack:
