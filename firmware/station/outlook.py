@@ -10,6 +10,7 @@ vehicles changes and otherwise every REPLAN_S.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -66,7 +67,9 @@ class Fleet:
         self.history = history or EtaHistory()
         self._planned_at: float | None = None
         self._members: tuple[int, ...] = ()
-        self._plans: dict[int, tuple[float, list[float], int]] = {}
+        self._plans: dict[int, tuple[float, list[float], int, float]] = {}
+        """Per port: when planned, the grant at each step, how many others share, the most
+        any later step grants (whether the port gains power does not change between plans)."""
         self.pack_of: Callable[[PortController], Pack | None] = lambda _port: None
 
     def plan_for(self, port: PortController) -> Plan | None:
@@ -87,11 +90,11 @@ class Fleet:
         entry = self._plans.get(port.port_id)
         if entry is None:
             return None
-        start, grants, others = entry
+        start, grants, others, most_later = entry
         if not grants:
             return None
         current = port.grant_a
-        gains = any(g > current * 1.1 + 0.05 for g in grants[1:])
+        gains = most_later > current * 1.1 + 0.05  # any later grant above that
 
         def offer(t: float) -> tuple[float, float]:
             at = t + (now - start)
@@ -117,6 +120,7 @@ class Fleet:
                 continue
             i_max = min(b.i_max_a, p.spec.max_current_a, p.spec.max_power_w / b.v_max_v)
             i_max *= p.thermal_factor
+            pack.soc_taking(i_max)  # asked of at every step below: where its taper begins
             members.append(
                 _Member(
                     port=p,
@@ -149,7 +153,8 @@ class Fleet:
                 m.soc = min(100.0, m.soc + amps * STEP_S / (36.0 * m.pack.capacity_ah))
             t += STEP_S
         for m in members:
-            self._plans[m.port.port_id] = (now, m.grants, len(members) - 1)
+            most_later = max(m.grants[1:], default=-math.inf)
+            self._plans[m.port.port_id] = (now, m.grants, len(members) - 1, most_later)
 
     @staticmethod
     def _share(members: list[_Member], budget: float, first: bool) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 OCV_CURVES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # typical open-circuit voltage per cell at 25 °C against state of charge (%)
@@ -43,14 +43,50 @@ MAX_STEPS = 20_000
 the station's event loop, so it must end whatever the offer and the model say."""
 FULL_EPSILON_PCT = 1e-6
 """Closer to 100 % than this is full (steps this small no longer move a float near 100)."""
+CC_MARGIN_PCT = 1e-6
+"""How far from where :meth:`Pack.soc_taking` puts a current a state of charge must be for the
+answer on its side to be given without working it out: the curves rise at least 1 mV per %, so
+this is a nanovolt of headroom, a million times the rounding of the arithmetic it stands for."""
+END_BAND_PCT = 1e-3
+"""Within this of where the current reaches the cut-off, the search for the end works the current
+out; further away, the side tells it. Newton stops on a step under 1e-5 A, which leaves it within
+about 1e-8 A of its root; the flattest curve (1 mV per %) turns that into 4e-5 %. A Newton that
+ran out of its 8 rounds short of the root would not be covered; none does on the catalog's packs
+(6 rounds at most on the benchmarks)."""
+CC_CACHE = 64
+"""Currents whose :meth:`Pack.soc_taking` a pack keeps."""
+
+_Segments = tuple[tuple[float, ...], tuple[tuple[float, float, float, float], ...]]
+
+
+def _segments(socs: tuple[float, ...], volts: tuple[float, ...]) -> _Segments:
+    """Each piece of a curve as (s0, v0, v1 - v0, s1 - s0): what :func:`ocv` needs, once."""
+    pieces = tuple(
+        (socs[i - 1], volts[i - 1], volts[i] - volts[i - 1], socs[i] - socs[i - 1])
+        for i in range(1, len(socs))
+    )
+    return socs, pieces
+
+
+_SEGMENTS: dict[str, _Segments] = {}
+
+
+def _curve_segments(chemistry: str) -> _Segments:
+    """The chemistry's curve as :func:`_segments` (unknown chemistries use NMC's, as ever)."""
+    found = _SEGMENTS.get(chemistry)
+    if found is None:
+        found = _segments(*(OCV_CURVES.get(chemistry) or OCV_CURVES["NMC"]))
+        if chemistry in OCV_CURVES:  # bounded by the curves there are
+            _SEGMENTS[chemistry] = found
+    return found
 
 
 def ocv(chemistry: str, soc_pct: float) -> float:
-    socs, volts = OCV_CURVES.get(chemistry) or OCV_CURVES["NMC"]
+    socs, pieces = _curve_segments(chemistry)
     soc = min(100.0, max(0.0, soc_pct))
     i = min(len(socs) - 1, max(1, bisect.bisect_left(socs, soc)))
-    s0, s1, v0, v1 = socs[i - 1], socs[i], volts[i - 1], volts[i]
-    return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
+    s0, v0, dv, ds = pieces[i - 1]
+    return v0 + dv * (soc - s0) / ds
 
 
 def soc_at_ocv(chemistry: str, volts: float) -> float:
@@ -80,34 +116,84 @@ class Pack:
     r_group_ohm: float
     cutoff_a: float
     lead_pct: float = LEAD_PCT
+    _taking: dict[float, float] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """:meth:`soc_taking` by current. A pack never changes, so nothing invalidates it; it holds
+    CC_CACHE currents at most (an estimate under sharing meets a few dozen ceilings)."""
 
     def overpotential_v(self, amps: float) -> float:
         if amps <= 0:
             return 0.0
         return amps * self.r_group_ohm + polarization_v(amps / self.capacity_ah)
 
+    def soc_taking(self, amps: float) -> float:
+        """The state of charge at which the highest group at its setpoint takes ``amps``.
+
+        Below it the pack takes more (all of a ceiling of ``amps``: constant current), above it
+        less: the open-circuit voltage plus the overpotential at ``amps`` reaches the setpoint
+        there (one inverse of the curve, which rises everywhere). +inf where the pack takes more
+        at any charge, -inf where it takes less at any charge, NaN where the ends of the curve
+        leave it in doubt or ``amps`` is not positive: every comparison with NaN is false, so
+        no shortcut is taken on it."""
+        found = self._taking.get(amps)
+        if found is not None:
+            return found
+        over = self.overpotential_v(amps)
+        volts = self.v_cv_cell - over
+        table = (OCV_CURVES.get(self.chemistry) or OCV_CURVES["NMC"])[1]
+        if not over > 0:
+            found = math.nan
+        elif volts > table[-1] + 1e-9:
+            found = math.inf
+        elif volts < table[0] - 1e-9:
+            found = -math.inf
+        elif table[0] + 1e-9 < volts < table[-1] - 1e-9:
+            found = soc_at_ocv(self.chemistry, volts) - self.lead_pct
+        else:
+            found = math.nan
+        if len(self._taking) >= CC_CACHE:
+            self._taking.clear()
+        self._taking[amps] = found
+        return found
+
     def accepts_a(self, soc_pct: float, ceiling_a: float) -> float:
         """The most current up to ``ceiling_a`` that keeps the highest group at its setpoint."""
-        headroom = self.v_cv_cell - ocv(self.chemistry, soc_pct + self.lead_pct)
+        # Where the taper begins for this ceiling, if it has been worked out (soc_taking: the
+        # time to full and the outlook do it for the ceilings they ask about again and again)
+        taking = self._taking.get(ceiling_a)
+        if taking is not None and soc_pct < taking - CC_MARGIN_PCT:
+            return ceiling_a  # constant current: exactly what the lines below would give
+        # ocv(), overpotential_v() and the Newton below written out: the time to full asks this
+        # dozens of times per estimate. The same operations in the same order; a capacity is
+        # positive, so amps / c is too wherever amps is, and the max() the general formulas take
+        # is left out.
+        socs, pieces = _SEGMENTS.get(self.chemistry) or _curve_segments(self.chemistry)
+        soc = soc_pct + self.lead_pct
+        soc = soc if soc > 0.0 else 0.0
+        soc = soc if soc < 100.0 else 100.0
+        i = bisect.bisect_left(socs, soc)
+        i = 1 if i < 1 else (len(socs) - 1 if i > len(socs) - 1 else i)
+        s0, v0, dv, ds = pieces[i - 1]
+        headroom = self.v_cv_cell - (v0 + dv * (soc - s0) / ds)
         if headroom <= 0 or ceiling_a <= 0:
             return 0.0
-        if self.overpotential_v(ceiling_a) <= headroom:
+        c, r, asinh, sqrt = self.capacity_ah, self.r_group_ohm, math.asinh, math.sqrt
+        over = ceiling_a * r + 0.1 * asinh(ceiling_a / c / 0.1)  # overpotential_v(ceiling_a)
+        if over <= headroom:
             return ceiling_a
         # Newton on the overpotential (increasing, concave): from the ceiling it lands just
-        # under the root, then climbs to it from below, never past it. The time to full asks
-        # this hundreds of times per estimate: overpotential_v is written out here, unchanged.
-        c, r, asinh, sqrt = self.capacity_ah, self.r_group_ohm, math.asinh, math.sqrt
+        # under the root, then climbs to it from below, never past it.
+        tenth_c, inv_c = 0.1 * c, 1.0 / c
         amps = ceiling_a
         for _ in range(8):
-            x = amps / (0.1 * c)
-            over = amps * r + 0.1 * asinh(max(0.0, amps / c) / 0.1) if amps > 0 else 0.0
-            error = over - headroom
-            slope = r + (1.0 / c) / sqrt(1.0 + x * x)
-            step = error / slope
-            amps = max(0.0, amps - step)
-            if abs(step) < 1e-5:
+            x = amps / tenth_c
+            step = (over - headroom) / (r + inv_c / sqrt(1.0 + x * x))
+            amps -= step
+            if not amps > 0.0:
+                amps = 0.0
+            if -1e-5 < step < 1e-5:
                 break
-        return min(ceiling_a, amps)
+            over = amps * r + 0.1 * asinh(amps / c / 0.1) if amps > 0 else 0.0
+        return ceiling_a if amps > ceiling_a else amps
 
     def with_lead_from(self, soc_pct: float, amps: float) -> Pack:
         """Calibrated on a current measured in constant voltage: the model then agrees with it."""
@@ -159,12 +245,22 @@ def time_to_full(
 
     Integrated over state of charge in small steps (trapezoids on 1/current), each step held
     within one piece of the offered current's schedule; None when no current is offered.
+
+    What the current is at a step is told from where the taper begins for the ceiling offered
+    (:meth:`Pack.soc_taking`, once per ceiling) wherever that decides it beyond doubt: the whole
+    constant-current part, a long step that would land in the taper (taken finely instead), and
+    most of the search for the end. Only the taper is worked out by :meth:`Pack.accepts_a`; the
+    steps, and so the answer, are those it would give worked out everywhere
+    (tests/firmware/station/test_time_to_full.py holds the two to the same answers).
     """
     if pack.capacity_ah <= 0:
         return None
     soc, t = soc_pct, 0.0
     seconds_per_pct_a = 36.0 * pack.capacity_ah  # 1 % of charge at 1 A
     known: tuple[float, float, float] | None = None  # (soc, ceiling, current) from the last step
+    accepts, taking = pack.accepts_a, pack.soc_taking
+    was = math.nan  # the ceiling the edges below are for
+    cc_below = taper_above = end_a = math.nan
     for _ in range(MAX_STEPS):
         if t >= MAX_HORIZON_S:
             return None
@@ -174,13 +270,21 @@ def time_to_full(
         if ceiling <= 0.01 and 0 < hold < math.inf:
             t += hold  # no current for a while (waiting for a turn): the clock runs on
             continue
-        # The charge ends once the current tapers to the cut-off; offered less than the
-        # cut-off, it ends as soon as the taper begins.
-        end_a = min(pack.cutoff_a, ceiling - 1e-3)
+        if ceiling != was:
+            was = ceiling
+            # The charge ends once the current tapers to the cut-off; offered less than the
+            # cut-off, it ends as soon as the taper begins.
+            end_a = min(pack.cutoff_a, ceiling - 1e-3)
+            # below cc_below the pack takes the ceiling; above taper_above less than
+            # ceiling - 1e-3 (worked out when first needed)
+            cc_below = taking(ceiling) - CC_MARGIN_PCT
+            taper_above = math.nan
         if known is not None and known[0] == soc and known[1] == ceiling:
             amps = known[2]
+        elif soc < cc_below:
+            amps = ceiling
         else:
-            amps = pack.accepts_a(soc, ceiling)
+            amps = accepts(soc, ceiling)
         if amps <= end_a:
             return t  # in constant voltage at the cut-off: full
         if amps <= 0.01:
@@ -188,16 +292,35 @@ def time_to_full(
         # long steps at constant current, short ones in the taper
         step = CC_STEP_PCT if amps >= ceiling - 1e-3 else SOC_STEP_PCT
         step = min(step, target_soc_pct - soc, 100.0 - soc)
-        after = pack.accepts_a(soc + step, ceiling)
+        if soc + step < cc_below:
+            after = ceiling
+        else:
+            if step > SOC_STEP_PCT and taper_above != taper_above:  # NaN: not worked out yet
+                taper_above = taking(ceiling - 1e-3) + CC_MARGIN_PCT
+            if step > SOC_STEP_PCT and soc + step > taper_above:
+                after = -1.0  # below ceiling - 1e-3 (how far does not matter: not used)
+            else:
+                after = accepts(soc + step, ceiling)
         if step > SOC_STEP_PCT and after < ceiling - 1e-3:
             step = min(SOC_STEP_PCT, step)  # the taper begins within: take it finely
-            after = pack.accepts_a(soc + step, ceiling)
+            after = ceiling if soc + step < cc_below else accepts(soc + step, ceiling)
         if after <= end_a:
-            # the end falls within this step: find it by halving
+            # the end falls within this step: find it by halving (above end_above the pack takes
+            # no more than end_a, below end_below more)
+            at_end = taking(end_a)
+            end_above = at_end + CC_MARGIN_PCT
+            end_below = at_end - END_BAND_PCT if at_end < math.inf else -math.inf
             lo, hi = 0.0, step
             for _ in range(10):
                 mid = (lo + hi) / 2
-                if pack.accepts_a(soc + mid, ceiling) <= end_a:
+                at = soc + mid
+                if at > end_above:
+                    ended = True
+                elif at < end_below:
+                    ended = False
+                else:
+                    ended = accepts(at, ceiling) <= end_a
+                if ended:
                     hi = mid
                 else:
                     lo = mid

@@ -219,29 +219,44 @@ def base_pack(port: PortController, model: str | None, tracker: Tracker | None) 
 
     A declared end (BATT iend) wins over the end learnt: it is the BMS's own setting, where the
     end learnt is the last current seen before FULL, late by up to a look, and shared by every
-    vehicle of the same chemistry, cells, capacity and imax, whatever their chargers do."""
+    vehicle of the same chemistry, cells, capacity and imax, whatever their chargers do.
+
+    Asked every second of every charge: the declared pack is kept while the port holds the same
+    BATT, and the corrections are applied in one construction (each figure as it always was)."""
     b = port.battery
     if b is None or b.capacity_wh <= 0 or b.v_nom_v <= 0:
         return None
-    pack = declared_pack(
-        b.chemistry, b.cells_series, b.capacity_wh, b.v_nom_v, b.v_max_v, b.i_end_a
-    )
-    learned = _history(port).get(model) if model else None
-    if learned is not None:
-        pack = replace(
-            pack,
-            capacity_ah=pack.capacity_ah * learned.capacity_ratio,
-            cutoff_a=learned.cutoff_c * pack.capacity_ah if b.i_end_a is None else pack.cutoff_a,
-            r_group_ohm=learned.r_group_ohm,
-            lead_pct=learned.lead_pct,
+    kept = _declared.get(port)
+    if kept is not None and kept[0] is b:
+        pack = kept[1]
+    else:
+        pack = declared_pack(
+            b.chemistry, b.cells_series, b.capacity_wh, b.v_nom_v, b.v_max_v, b.i_end_a
         )
-    if tracker is not None:
-        if tracker.capacity_ratio is not None:
-            declared = b.capacity_wh / b.v_nom_v
-            pack = replace(pack, capacity_ah=declared * tracker.capacity_ratio)
-        if tracker.r_group_ohm is not None:
-            pack = replace(pack, r_group_ohm=tracker.r_group_ohm)
-    return pack
+        _declared[port] = (b, pack)
+    learned = _history(port).get(model) if model else None
+    ratio = tracker.capacity_ratio if tracker is not None else None
+    r_measured = tracker.r_group_ohm if tracker is not None else None
+    if learned is None and ratio is None and r_measured is None:
+        return pack
+    capacity_ah, cutoff_a = pack.capacity_ah, pack.cutoff_a
+    r_group_ohm, lead_pct = pack.r_group_ohm, pack.lead_pct
+    if learned is not None:
+        capacity_ah = pack.capacity_ah * learned.capacity_ratio
+        if b.i_end_a is None:
+            cutoff_a = learned.cutoff_c * pack.capacity_ah
+        r_group_ohm, lead_pct = learned.r_group_ohm, learned.lead_pct
+    if ratio is not None:
+        capacity_ah = b.capacity_wh / b.v_nom_v * ratio
+    if r_measured is not None:
+        r_group_ohm = r_measured
+    return Pack(
+        pack.chemistry, pack.cells, capacity_ah, pack.v_cv_cell, r_group_ohm, cutoff_a, lead_pct
+    )
+
+
+_declared: weakref.WeakKeyDictionary[Any, tuple[Battery, Pack]] = weakref.WeakKeyDictionary()
+"""Each port's declared pack and the BATT it was built from (one a port: a new BATT replaces it)."""
 
 
 def session_pack(port: PortController) -> Pack | None:
