@@ -263,23 +263,39 @@ def to_frame(message: Message, seq: int) -> Frame:
     return Frame(message.KIND, seq, message.NAME, fields)
 
 
+ENCODED_LIMIT = 128
+"""Messages whose fields' text :func:`encode` remembers (forgotten all at once when full)."""
+_encoded: dict[int, tuple[Message, str]] = {}
+"""By identity: the message itself is held, so its id cannot be another's while it is here."""
+
+
 def encode(message: Message, seq: int) -> bytes:
     """A complete line for ``message`` with sequence number ``seq`` (0..255).
 
     The line :func:`encode_frame` makes of :func:`to_frame`'s frame, byte for byte, with the same
-    errors, written here without the frame in between (tests hold the two equal).
+    errors, written here without the frame in between (tests hold the two equal). A message sent
+    again (the same object: a heartbeat, a telemetry that has not changed) was checked when it was
+    first sent and cannot have changed since: its fields' text is written again as it was.
     """
     plan = _plan(type(message))
     if not plan.direct:
         return encode_frame(to_frame(message, seq))
-    texts = _checked_texts(message, plan)
+    known = _encoded.get(id(message))
+    if known is not None and known[0] is message:
+        fields = known[1]
+    else:
+        texts = _checked_texts(message, plan)
+        fields = "".join(
+            f" {prefix}{quote(text) if check is _TEXT else text}"
+            for (_, _, _, check, _, _, prefix), text in zip(plan.fields, texts, strict=True)
+            if text is not None
+        )
+        if len(_encoded) >= ENCODED_LIMIT:
+            _encoded.clear()
+        _encoded[id(message)] = (message, fields)
     if not 0 <= seq <= 0xFF:
         raise ValueError("sequence number must be 0..255")
-    parts = [f"{message.KIND}{seq:02X} {message.NAME}"]
-    for (_, _, _, check, _, _, prefix), text in zip(plan.fields, texts, strict=True):
-        if text is not None:
-            parts.append(prefix + quote(text) if check is _TEXT else prefix + text)
-    body = " ".join(parts).encode("ascii")
+    body = f"{message.KIND}{seq:02X} {message.NAME}{fields}".encode("ascii")
     line = b"$%s*%04X\r\n" % (body, crc16(body))
     if len(line) > MAX_LINE_BYTES:
         raise ValueError(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")

@@ -256,8 +256,18 @@ class LineBuffer:
         Works on runs of bytes between the two that matter (``$`` and LF) rather than byte by
         byte: a line arrives whole or in a few pieces, and each is handled in a few steps.
         """
+        find, n = data.find, len(data)
+        if (  # the usual read: one whole line, nothing before or after it
+            not self._in_line
+            and not self._discarding
+            and n <= self._max
+            and data[:1] == b"$"
+            and find(b"\n") == n - 1
+            and find(b"$", 1) < 0
+        ):
+            return [bytes(data)]
         out: list[bytes | LineError] = []
-        find, n, i = data.find, len(data), 0
+        i = 0
         while i < n:
             if self._discarding:  # up to the next LF (consumed) or ``$`` (starts a line)
                 nl, start = find(b"\n", i), find(b"$", i)

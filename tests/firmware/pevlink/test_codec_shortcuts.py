@@ -145,3 +145,29 @@ def test_what_is_remembered_stays_bounded() -> None:
         decode(encode(Telemetry(n / 10, 41.2, 2.0, 25.0, 1), n % 255))
         assert len(codec._recent) <= codec.RECENT_LIMIT
     assert decode(encode(Heartbeat(), 3)).message == Heartbeat()
+
+
+@pytest.mark.parametrize("cls", MESSAGE_TYPES, ids=type_id)
+@FEW
+@given(data=st.data())
+def test_a_message_sent_again_gives_the_line_its_frame_gives(cls: type[Message], data: Any) -> None:
+    """The second time the same message object is encoded, its fields' text is remembered."""
+    message = data.draw(messages(cls), label="message")
+    for seq in data.draw(st.lists(st.integers(-1, 0x100), min_size=2, max_size=4), label="seqs"):
+        assert outcome(lambda s=seq: encode(message, s)) == outcome(
+            lambda s=seq: encode_frame(to_frame(message, s))
+        )
+
+
+def test_a_message_refused_once_is_refused_again() -> None:
+    bad = Telemetry(101.0, 41.2, 2.0, 25.0, 1)
+    for _ in range(2):
+        with pytest.raises(ProtocolError) as caught:
+            encode(bad, 1)
+        assert caught.value.code is ErrorCode.OUT_OF_RANGE and caught.value.field == "soc"
+
+
+def test_what_encode_remembers_stays_bounded() -> None:
+    for n in range(3 * codec.ENCODED_LIMIT):
+        encode(Telemetry(n / 10, 41.2, 2.0, 25.0, 1), 1)
+        assert len(codec._encoded) <= codec.ENCODED_LIMIT
