@@ -304,16 +304,15 @@ def encode(message: Message, seq: int) -> bytes:
 
 def from_frame(frame: Frame) -> Message:
     """Typed message from a frame; unknown fields are ignored (forward compatibility)."""
-    return _message(frame.kind, frame.seq, frame.name, frame.fields)
+    return _message(frame.kind, frame.seq, frame.name, dict(frame.fields))
 
 
-def _message(kind: str, seq: int, name: str, fields: tuple[tuple[str, str], ...]) -> Message:
+def _message(kind: str, seq: int, name: str, given: dict[str, str]) -> Message:
     cls = REGISTRY.get((kind, name))
     if cls is None:
         raise ProtocolError(
             ErrorCode.UNKNOWN_MESSAGE, f"no {kind} message named {name}"
         ).with_frame(seq, kind, name)
-    given = dict(fields)
     values: list[Value] = []
     append = values.append
     try:
@@ -364,8 +363,8 @@ def decode(line: bytes) -> Decoded:
         message = _recent.get(key)
         if message is not None:
             return Decoded(message.KIND, seq, message)
-    kind, seq, name, fields = split_body(body.decode("ascii"))
-    message = _message(kind, seq, name, fields)
+    kind, seq, name, given = split_body(body.decode("ascii"))
+    message = _message(kind, seq, name, given)
     if len(_recent) >= RECENT_LIMIT:
         _recent.clear()
     _recent[key] = message

@@ -151,7 +151,8 @@ def parse_frame(line: bytes) -> Frame:
     Raises :class:`ProtocolError` with a 1xx code for framing errors; the ``seq`` is set only once
     the checksum has been verified, because an unverified sequence number must not be answered.
     """
-    return Frame(*split_body(checked_body(line).decode("ascii")))
+    kind, seq, name, fields = split_body(checked_body(line).decode("ascii"))
+    return Frame(kind, seq, name, tuple(fields.items()))
 
 
 def checked_body(line: bytes) -> bytes:
@@ -188,8 +189,9 @@ def checked_body(line: bytes) -> bytes:
     return body
 
 
-def split_body(body: str) -> tuple[str, int, str, tuple[tuple[str, str], ...]]:
-    """(kind, seq, name, fields) of a verified body (the second half of :func:`parse_frame`)."""
+def split_body(body: str) -> tuple[str, int, str, dict[str, str]]:
+    """(kind, seq, name, fields by key, in line order) of a verified body (the second half of
+    :func:`parse_frame`)."""
     tokens = body.split(" ")
     head = tokens[0]
     if len(head) < 1 or head[0] not in KINDS:
@@ -203,21 +205,19 @@ def split_body(body: str) -> tuple[str, int, str, tuple[tuple[str, str], ...]]:
             seq, kind, None
         )
     name = tokens[1]
-    fields: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    fields: dict[str, str] = {}
     good_keys = _good_keys
     try:
         for token in tokens[2:]:
             key, sep, value = token.partition("=")
             if not sep or not (key in good_keys or _good(key, _KEY, good_keys)):
                 raise ProtocolError(ErrorCode.MALFORMED, f"field {token[:16]!r} is not key=value")
-            if key in seen:
+            if key in fields:
                 raise ProtocolError(ErrorCode.DUPLICATE_FIELD, f"{key} appears twice", field=key)
-            seen.add(key)
-            fields.append((key, unquote(value, key) if "%" in value else value))
+            fields[key] = unquote(value, key) if "%" in value else value
     except ProtocolError as exc:
         raise exc.with_frame(seq, kind, name) from None
-    return kind, seq, name, tuple(fields)
+    return kind, seq, name, fields
 
 
 @dataclass(frozen=True, slots=True)
