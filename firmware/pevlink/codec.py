@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from binascii import crc_hqx
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -22,7 +23,6 @@ from firmware.pevlink.framing import (
     SEQ_BYTES,
     Frame,
     checked_body,
-    crc16,
     encode_frame,
     good_key,
     good_name,
@@ -296,7 +296,7 @@ def encode(message: Message, seq: int) -> bytes:
     if not 0 <= seq <= 0xFF:
         raise ValueError("sequence number must be 0..255")
     body = f"{message.KIND}{seq:02X} {message.NAME}{fields}".encode("ascii")
-    line = b"$%s*%04X\r\n" % (body, crc16(body))
+    line = b"$%s*%04X\r\n" % (body, crc_hqx(body, 0xFFFF))  # crc16(), as checked_body does
     if len(line) > MAX_LINE_BYTES:
         raise ValueError(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
     return line
@@ -343,7 +343,9 @@ class Decoded:
 
 
 RECENT_LIMIT = 128
-"""Bodies remembered by :func:`decode` (a few per link; forgotten all at once when full)."""
+"""Bodies remembered by :func:`decode` (a few per link; forgotten all at once when full). Shared by
+every link of the process, as is what :func:`encode` remembers: each use is one dict operation, so
+links on other threads can only make each other miss."""
 _recent: dict[bytes, Message] = {}
 
 
