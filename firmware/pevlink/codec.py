@@ -224,7 +224,7 @@ def _checked_texts(message: Message, plan: _Plan) -> list[str | None]:
             append(None)
             continue
         kind = type(value)
-        if check is _FAST_DEC and (kind is float or kind is int):
+        if check == _FAST_DEC and (kind is float or kind is int):
             number = float(value)
             if not math.isfinite(number):
                 raise ProtocolError(
@@ -233,8 +233,8 @@ def _checked_texts(message: Message, plan: _Plan) -> list[str | None]:
             text = _format_decimal(number)
             if not lo <= number <= hi:  # outside as a number: the text may still round inside
                 _decode_value(spec, text)
-        elif (check is _FAST_INT or check is _FAST_HEX) and kind is int and lo <= value <= hi:
-            text = str(value) if check is _FAST_INT else f"{value:X}"
+        elif check in (_FAST_INT, _FAST_HEX) and kind is int and lo <= value <= hi:
+            text = str(value) if check == _FAST_INT else f"{value:X}"
         else:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ProtocolError(
@@ -286,7 +286,7 @@ def encode(message: Message, seq: int) -> bytes:
     else:
         texts = _checked_texts(message, plan)
         fields = "".join(
-            f" {prefix}{quote(text) if check is _TEXT else text}"
+            f" {prefix}{quote(text) if check == _TEXT else text}"
             for (_, _, _, check, _, _, prefix), text in zip(plan.fields, texts, strict=True)
             if text is not None
         )
@@ -324,7 +324,7 @@ def _message(kind: str, seq: int, name: str, given: dict[str, str]) -> Message:
                         ErrorCode.MISSING_FIELD, f"{spec.key} is required", field=spec.key
                     )
                 append(None)
-            elif check is _FAST_DEC and _DEC.match(text) and lo <= (number := float(text)) <= hi:
+            elif check == _FAST_DEC and _DEC.match(text) and lo <= (number := float(text)) <= hi:
                 append(number)
             else:
                 append(_decode_value(spec, text))
