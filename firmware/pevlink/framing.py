@@ -25,7 +25,14 @@ KINDS = ("Q", "R", "N")
 _NAME = re.compile(r"[A-Z][A-Z0-9]{0,7}\Z")
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,11}\Z")
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}\Z")
-_HEX4 = re.compile(r"[0-9A-Fa-f]{4}\Z")
+SEQ_TEXT: dict[str, int] = {
+    f"{hi}{lo}": int(f"{hi}{lo}", 16)
+    for hi in "0123456789ABCDEFabcdef"
+    for lo in "0123456789ABCDEFabcdef"
+}
+SEQ_BYTES: dict[bytes, int] = {text.encode("ascii"): seq for text, seq in SEQ_TEXT.items()}
+"""Every two-digit hexadecimal sequence number, in either case, and its value."""
+_HEX4_BYTES = re.compile(rb"[0-9A-Fa-f]{4}\Z")
 _SAFE_VALUE = re.compile(rb"[!#&'()+,\-./0-9:;<>?@A-Z\[\]^_`a-z{|}~]")
 _SAFE_TEXT = re.compile(r"[!#&'()+,\-./0-9:;<>?@A-Z\[\]^_`a-z{|}~]*\Z")
 """A value made only of safe characters goes on the wire as it is (the common case)."""
@@ -44,6 +51,16 @@ def _good(word: str, pattern: re.Pattern[str], seen: set[str]) -> bool:
     if len(seen) < _KNOWN_LIMIT:
         seen.add(word)
     return True
+
+
+def good_name(word: str) -> bool:
+    """A well-formed message name (``[A-Z][A-Z0-9]{0,7}``)."""
+    return _good(word, _NAME, _good_names)
+
+
+def good_key(word: str) -> bool:
+    """A well-formed field key (``[a-z][a-z0-9_]{0,11}``)."""
+    return _good(word, _KEY, _good_keys)
 
 
 def crc16(data: bytes) -> int:
@@ -134,6 +151,13 @@ def parse_frame(line: bytes) -> Frame:
     Raises :class:`ProtocolError` with a 1xx code for framing errors; the ``seq`` is set only once
     the checksum has been verified, because an unverified sequence number must not be answered.
     """
+    kind, seq, name, fields = split_body(checked_body(line).decode("ascii"))
+    return Frame(kind, seq, name, tuple(fields.items()))
+
+
+def checked_body(line: bytes) -> bytes:
+    """The characters between ``$`` and ``*`` of one line, once its length, characters and
+    checksum are verified (the first half of :func:`parse_frame`)."""
     if len(line) > MAX_LINE_BYTES:
         raise ProtocolError(ErrorCode.TOO_LONG, f"{len(line)} bytes, limit {MAX_LINE_BYTES}")
     text = line
@@ -147,50 +171,53 @@ def parse_frame(line: bytes) -> Frame:
         for byte in text:
             if byte < 0x20 or byte > 0x7E:
                 raise ProtocolError(ErrorCode.CHARSET, f"byte 0x{byte:02X} is not printable ASCII")
-    if b"$" in text[1:]:
+    if text.find(b"$", 1) >= 0:
         raise ProtocolError(ErrorCode.TRUNCATED, "a new line starts inside this one")
     star = text.rfind(b"*")
     if star < 0:
         raise ProtocolError(ErrorCode.TRUNCATED, "no '*' checksum marker")
-    body, crc_text = text[1:star], text[star + 1 :].decode("ascii")
-    if len(crc_text) < 4 and all(c in "0123456789abcdefABCDEF" for c in crc_text):
-        raise ProtocolError(ErrorCode.TRUNCATED, "checksum is incomplete")
-    if not _HEX4.match(crc_text):
+    body, crc_text = text[1:star], text[star + 1 :]
+    if not _HEX4_BYTES.match(crc_text):
+        shown = crc_text.decode("ascii")
+        if len(shown) < 4 and all(c in "0123456789abcdefABCDEF" for c in shown):
+            raise ProtocolError(ErrorCode.TRUNCATED, "checksum is incomplete")
         raise ProtocolError(ErrorCode.MALFORMED, "checksum must be four hexadecimal digits")
-    expected = crc16(body)
+    expected = binascii.crc_hqx(body, 0xFFFF)  # crc16(), without a call of our own per line
     if int(crc_text, 16) != expected:
-        raise ProtocolError(ErrorCode.CHECKSUM, f"got {crc_text.upper()}, computed {expected:04X}")
-    return _split_body(body.decode("ascii"))
+        shown = crc_text.decode("ascii").upper()
+        raise ProtocolError(ErrorCode.CHECKSUM, f"got {shown}, computed {expected:04X}")
+    return body
 
 
-def _split_body(body: str) -> Frame:
+def split_body(body: str) -> tuple[str, int, str, dict[str, str]]:
+    """(kind, seq, name, fields by key, in line order) of a verified body (the second half of
+    :func:`parse_frame`)."""
     tokens = body.split(" ")
     head = tokens[0]
     if len(head) < 1 or head[0] not in KINDS:
         raise ProtocolError(ErrorCode.UNKNOWN_KIND, f"kind {head[:1]!r} is not Q, R or N")
     kind = head[0]
-    if not _HEX2.match(head[1:]):
+    seq = SEQ_TEXT.get(head[1:])
+    if seq is None:
         raise ProtocolError(ErrorCode.BAD_SEQUENCE, f"sequence {head[1:]!r} is not two hex digits")
-    seq = int(head[1:], 16)
     if len(tokens) < 2 or not _good(tokens[1], _NAME, _good_names):
         raise ProtocolError(ErrorCode.MALFORMED, "missing or invalid message name").with_frame(
             seq, kind, None
         )
     name = tokens[1]
-    fields: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    fields: dict[str, str] = {}
+    good_keys = _good_keys
     try:
         for token in tokens[2:]:
             key, sep, value = token.partition("=")
-            if not sep or not _good(key, _KEY, _good_keys):
+            if not sep or not (key in good_keys or _good(key, _KEY, good_keys)):
                 raise ProtocolError(ErrorCode.MALFORMED, f"field {token[:16]!r} is not key=value")
-            if key in seen:
+            if key in fields:
                 raise ProtocolError(ErrorCode.DUPLICATE_FIELD, f"{key} appears twice", field=key)
-            seen.add(key)
-            fields.append((key, unquote(value, key)))
+            fields[key] = unquote(value, key) if "%" in value else value
     except ProtocolError as exc:
         raise exc.with_frame(seq, kind, name) from None
-    return Frame(kind, seq, name, tuple(fields))
+    return kind, seq, name, fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +256,18 @@ class LineBuffer:
         Works on runs of bytes between the two that matter (``$`` and LF) rather than byte by
         byte: a line arrives whole or in a few pieces, and each is handled in a few steps.
         """
+        find, n = data.find, len(data)
+        if (  # the usual read: one whole line, nothing before or after it
+            not self._in_line
+            and not self._discarding
+            and n <= self._max
+            and data[:1] == b"$"
+            and find(b"\n") == n - 1
+            and find(b"$", 1) < 0
+        ):
+            return [bytes(data)]
         out: list[bytes | LineError] = []
-        find, n, i = data.find, len(data), 0
+        i = 0
         while i < n:
             if self._discarding:  # up to the next LF (consumed) or ``$`` (starts a line)
                 nl, start = find(b"\n", i), find(b"$", i)

@@ -32,6 +32,9 @@ from hal.clock import Clock, wait_for
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT = Heartbeat()
+"""The one heartbeat every link sends (messages are immutable; the codec knows it once sent)."""
+
 
 class ByteTransport(Protocol):
     """What a link needs from a serial port (hal.interfaces.SerialLink has this shape)."""
@@ -110,15 +113,19 @@ class Link:
         self._seq = self._seq % 255 + 1  # 01..FF, 00 never used by a request
         return self._seq
 
-    async def _write(self, line: bytes, decoded: Decoded) -> None:
+    async def _write(self, line: bytes, seq: int, message: Message) -> None:
         if self.muted:
             return
-        async with self._write_lock:
+        lock = self._write_lock  # one line at a time: a serial port's write may await
+        await lock.acquire()
+        try:
             await self._transport.write(line)
+        finally:
+            lock.release()
         self.last_tx = self._clock.monotonic()
         self.stats.lines_out += 1
         if self.observer is not None:
-            self.observer("tx", line, decoded)
+            self.observer("tx", line, Decoded(message.KIND, seq, message))
 
     async def write_raw(self, data: bytes) -> None:
         """Bytes as they are (garbage injection, the console's raw mode)."""
@@ -126,8 +133,8 @@ class Link:
             await self._transport.write(data)
 
     async def notify(self, message: Message) -> None:
-        seq = self._next_seq()
-        await self._write(encode(message, seq), Decoded(message.KIND, seq, message))
+        seq = self._seq = self._seq % 255 + 1  # as _next_seq(): every line of every port
+        await self._write(encode(message, seq), seq, message)
 
     async def request(self, message: Message, *, timeout: float | None = None) -> Message:
         """Send a request and return the peer's reply; NAK raises :class:`NakError`.
@@ -151,7 +158,7 @@ class Link:
                 for attempt in range(self._retries + 1):
                     if attempt:
                         self.stats.retries += 1
-                    await self._write(line, Decoded(message.KIND, seq, message))
+                    await self._write(line, seq, message)
                     try:
                         reply = await wait_for(self._clock, asyncio.shield(future), wait)
                     except TimeoutError:
@@ -191,7 +198,7 @@ class Link:
             await self._clock.sleep(wait)
             now = self._clock.monotonic()
             if self.last_tx is None or now - self.last_tx >= period:
-                await self.notify(Heartbeat())
+                await self.notify(HEARTBEAT)
             last = self.last_tx
             if last is None:
                 wait = half
@@ -221,13 +228,19 @@ class Link:
                 self._report(item, err)
                 if err.kind == "Q" and err.seq is not None and not err.code.is_link_error:
                     nak = nak_for(err)
-                    await self._write(_encode_reply(nak, err.seq), Decoded("R", err.seq, nak))
+                    await self._write(_encode_reply(nak, err.seq), err.seq, nak)
                 continue
             self.last_rx = self._clock.monotonic()
             self.stats.lines_in += 1
             if self.observer is not None:
                 self.observer("rx", item, decoded)
-            await self._dispatch(item, decoded)
+            if decoded.kind != "N":
+                await self._dispatch(item, decoded)
+            elif self._on_notice is not None:  # most lines: handled here, in the reader's loop
+                try:
+                    await self._on_notice(decoded.message)
+                except Exception:
+                    log.exception("%s: notice handler failed on %s", self.name, decoded.message)
 
     def _report(self, line: bytes, err: ProtocolError) -> None:
         self.stats.count_error(err.code)
@@ -236,6 +249,7 @@ class Link:
             self.observer("rx", line, err)
 
     async def _dispatch(self, line: bytes, decoded: Decoded) -> None:
+        """A reply or a request (:meth:`feed` hands notices to their handler itself)."""
         if decoded.kind == "R":
             future = self._pending.get(decoded.seq)
             expected = self._expected.get(decoded.seq)
@@ -250,17 +264,11 @@ class Link:
             if future is not None and not future.done():
                 future.set_result(decoded)
             return
-        if decoded.kind == "N":
-            if self._on_notice is not None:
-                try:
-                    await self._on_notice(decoded.message)
-                except Exception:
-                    log.exception("%s: notice handler failed on %s", self.name, decoded.message)
-            return
         cached = self._answered.get(decoded.seq)
         if cached is not None and cached[0] == line:
             self.stats.duplicates += 1
-            await self._write(cached[1], decode(cached[1]))
+            again = decode(cached[1])
+            await self._write(cached[1], again.seq, again.message)
             return
         task = asyncio.create_task(self._answer(line, decoded))
         self._handler_tasks.add(task)
@@ -280,7 +288,7 @@ class Link:
                 reply = Nak(ErrorCode.BUSY.wire, text="internal error")
         out = _encode_reply(reply, decoded.seq)
         self._answered = {decoded.seq: (line, out)}
-        await self._write(out, Decoded(reply.KIND, decoded.seq, reply))
+        await self._write(out, decoded.seq, reply)
 
     def reset(self) -> None:
         """Forget link state after the peer rebooted (its BOOT notice)."""

@@ -105,6 +105,8 @@ class VehicleAgent:
         self.stop_sent = False
         self.garbage = False
         self._restart = asyncio.Event()
+        self._last_tel: Telemetry | None = None
+        self._last_tel_values: tuple[float | int, ...] = ()
         self.on_event: Callable[[str], None] | None = None
 
     # --- faults -----------------------------------------------------------------------------------
@@ -256,17 +258,22 @@ class VehicleAgent:
         if flags & int(BmsFlag.CELL_OV):
             await self._send_fault("cellov", "A cell is over its maximum voltage")
         voltage = v.terminal_voltage_v * self._voltage_scale()
-        cells = [v.cell_min_v, v.cell_max_v]
-        tel = Telemetry(
-            soc_pct=round(min(100.0, max(0.0, v.soc_pct)), 1),
-            voltage_v=round(min(250.0, voltage), 2),
-            current_a=round(v.current_a, 2),
-            temperature_c=round(v.temperature_c, 1),
-            flags=flags,
-            cell_min_v=round(min(5.0, max(0.0, cells[0])), 3),
-            cell_max_v=round(min(5.0, max(0.0, cells[1])), 3),
-            wanted_a=round(min(50.0, max(0.0, v.wants_current_a)), 2),
+        values = (  # Telemetry's fields, in order: soc, v, i, temp, flags, cmin, cmax, ireq
+            round(min(100.0, max(0.0, v.soc_pct)), 1),
+            round(min(250.0, voltage), 2),
+            round(v.current_a, 2),
+            round(v.temperature_c, 1),
+            flags,
+            round(min(5.0, max(0.0, v.cell_min_v)), 3),
+            round(min(5.0, max(0.0, v.cell_max_v)), 3),
+            round(min(50.0, max(0.0, v.wants_current_a)), 2),
         )
+        tel = self._last_tel
+        if tel is None or values != self._last_tel_values:
+            tel = self._last_tel = Telemetry(*values)
+            self._last_tel_values = values
+        # else the same numbers as last time: the same message, which the codec has checked and
+        # written once already (a pack at rest, or in a slow taper, reports the same for minutes)
         with contextlib.suppress(OSError, ProtocolError):
             await self.link.notify(tel)
 
