@@ -141,8 +141,10 @@ class QuietVehicleAgent(VehicleAgent):
         await super()._send_telemetry()
 
     async def _on_notice(self, message: Message) -> None:
-        if not isinstance(message, Heartbeat):  # a SUM, FAULT or BOOT may turn power off
-            self._sync(True)
+        if isinstance(message, Heartbeat):
+            await super()._on_notice(message)  # the station still speaks: nothing to look at
+            return
+        self._sync(True)  # a SUM, FAULT or BOOT may turn power off
         await super()._on_notice(message)
         self._wake.set()  # a BOOT restarts the conversation; a SUM or FAULT turns power off
 
