@@ -206,36 +206,42 @@ class BenchWorld:
         """Advance one port's physics to the present, unless it is steady and lags by less than
         ``steady_step_s`` (the fast runner; ``force`` overrides: something is about to change).
 
-        A port is steady when its load says so (a vehicle's current settled on its target, or
-        off) and its relay conducts as it did at the last step: meanwhile the sensor and the
-        vehicle's telemetry move by about what they resolve, and one longer step later gives the
-        same charge (the current's response is exact over any step; the energy and the heat
-        integrate a current that does not change)."""
+        A port is steady for as long as its load says (a vehicle's current settled on its target
+        or off: unbounded; in its taper: until the current could have moved 2 mA, 1 s at most)
+        and its relay conducts as it did at the last step: meanwhile the sensor and the vehicle's
+        telemetry move by about what they resolve, and one longer step later gives the same
+        charge (the current's response is exact over any step)."""
         port = self.ports[port_id]
         now = self.clock.monotonic()
         if (
             not force
-            and now - self._port_last.get(port_id, self._last) < self.steady_step_s
-            and self._steady(port)
+            and self.steady_step_s > 0
+            and now - self._port_last.get(port_id, self._last) < self._steady_for(port)
         ):
             return
         self._catch_up(port, now)
 
-    def _steady(self, port: SimPort) -> bool:
+    def _steady_for(self, port: SimPort) -> float:
+        """How long this port's physics may lag: what its load says (0 when it says nothing),
+        unless its relay no longer conducts as it did at the last step."""
         if port.stage is not None or port.charger is not None or port.stuck_reading is not None:
-            return False
+            return 0.0
         load = port.load
-        if load is None or not getattr(load, "steady", False):
-            return False
-        return self._port_conducting.get(port.port_id) == port.relay.conducting
+        steady_for = getattr(load, "steady_for_s", None)
+        if steady_for is None:
+            return 0.0
+        horizon: float = steady_for()
+        if horizon <= 0.0 or self._port_conducting.get(port.port_id) != port.relay.conducting:
+            return 0.0
+        return min(horizon, self.steady_step_s)
 
     def _catch_up(self, port: SimPort, now: float) -> None:
         remaining = now - self._port_last.get(port.port_id, self._last)
         if remaining <= 1e-9:
             return
         longest = self.physics_dt_s
-        if self.steady_step_s > longest and self._steady(port):
-            longest = self.steady_step_s  # nothing moves fast: one step where several were
+        if self.steady_step_s > longest:
+            longest = max(longest, self._steady_for(port))  # one step where several were
         if self.steady_step_s > 0 and self._port_conducting.get(port.port_id):
             # A lagging port whose watchdog's hold ran out meanwhile (no switch was made, so
             # nothing brought it to the present): it conducted until then.

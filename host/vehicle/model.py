@@ -39,6 +39,8 @@ _STEADY_MARGIN_V = 0.01
 of its curve a cell at 1 C rises about 1.5 mV a second, so a long step does not cross into the
 taper unseen."""
 _STEADY_NEAR_C = 1.0
+_TAPER_STEP_S = 1.0
+"""The longest step in the taper, where the current falls a few tenths of a mA a second."""
 """A pack this close to a temperature where its BMS changes what it takes is not steady."""
 _CELL_OV_DEBOUNCE_S = 2.0
 _FULL_CELL_MARGIN_V = 0.03  # how far below its charge voltage a cell still counts as there
@@ -88,6 +90,8 @@ class SimVehicle:
     _grant_seen: float = 0.0
     """The grant as of the last step."""
     _cv_margin_v: float = math.inf
+    _steady_s: float = 0.0
+    """What :meth:`steady_for_s` says as of the last step."""
     """How far the highest cell stood below its setpoint at the last step, at its target."""
     _thermal: ThermalModel | None = None
     on_board_controller: bool = True
@@ -182,21 +186,39 @@ class SimVehicle:
             high = max(high, CELL_LIMITS[self.spec.chemistry][1] + 0.05)
         return high
 
+    def steady_for_s(self) -> float:
+        """How long the state of the last step holds within what the sensors resolve, until
+        something outside changes it (its grant, its supply, a fault): unbounded for a current
+        settled on its target (or off), about 2 mA's worth of change in the taper, 0 while the
+        current moves, near the taper's start or a temperature edge of the BMS, or after a stop.
+        A world may then step it less often (hal/sim/world.py ``sync_port``)."""
+        if self.faults or self.grant_a != self._grant_seen:
+            return 0.0
+        return self._steady_s
+
     @property
     def steady(self) -> bool:
-        """Only slow drift until something outside changes (its grant, its supply, a fault): the
-        current settled on its target (or off), not held back by the cells, no fault, no stop.
-        A world may then step it less often (hal/sim/world.py ``sync_port``)."""
-        if self.faults or self._bms_stopped or self._cv or not self.on_board_controller:
-            return False
-        if self._cv_margin_v <= _STEADY_MARGIN_V:
-            return False  # the taper is near: it must start when it starts
+        return self.steady_for_s() > 0.0
+
+    def _steadiness(self, before_a: float, dt_s: float) -> float:
+        """:meth:`steady_for_s` as of the step just taken (from ``before_a`` over ``dt_s``)."""
+        if self._bms_stopped or not self.on_board_controller:
+            return 0.0
         t, s = self.temperature_c, self.spec
         for edge in (5.0, 15.0, s.t_min_c, s.t_max_c, s.t_max_c + 5.0):
             if abs(t - edge) < _STEADY_NEAR_C:
-                return False  # the BMS's limit changes at these
-        settled = abs(self.current_a - self._target_a) <= _STEADY_A
-        return settled and self.grant_a == self._grant_seen
+                return 0.0  # the BMS's limit changes at these
+        if abs(self.current_a - self._target_a) > _STEADY_A or self._ramping:
+            return 0.0
+        if self._cv:
+            # In the taper the current falls slowly: a step may last until it could have moved
+            # by the sensor's resolution, and no longer than _TAPER_STEP_S (the end is seen late
+            # by at most two such steps).
+            slope = abs(self.current_a - before_a) / dt_s
+            return _TAPER_STEP_S if slope * _TAPER_STEP_S <= 2 * _STEADY_A else 0.0
+        if self._cv_margin_v <= _STEADY_MARGIN_V:
+            return 0.0  # the taper is near: it must start when it starts
+        return math.inf
 
     @property
     def in_window(self) -> bool:
@@ -302,6 +324,7 @@ class SimVehicle:
     def advance(self, dt_s: float, supply_closed: bool) -> None:
         if dt_s <= 0:
             return
+        before_a = self.current_a
         self._ramping = False
         self._grant_seen = self.grant_a
         if not supply_closed:
@@ -331,6 +354,7 @@ class SimVehicle:
         self._integrate(dt_s)
         self._bms(dt_s)
         self._update_state()
+        self._steady_s = self._steadiness(before_a, dt_s)
 
     def _cv_limit(self, ceiling: float) -> float:
         """The current that holds the highest cell at its constant-voltage setpoint.

@@ -83,3 +83,31 @@ def test_constant_voltage_begins_within_one_steady_step_of_the_reference() -> No
             world.sync_port(1)
         began[steady] = clock.now
     assert began[STEADY_STEP_S] - began[0.0] <= STEADY_STEP_S
+
+
+def test_the_taper_is_stepped_less_often_and_ends_full_within_a_taper_step() -> None:
+    """In constant voltage the current falls slowly: steps of up to 1 s, and its end seen at most
+    two such steps late (a step takes the current the cells allowed at its start)."""
+    full_at: dict[float, float] = {}
+    steps: dict[float, int] = {}
+    for steady in (0.0, STEADY_STEP_S):
+        clock, world, vehicle, watchdog = charging(steady, "scooter-ninebot-max", 97.0)
+        taken = [0]
+        advance = vehicle.advance
+
+        def counted(
+            dt_s: float, closed: bool, advance: object = advance, taken: list[int] = taken
+        ) -> None:
+            taken[0] += 1
+            advance(dt_s, closed)  # type: ignore[operator]
+
+        vehicle.advance = counted  # type: ignore[method-assign]
+        i = 0
+        while vehicle.state.name != "FULL" and i < int(3600.0 / PASS_S):
+            i += 1
+            clock.now = round(i * PASS_S, 6)
+            watchdog.kick()
+            world.sync_port(1)
+        full_at[steady], steps[steady] = clock.now, taken[0]
+    assert abs(full_at[STEADY_STEP_S] - full_at[0.0]) <= 2 * 1.0 + PASS_S
+    assert steps[STEADY_STEP_S] < steps[0.0] / 4
