@@ -12,25 +12,7 @@ from hal.sim.relay import SimRelay
 from hal.sim.world import BenchWorld
 from host.vehicle.catalog import load_catalog
 from host.vehicle.model import SimVehicle
-
-
-class HandClock:
-    """Time the test moves by hand, with nothing asleep on it (the world has no timer here)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        raise AssertionError("nothing sleeps in these tests")
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.hal.hand_clock import HandClock
 
 
 def charging_world(steady_step_s: float) -> tuple[HandClock, BenchWorld, SimVehicle, SimRelay]:

@@ -14,25 +14,10 @@ from hal.sim.world import BenchWorld
 from host.scenario.fast import STEADY_STEP_S
 from host.vehicle.catalog import load_catalog
 from host.vehicle.model import SimVehicle
+from tests.hal.hand_clock import HandClock
 
 PASS_S = 0.05
 """A supervisor pass: the watchdog kicked, then every port read."""
-
-
-class HandClock:
-    """Time the test moves by hand (the world has no timer here)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        raise AssertionError("nothing sleeps in these tests")
 
 
 def charging(
