@@ -213,13 +213,10 @@ class BenchWorld:
         charge (the current's response is exact over any step)."""
         port = self.ports[port_id]
         now = self.clock.monotonic()
-        if (
-            not force
-            and self.steady_step_s > 0
-            and now - self._port_last.get(port_id, self._last) < self._steady_for(port)
-        ):
+        horizon = self._steady_for(port) if self.steady_step_s > 0 else 0.0
+        if not force and now - self._port_last.get(port_id, self._last) < horizon:
             return
-        self._catch_up(port, now)
+        self._catch_up(port, now, horizon)
 
     def _steady_for(self, port: SimPort) -> float:
         """How long this port's physics may lag: what its load says (0 when it says nothing),
@@ -235,13 +232,15 @@ class BenchWorld:
             return 0.0
         return min(horizon, self.steady_step_s)
 
-    def _catch_up(self, port: SimPort, now: float) -> None:
+    def _catch_up(self, port: SimPort, now: float, horizon: float | None = None) -> None:
+        """Step ``port`` to ``now``; a steady one (``horizon``: :meth:`_steady_for`, worked out
+        here when not given) in one step where several were."""
         remaining = now - self._port_last.get(port.port_id, self._last)
         if remaining <= 1e-9:
             return
-        longest = self.physics_dt_s
-        if self.steady_step_s > longest:
-            longest = max(longest, self._steady_for(port))  # one step where several were
+        if horizon is None:
+            horizon = self._steady_for(port) if self.steady_step_s > 0 else 0.0
+        longest = max(self.physics_dt_s, horizon)
         if self.steady_step_s > 0 and self._port_conducting.get(port.port_id):
             # A lagging port whose watchdog's hold ran out meanwhile (no switch was made, so
             # nothing brought it to the present): it conducted until then.
